@@ -1,0 +1,1 @@
+//! Binary codec for Raft messages (in progress).

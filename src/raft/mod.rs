@@ -1,0 +1,93 @@
+//! The consensus core: Raft as a deterministic, sans-IO state machine.
+//!
+//! Nothing in here touches a socket, a clock, a thread or an unseeded random source.
+//! Inputs are messages, proposals, the current time and acknowledgements; outputs are
+//! collected in a [`Ready`]. The same core runs under the simulator's virtual time
+//! ([`crate::sim`]) and under tokio with real transports.
+//!
+//! # Driving a node
+//!
+//! ```
+//! use bytes::Bytes;
+//! use raftbench::raft::{Config, MemStore, LogStore, RaftNode, Time};
+//!
+//! // A one-node cluster elects itself at its first election timeout.
+//! let mut node = RaftNode::new(Config::new(1, vec![1]), 42, Time::ZERO).unwrap();
+//! let mut store = MemStore::new();
+//! let mut now = Time::ZERO;
+//! let mut applied = Vec::new();
+//!
+//! for step in 0..3 {
+//!     // 1. Feed inputs: timers when due, messages from peers (`node.step`), proposals.
+//!     now = now.max(node.next_deadline());
+//!     node.tick(now);
+//!     if step == 1 {
+//!         node.propose(Bytes::from_static(b"put x 1"), now).unwrap();
+//!     }
+//!     // 2. Collect and carry out what the node asks, in the order Ready documents.
+//!     let rd = node.ready();
+//!     // rd.messages: hand to the transport now.
+//!     if let Some(hs) = rd.hard_state {
+//!         store.save_hard_state(hs).unwrap();
+//!     }
+//!     if let Some(last) = rd.entries.last() {
+//!         store.append(&rd.entries).unwrap();
+//!         node.persisted(last.index, last.term);
+//!     }
+//!     // rd.persisted_messages: hand to the transport only now, after the disk write.
+//!     for e in &rd.committed {
+//!         applied.push(e.data.clone()); // apply to the state machine
+//!     }
+//!     if let Some(e) = rd.committed.last() {
+//!         node.applied(e.index);
+//!     }
+//!     if let Some(upto) = rd.compact_to {
+//!         store.compact(upto).unwrap();
+//!     }
+//!     // 3. Acknowledgements may produce more work (the leader's own persist can commit).
+//!     while node.has_ready() {
+//!         let rd = node.ready();
+//!         for e in &rd.committed {
+//!             applied.push(e.data.clone());
+//!         }
+//!         if let Some(e) = rd.committed.last() {
+//!             node.applied(e.index);
+//!         }
+//!     }
+//! }
+//! assert!(applied.contains(&Bytes::from_static(b"put x 1")));
+//! ```
+//!
+//! A real driver loops: wait until `next_deadline()` or until a message or proposal
+//! arrives; feed everything that arrived (`step`, `propose`, `tick`); then drain
+//! `ready()` until `has_ready()` is false. Feeding many inputs before one `ready()`
+//! is what lets batches grow with load: proposals only join the log, and the
+//! AppendEntries that carry them are built in `ready()`, once per round.
+//!
+//! # What the pieces are
+//! - [`RaftNode`]: roles, terms, votes, the log consistency check, commit.
+//! - [`Progress`] and [`Inflights`]: the leader's view of each follower and its pipeline window.
+//! - [`Batcher`]: proposals held for the optional linger.
+//! - [`RaftLog`]: the in-memory log after a discarded prefix.
+//! - [`LogStore`]: where the driver persists; [`MemStore`] in memory.
+
+pub mod batcher;
+pub mod config;
+pub mod log;
+pub mod message;
+pub mod node;
+pub mod progress;
+pub mod store;
+pub mod types;
+
+pub use batcher::Batcher;
+pub use config::{CommitMode, Config, ConfigError, ReplicationTrigger};
+pub use log::RaftLog;
+pub use message::{
+    AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
+    RequestVote, RequestVoteResponse,
+};
+pub use node::{Event, ProposeError, RaftNode, Ready, RestoreError, StepError, Stats};
+pub use progress::{Inflights, Progress, ProgressState};
+pub use store::{LogStore, MemStore, StoreError};
+pub use types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time, ENTRY_OVERHEAD};

@@ -1,0 +1,1061 @@
+//! One Raft node as a deterministic state machine: inputs in, [`Ready`] out.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::batcher::Batcher;
+use super::config::{CommitMode, Config, ConfigError, ReplicationTrigger};
+use super::log::RaftLog;
+use super::message::{
+    AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
+    RequestVote, RequestVoteResponse,
+};
+use super::progress::{Progress, ProgressState};
+use super::store::{LogStore, StoreError};
+use super::types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time};
+
+/// Something the driver should know about, beyond what to send, persist and apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The node took a new role (in `term`).
+    RoleChanged {
+        /// The term the role belongs to.
+        term: Term,
+        /// The new role.
+        role: Role,
+    },
+    /// The node learned who leads `term` (None: nobody it knows of).
+    LeaderChanged {
+        /// The term.
+        term: Term,
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The commit index moved from `from` to `to` at the time of the input being handled.
+    /// On the leader this is when the entries committed; on a follower, when it learned it.
+    CommitAdvanced {
+        /// Old commit index.
+        from: Index,
+        /// New commit index.
+        to: Index,
+    },
+}
+
+/// What the driver must do after feeding the node inputs, in this order:
+/// send `messages`; persist `hard_state` and `entries`, then call
+/// [`RaftNode::persisted`]; send `persisted_messages`; apply `committed`, then call
+/// [`RaftNode::applied`]; discard the store's prefix up to `compact_to`.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Messages that may leave at once (a leader's AppendEntries need not wait for its own disk).
+    pub messages: Vec<Message>,
+    /// New hard state to persist, if it changed.
+    pub hard_state: Option<HardState>,
+    /// Entries to persist; any stored entry at or after the first one's index is replaced.
+    pub entries: Vec<Entry>,
+    /// Messages that may only leave once `hard_state` and `entries` are persisted
+    /// (votes and acknowledgements promise what is on disk).
+    pub persisted_messages: Vec<Message>,
+    /// Committed entries to apply, in index order.
+    pub committed: Vec<Entry>,
+    /// The store may discard entries up to here (after persisting `entries`).
+    pub compact_to: Option<Index>,
+    /// Events, in the order they happened.
+    pub events: Vec<Event>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.hard_state.is_none()
+            && self.entries.is_empty()
+            && self.persisted_messages.is_empty()
+            && self.committed.is_empty()
+            && self.compact_to.is_none()
+            && self.events.is_empty()
+    }
+}
+
+/// Why a proposal was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader accepts proposals; the hint names the leader this node knows of.
+    #[error("not the leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The leader this node last heard from in its term, if any.
+        leader: Option<NodeId>,
+    },
+}
+
+/// Why an incoming message was refused. The node's state is unchanged when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// The sender is not a member of the cluster.
+    #[error("message from unknown node {0}")]
+    UnknownPeer(NodeId),
+    /// The message is addressed to another node.
+    #[error("message for node {to} delivered to node {me}")]
+    WrongRecipient {
+        /// The addressee.
+        to: NodeId,
+        /// This node.
+        me: NodeId,
+    },
+    /// The message contradicts itself (entries out of order, from a future term, ...).
+    #[error("malformed message from node {from}: {reason}")]
+    Malformed {
+        /// The sender.
+        from: NodeId,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Why a node could not be rebuilt from its store.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counters a node keeps about what it sent; the harness turns them into per-request costs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// AppendEntries carrying entries (or probing).
+    pub appends: u64,
+    /// Empty AppendEntries sent because the heartbeat timer fired.
+    pub heartbeats: u64,
+    /// Empty AppendEntries sent only to announce a commit (eager mode).
+    pub commit_notices: u64,
+    /// Entries carried by all AppendEntries.
+    pub entries_sent: u64,
+    /// Entry bytes (payload plus per-entry overhead) carried by all AppendEntries.
+    pub entry_bytes_sent: u64,
+    /// AppendEntries responses sent.
+    pub append_responses: u64,
+    /// Vote requests sent.
+    pub vote_requests: u64,
+    /// Vote responses sent.
+    pub vote_responses: u64,
+    /// Elections this node started.
+    pub elections: u64,
+}
+
+impl Stats {
+    /// Every AppendEntries sent, of any kind.
+    pub fn append_messages(&self) -> u64 {
+        self.appends + self.heartbeats + self.commit_notices
+    }
+}
+
+/// A Raft node: the whole of Figure 2, plus batching, pipelining and commit-notice modes.
+///
+/// See the [module documentation](super) for how to drive it.
+pub struct RaftNode {
+    cfg: Config,
+    rng: ChaCha8Rng,
+    now: Time,
+
+    term: Term,
+    voted_for: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    commit: Index,
+
+    /// Highest index the driver has persisted (in the current log).
+    persisted: Index,
+    /// Highest index handed to the driver to apply.
+    apply_handed: Index,
+    /// Highest index the driver has applied.
+    applied: Index,
+    /// Lowest index every node is known to hold, as the leader last said.
+    compact_floor: Index,
+
+    election_deadline: Time,
+    /// Leader-wide heartbeat timer (used when appends do not reset it).
+    heartbeat_deadline: Time,
+    quorum_check_deadline: Time,
+    votes: Vec<NodeId>,
+    /// Per-follower progress, in `cfg.voters` order; None in the slot of this node.
+    progress: Vec<Option<Progress>>,
+    batcher: Batcher,
+    /// Set when commit advances on the leader, for eager notices.
+    commit_dirty: bool,
+
+    hard_state_dirty: bool,
+    unpersisted_from: Option<Index>,
+    messages: Vec<Message>,
+    persisted_messages: Vec<Message>,
+    events: Vec<Event>,
+    stats: Stats,
+}
+
+impl RaftNode {
+    /// A fresh node with an empty log, as at first boot. `seed` drives its election timeouts.
+    pub fn new(cfg: Config, seed: u64, now: Time) -> Result<RaftNode, ConfigError> {
+        cfg.validate()?;
+        Ok(RaftNode::build(
+            cfg,
+            seed,
+            now,
+            HardState::default(),
+            RaftLog::default(),
+        ))
+    }
+
+    /// A node rebuilt from what it persisted, as after a crash: volatile state starts over
+    /// at the store's discarded prefix, which the driver's state machine already reflects.
+    pub fn restore(
+        cfg: Config,
+        seed: u64,
+        now: Time,
+        store: &impl LogStore,
+    ) -> Result<RaftNode, RestoreError> {
+        cfg.validate()?;
+        let (snap_index, snap_term) = store.snapshot_point();
+        let entries = store.entries(snap_index + 1, store.last_index() + 1)?;
+        let log = RaftLog::new(snap_index, snap_term, entries);
+        Ok(RaftNode::build(cfg, seed, now, store.hard_state(), log))
+    }
+
+    fn build(cfg: Config, seed: u64, now: Time, hs: HardState, log: RaftLog) -> RaftNode {
+        let snap = log.snapshot_index();
+        let persisted = log.last_index();
+        let mut node = RaftNode {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            now,
+            term: hs.term,
+            voted_for: hs.voted_for,
+            role: Role::Follower,
+            leader: None,
+            log,
+            commit: snap,
+            persisted,
+            apply_handed: snap,
+            applied: snap,
+            compact_floor: snap,
+            election_deadline: now,
+            heartbeat_deadline: now,
+            quorum_check_deadline: now,
+            votes: Vec::new(),
+            progress: Vec::new(),
+            batcher: Batcher::default(),
+            commit_dirty: false,
+            hard_state_dirty: false,
+            unpersisted_from: None,
+            messages: Vec::new(),
+            persisted_messages: Vec::new(),
+            events: Vec::new(),
+            stats: Stats::default(),
+            cfg,
+        };
+        node.reset_election_deadline();
+        node
+    }
+
+    // ----- inputs -------------------------------------------------------------------
+
+    /// Offers a client command. On the leader it returns the index and term the entry will
+    /// have; the command is committed when an entry with that index and term is applied.
+    pub fn propose(&mut self, data: Bytes, now: Time) -> Result<(Index, Term), ProposeError> {
+        self.advance_time(now);
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let index = self.log.last_index() + self.batcher.len() as Index + 1;
+        if self.cfg.linger.is_zero() && self.batcher.is_empty() {
+            self.append_entry(EntryKind::Normal, data);
+        } else {
+            self.batcher.push(data, now);
+            self.flush_batcher_if_due();
+        }
+        Ok((index, self.term))
+    }
+
+    /// Handles a message from a peer.
+    pub fn step(&mut self, msg: Message, now: Time) -> Result<(), StepError> {
+        self.advance_time(now);
+        if msg.to != self.cfg.id {
+            return Err(StepError::WrongRecipient {
+                to: msg.to,
+                me: self.cfg.id,
+            });
+        }
+        if msg.from == self.cfg.id || !self.cfg.voters.contains(&msg.from) {
+            return Err(StepError::UnknownPeer(msg.from));
+        }
+        if let MessageBody::AppendEntries(ae) = &msg.body {
+            check_append(&msg, ae)?;
+        }
+
+        if msg.term > self.term {
+            // Any message from a later term means ours is over (Figure 2, "All Servers").
+            let leader = match msg.body {
+                MessageBody::AppendEntries(_) => Some(msg.from),
+                _ => None,
+            };
+            self.become_follower(msg.term, leader);
+        }
+
+        match msg.body {
+            MessageBody::AppendEntries(ae) => self.on_append(msg.from, msg.term, ae),
+            MessageBody::AppendEntriesResponse(r) => {
+                if msg.term == self.term && self.role == Role::Leader {
+                    self.on_append_response(msg.from, r);
+                }
+            }
+            MessageBody::RequestVote(rv) => self.on_request_vote(msg.from, msg.term, rv),
+            MessageBody::RequestVoteResponse(r) => {
+                if msg.term == self.term && self.role == Role::Candidate && r.granted {
+                    self.on_vote_granted(msg.from);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets timers fire: elections, heartbeats, quorum checks, an expired linger.
+    pub fn tick(&mut self, now: Time) {
+        self.advance_time(now);
+        match self.role {
+            Role::Follower | Role::Candidate => {
+                if now >= self.election_deadline {
+                    self.campaign();
+                }
+            }
+            Role::Leader => {
+                if self.cfg.check_quorum && now >= self.quorum_check_deadline {
+                    if !self.quorum_active() {
+                        self.become_follower(self.term, None);
+                        return;
+                    }
+                    self.quorum_check_deadline = now + self.cfg.election_timeout;
+                }
+                self.flush_batcher_if_due();
+                self.heartbeat(now);
+            }
+        }
+    }
+
+    /// Acknowledges that entries up to `index` (whose entry has `term`) are persisted.
+    pub fn persisted(&mut self, index: Index, term: Term) {
+        if index <= self.persisted || self.log.term(index) != Some(term) {
+            return; // stale: the entries were replaced since
+        }
+        self.persisted = index.min(self.log.last_index());
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// Acknowledges that the state machine has applied entries up to `index`.
+    pub fn applied(&mut self, index: Index) {
+        self.applied = self.applied.max(index.min(self.apply_handed));
+    }
+
+    // ----- outputs ------------------------------------------------------------------
+
+    /// Collects what the driver must do; see [`Ready`] for the order.
+    pub fn ready(&mut self) -> Ready {
+        if self.role == Role::Leader {
+            self.flush_batcher_if_due();
+            self.replicate();
+        }
+        let mut rd = Ready {
+            messages: std::mem::take(&mut self.messages),
+            persisted_messages: std::mem::take(&mut self.persisted_messages),
+            events: std::mem::take(&mut self.events),
+            ..Ready::default()
+        };
+        if self.hard_state_dirty {
+            self.hard_state_dirty = false;
+            rd.hard_state = Some(self.hard_state());
+        }
+        if let Some(from) = self.unpersisted_from.take() {
+            rd.entries = self.log.range(from, self.log.last_index()).cloned().collect();
+        }
+        if self.commit > self.apply_handed {
+            rd.committed = self
+                .log
+                .range(self.apply_handed + 1, self.commit)
+                .cloned()
+                .collect();
+            self.apply_handed = self.commit;
+        }
+        rd.compact_to = self.maybe_compact();
+        rd
+    }
+
+    /// Whether [`ready`](Self::ready) has anything to hand out.
+    pub fn has_ready(&self) -> bool {
+        !self.messages.is_empty()
+            || !self.persisted_messages.is_empty()
+            || !self.events.is_empty()
+            || self.hard_state_dirty
+            || self.unpersisted_from.is_some()
+            || self.commit > self.apply_handed
+            || (self.role == Role::Leader && self.has_replication_work())
+    }
+
+    /// When [`tick`](Self::tick) must next be called.
+    pub fn next_deadline(&self) -> Time {
+        match self.role {
+            Role::Follower | Role::Candidate => self.election_deadline,
+            Role::Leader => {
+                let mut t = self.heartbeat_due();
+                if self.cfg.check_quorum {
+                    t = t.min(self.quorum_check_deadline);
+                }
+                if let Some(oldest) = self.batcher.oldest() {
+                    t = t.min(oldest + self.cfg.linger);
+                }
+                t
+            }
+        }
+    }
+
+    // ----- observers ----------------------------------------------------------------
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    /// Current term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    /// Current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// The leader of the current term, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    /// Commit index.
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+    /// Highest index the driver reported applied.
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+    /// The persistent state as it stands (possibly not yet persisted).
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        }
+    }
+    /// The in-memory log.
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+    /// The leader's view of follower `peer`, if this node leads.
+    pub fn progress(&self, peer: NodeId) -> Option<&Progress> {
+        let i = self.cfg.voters.iter().position(|&v| v == peer)?;
+        self.progress.get(i)?.as_ref()
+    }
+    /// Counters of what this node sent.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    /// Proposals held back by the linger.
+    pub fn pending_proposals(&self) -> usize {
+        self.batcher.len()
+    }
+
+    // ----- roles --------------------------------------------------------------------
+
+    fn advance_time(&mut self, now: Time) {
+        // Time never runs backwards for the core, even if a driver's inputs race.
+        self.now = self.now.max(now);
+    }
+
+    fn random_election_timeout(&mut self) -> Duration {
+        let base = self.cfg.election_timeout.as_nanos() as u64;
+        Duration::from_nanos(base + self.rng.random_range(0..base.max(1)))
+    }
+
+    fn reset_election_deadline(&mut self) {
+        self.election_deadline = self.now + self.random_election_timeout();
+    }
+
+    fn set_role(&mut self, role: Role) {
+        if self.role != role {
+            self.role = role;
+            self.events.push(Event::RoleChanged {
+                term: self.term,
+                role,
+            });
+        }
+    }
+
+    fn set_leader(&mut self, leader: Option<NodeId>) {
+        if self.leader != leader {
+            self.leader = leader;
+            self.events.push(Event::LeaderChanged {
+                term: self.term,
+                leader,
+            });
+        }
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.hard_state_dirty = true;
+            // A new term starts with no known leader; report that before naming one.
+            self.set_leader(None);
+        }
+        self.set_role(Role::Follower);
+        self.set_leader(leader);
+        self.progress.clear();
+        self.votes.clear();
+        self.batcher.clear();
+        self.commit_dirty = false;
+        self.reset_election_deadline();
+    }
+
+    fn campaign(&mut self) {
+        self.term += 1;
+        self.voted_for = Some(self.cfg.id);
+        self.hard_state_dirty = true;
+        self.stats.elections += 1;
+        self.set_leader(None);
+        self.set_role(Role::Candidate);
+        self.votes.clear();
+        self.votes.push(self.cfg.id);
+        self.reset_election_deadline();
+        if self.votes.len() >= self.cfg.quorum() {
+            self.become_leader();
+            return;
+        }
+        let rv = RequestVote {
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        for i in 0..self.cfg.voters.len() {
+            let to = self.cfg.voters[i];
+            if to != self.cfg.id {
+                self.stats.vote_requests += 1;
+                // Our own vote must be on disk before we ask for others.
+                self.persisted_messages.push(Message {
+                    from: self.cfg.id,
+                    to,
+                    term: self.term,
+                    body: MessageBody::RequestVote(rv.clone()),
+                });
+            }
+        }
+    }
+
+    fn on_request_vote(&mut self, from: NodeId, term: Term, rv: RequestVote) {
+        let up_to_date = (rv.last_log_term, rv.last_log_index)
+            >= (self.log.last_term(), self.log.last_index());
+        let granted = term == self.term
+            && self.voted_for.is_none_or(|v| v == from)
+            && up_to_date
+            && self.role != Role::Leader;
+        if granted {
+            if self.voted_for.is_none() {
+                self.voted_for = Some(from);
+                self.hard_state_dirty = true;
+            }
+            // Granting a vote defers our own candidacy, or we would split the votes.
+            self.reset_election_deadline();
+        }
+        self.stats.vote_responses += 1;
+        self.persisted_messages.push(Message {
+            from: self.cfg.id,
+            to: from,
+            term: self.term,
+            body: MessageBody::RequestVoteResponse(RequestVoteResponse { granted }),
+        });
+    }
+
+    fn on_vote_granted(&mut self, from: NodeId) {
+        if !self.votes.contains(&from) {
+            self.votes.push(from);
+        }
+        if self.votes.len() >= self.cfg.quorum() {
+            self.become_leader();
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.set_role(Role::Leader);
+        self.set_leader(Some(self.cfg.id));
+        let next = self.log.last_index() + 1;
+        let now = self.now;
+        self.progress = self
+            .cfg
+            .voters
+            .iter()
+            .map(|&v| {
+                (v != self.cfg.id).then(|| {
+                    Progress::new(
+                        next,
+                        self.cfg.max_inflight_msgs,
+                        self.cfg.max_inflight_bytes,
+                        now,
+                    )
+                })
+            })
+            .collect();
+        self.heartbeat_deadline = now + self.cfg.heartbeat_interval;
+        self.quorum_check_deadline = now + self.cfg.election_timeout;
+        // Entries of earlier terms commit only once one of ours does (section 5.4.2).
+        self.append_entry(EntryKind::Noop, Bytes::new());
+        if self.cfg.voters.len() == 1 {
+            self.maybe_commit();
+        }
+    }
+
+    fn quorum_active(&mut self) -> bool {
+        let mut active = 1; // the leader itself
+        for pr in self.progress.iter_mut().flatten() {
+            if pr.recent_active {
+                active += 1;
+            }
+            pr.recent_active = false;
+        }
+        active >= self.cfg.quorum()
+    }
+
+    // ----- leader: log and replication ----------------------------------------------
+
+    fn append_entry(&mut self, kind: EntryKind, data: Bytes) {
+        let index = self.log.last_index() + 1;
+        self.log.push(Entry {
+            term: self.term,
+            index,
+            kind,
+            data,
+        });
+        self.unpersisted_from.get_or_insert(index);
+    }
+
+    fn flush_batcher_if_due(&mut self) {
+        if self.batcher.due(
+            self.now,
+            self.cfg.linger,
+            self.cfg.max_batch_entries,
+            self.cfg.max_batch_bytes,
+        ) {
+            let pending: Vec<Bytes> = self.batcher.take().collect();
+            for data in pending {
+                self.append_entry(EntryKind::Normal, data);
+            }
+        }
+    }
+
+    fn has_replication_work(&self) -> bool {
+        if self.commit_dirty && self.cfg.commit_mode == CommitMode::Eager {
+            return true;
+        }
+        if self.cfg.trigger == ReplicationTrigger::OnTick {
+            return false;
+        }
+        let last = self.log.last_index();
+        self.progress
+            .iter()
+            .flatten()
+            .any(|pr| !pr.is_paused() && (pr.next_index <= last || pr.state == ProgressState::Probe))
+    }
+
+    /// Sends entries to every follower whose window has room (in `immediate` mode), then
+    /// eager commit notices.
+    fn replicate(&mut self) {
+        if self.cfg.trigger == ReplicationTrigger::Immediate {
+            for slot in 0..self.progress.len() {
+                self.send_entries(slot, false);
+            }
+        }
+        if self.commit_dirty {
+            self.commit_dirty = false;
+            if self.cfg.commit_mode == CommitMode::Eager {
+                for slot in 0..self.progress.len() {
+                    let Some(pr) = &self.progress[slot] else {
+                        continue;
+                    };
+                    if self.commit.min(pr.match_index) > pr.commit_sent {
+                        self.send_empty(slot, AppendKind::CommitNotice);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends as many AppendEntries with entries to the follower in `slot` as its window
+    /// allows (one probe in Probe state). `force_probe` sends a probe even when paused.
+    fn send_entries(&mut self, slot: usize, force_probe: bool) {
+        let last = self.log.last_index();
+        loop {
+            let Some(pr) = self.progress[slot].as_ref() else {
+                return;
+            };
+            let probing = pr.state == ProgressState::Probe;
+            if pr.is_paused() && !(force_probe && probing) {
+                return;
+            }
+            if !probing && pr.next_index > last {
+                return;
+            }
+            let next = pr.next_index.max(self.log.first_index());
+            let prev = next - 1;
+            let Some(prev_term) = self.log.term(prev) else {
+                // Unreachable while compaction only discards what every node holds.
+                return;
+            };
+            let (entries, bytes) =
+                self.log
+                    .batch(next, self.cfg.max_batch_entries, self.cfg.max_batch_bytes);
+            let n = entries.len() as Index;
+            let to = self.cfg.voters[slot];
+            let commit = self.commit.min(prev + n);
+            let now = self.now;
+            let pr = self.progress[slot].as_mut().expect("checked above");
+            pr.last_sent = now;
+            pr.commit_sent = pr.commit_sent.max(commit);
+            if probing {
+                pr.probe_sent = true;
+                pr.next_index = next;
+            } else {
+                pr.next_index = next + n;
+                pr.inflights.add(prev + n, bytes);
+            }
+            self.stats.appends += 1;
+            self.stats.entries_sent += n;
+            self.stats.entry_bytes_sent += bytes as u64;
+            let floor = self.compact_floor_as_leader();
+            self.messages.push(Message {
+                from: self.cfg.id,
+                to,
+                term: self.term,
+                body: MessageBody::AppendEntries(AppendEntries {
+                    prev_log_index: prev,
+                    prev_log_term: prev_term,
+                    entries,
+                    leader_commit: self.commit,
+                    compact_floor: floor,
+                    kind: AppendKind::Entries,
+                }),
+            });
+            if probing {
+                return;
+            }
+        }
+    }
+
+    /// Sends an empty AppendEntries whose consistency check is at what the follower has
+    /// matched, so it always succeeds and never lets the follower commit past its match.
+    fn send_empty(&mut self, slot: usize, kind: AppendKind) {
+        let Some(pr) = self.progress[slot].as_mut() else {
+            return;
+        };
+        let prev = pr.match_index.max(self.log.snapshot_index());
+        let Some(prev_term) = self.log.term(prev) else {
+            return;
+        };
+        let commit = self.commit.min(pr.match_index);
+        pr.last_sent = self.now;
+        pr.commit_sent = pr.commit_sent.max(commit);
+        match kind {
+            AppendKind::Heartbeat => self.stats.heartbeats += 1,
+            AppendKind::CommitNotice => self.stats.commit_notices += 1,
+            AppendKind::Entries => self.stats.appends += 1,
+        }
+        let to = self.cfg.voters[slot];
+        let floor = self.compact_floor_as_leader();
+        self.messages.push(Message {
+            from: self.cfg.id,
+            to,
+            term: self.term,
+            body: MessageBody::AppendEntries(AppendEntries {
+                prev_log_index: prev,
+                prev_log_term: prev_term,
+                entries: Vec::new(),
+                leader_commit: commit,
+                compact_floor: floor,
+                kind,
+            }),
+        });
+    }
+
+    fn heartbeat_due(&self) -> Time {
+        if self.cfg.append_resets_heartbeat {
+            let h = self.cfg.heartbeat_interval;
+            self.progress
+                .iter()
+                .flatten()
+                .map(|pr| pr.last_sent + h)
+                .min()
+                .unwrap_or(self.now + h)
+        } else {
+            self.heartbeat_deadline
+        }
+    }
+
+    fn heartbeat(&mut self, now: Time) {
+        let h = self.cfg.heartbeat_interval;
+        let global_due = !self.cfg.append_resets_heartbeat && now >= self.heartbeat_deadline;
+        if global_due {
+            // Keep the grid: a late tick does not shift later heartbeats.
+            self.heartbeat_deadline = self.heartbeat_deadline + h;
+            if self.heartbeat_deadline <= now {
+                self.heartbeat_deadline = now + h;
+            }
+        }
+        for slot in 0..self.progress.len() {
+            let Some(pr) = self.progress[slot].as_mut() else {
+                continue;
+            };
+            let due = global_due || (self.cfg.append_resets_heartbeat && now >= pr.last_sent + h);
+            if !due {
+                continue;
+            }
+            // A Replicate follower whose outstanding entries have not advanced for an election
+            // timeout has lost them (a dropped connection, a restart): probe again.
+            if pr.state == ProgressState::Replicate
+                && pr.next_index > pr.match_index + 1
+                && now >= pr.last_progress + self.cfg.election_timeout
+            {
+                pr.become_probe();
+            }
+            let sent_before = self.messages.len();
+            if self.cfg.trigger == ReplicationTrigger::OnTick {
+                self.send_entries(slot, true);
+            } else if self.progress[slot]
+                .as_ref()
+                .is_some_and(|p| p.state == ProgressState::Probe)
+            {
+                // A probe lost on the way would stall the follower until the next heartbeat.
+                self.send_entries(slot, true);
+            }
+            if self.messages.len() == sent_before {
+                self.send_empty(slot, AppendKind::Heartbeat);
+            }
+        }
+    }
+
+    fn on_append_response(&mut self, from: NodeId, r: AppendEntriesResponse) {
+        let Some(slot) = self.cfg.voters.iter().position(|&v| v == from) else {
+            return;
+        };
+        let now = self.now;
+        let last = self.log.last_index();
+        let hint_next = r.reject.map(|h| self.next_from_hint(h));
+        let Some(pr) = self.progress[slot].as_mut() else {
+            return;
+        };
+        pr.recent_active = true;
+        match hint_next {
+            None => {
+                let match_index = r.match_index.min(last);
+                let was_probe = pr.state == ProgressState::Probe;
+                let updated = pr.maybe_update(match_index, now);
+                if was_probe {
+                    // Any success proves the logs agree up to match: start pipelining.
+                    pr.become_replicate(now);
+                }
+                if updated {
+                    self.maybe_commit();
+                }
+            }
+            Some(next) => {
+                pr.maybe_decrease_to(r.prev_log_index, next);
+            }
+        }
+    }
+
+    /// Where the leader should resume after a rejection (fast backup: skip a whole term).
+    fn next_from_hint(&self, h: RejectHint) -> Index {
+        let next = match h.conflict_term {
+            None => h.last_index + 1,
+            Some(t) => match self.log.last_index_of_term(t) {
+                Some(i) => i + 1,
+                None => h.conflict_index,
+            },
+        };
+        // Everything in the discarded prefix is held by every node.
+        next.max(self.log.first_index())
+    }
+
+    fn maybe_commit(&mut self) {
+        let mut matches: Vec<Index> = self
+            .progress
+            .iter()
+            .flatten()
+            .map(|pr| pr.match_index)
+            .collect();
+        matches.push(self.persisted);
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matches[self.cfg.quorum() - 1];
+        // Only an entry of the leader's own term commits by counting replicas (Figure 8).
+        if candidate > self.commit && self.log.term(candidate) == Some(self.term) {
+            self.set_commit(candidate);
+            self.commit_dirty = true;
+        }
+    }
+
+    fn set_commit(&mut self, to: Index) {
+        let from = self.commit;
+        self.commit = to;
+        self.events.push(Event::CommitAdvanced { from, to });
+    }
+
+    fn compact_floor_as_leader(&self) -> Index {
+        self.progress
+            .iter()
+            .flatten()
+            .map(|pr| pr.match_index)
+            .fold(self.persisted, Index::min)
+    }
+
+    fn maybe_compact(&mut self) -> Option<Index> {
+        if self.cfg.compact_threshold == 0 {
+            return None;
+        }
+        let floor = if self.role == Role::Leader {
+            self.compact_floor_as_leader()
+        } else {
+            self.compact_floor
+        };
+        let upto = floor.min(self.applied).min(self.persisted);
+        if upto >= self.log.snapshot_index() + self.cfg.compact_threshold {
+            self.log.compact(upto);
+            return Some(upto);
+        }
+        None
+    }
+
+    // ----- follower -----------------------------------------------------------------
+
+    fn on_append(&mut self, from: NodeId, term: Term, ae: AppendEntries) {
+        if term < self.term {
+            // Tell a deposed leader about the newer term.
+            self.respond_append(from, ae.prev_log_index, 0, None);
+            return;
+        }
+        // term == self.term: there is a leader of our term, and it is `from`.
+        if self.role != Role::Follower {
+            self.become_follower(term, Some(from));
+        } else {
+            self.set_leader(Some(from));
+            self.reset_election_deadline();
+        }
+
+        let last = self.log.last_index();
+        let prev = ae.prev_log_index;
+        if prev > last {
+            let hint = RejectHint {
+                conflict_term: None,
+                conflict_index: 0,
+                last_index: last,
+            };
+            self.respond_append(from, prev, 0, Some(hint));
+            return;
+        }
+        if prev >= self.log.snapshot_index() {
+            let have = self.log.term(prev).expect("prev is held");
+            if have != ae.prev_log_term {
+                let hint = RejectHint {
+                    conflict_term: Some(have),
+                    conflict_index: self.log.first_index_of_term_at(prev, have),
+                    last_index: last,
+                };
+                self.respond_append(from, prev, 0, Some(hint));
+                return;
+            }
+        }
+        // prev is below the discarded prefix: those entries are committed, so they match.
+
+        let match_index = prev + ae.entries.len() as Index;
+        for e in ae.entries {
+            if e.index <= self.log.snapshot_index() {
+                continue;
+            }
+            match self.log.term(e.index) {
+                Some(t) if t == e.term => continue,
+                Some(_) => {
+                    // A conflicting suffix can only hold uncommitted entries (Log Matching).
+                    debug_assert!(e.index > self.commit, "truncating a committed entry");
+                    self.log.truncate_from(e.index);
+                    self.persisted = self.persisted.min(e.index - 1);
+                    self.unpersisted_from = Some(
+                        self.unpersisted_from
+                            .map_or(e.index, |u| u.min(e.index)),
+                    );
+                    self.log.push(e);
+                }
+                None => {
+                    let index = e.index;
+                    self.log.push(e);
+                    self.unpersisted_from.get_or_insert(index);
+                }
+            }
+        }
+        let new_commit = ae.leader_commit.min(match_index);
+        if new_commit > self.commit {
+            self.set_commit(new_commit);
+        }
+        self.compact_floor = self.compact_floor.max(ae.compact_floor.min(match_index));
+        self.respond_append(from, prev, match_index, None);
+    }
+
+    fn respond_append(&mut self, to: NodeId, prev: Index, match_index: Index, reject: Option<RejectHint>) {
+        self.stats.append_responses += 1;
+        self.persisted_messages.push(Message {
+            from: self.cfg.id,
+            to,
+            term: self.term,
+            body: MessageBody::AppendEntriesResponse(AppendEntriesResponse {
+                prev_log_index: prev,
+                match_index,
+                reject,
+            }),
+        });
+    }
+}
+
+/// Refuses an AppendEntries whose entries do not follow its prev index in order,
+/// or come from a term later than the message's.
+fn check_append(msg: &Message, ae: &AppendEntries) -> Result<(), StepError> {
+    let malformed = |reason| StepError::Malformed {
+        from: msg.from,
+        reason,
+    };
+    let mut expect = ae.prev_log_index + 1;
+    let mut term = ae.prev_log_term;
+    for e in &ae.entries {
+        if e.index != expect {
+            return Err(malformed("entries do not follow prev_log_index contiguously"));
+        }
+        if e.term < term || e.term > msg.term {
+            return Err(malformed("entry terms go backwards or exceed the message term"));
+        }
+        expect += 1;
+        term = e.term;
+    }
+    if ae.prev_log_term > msg.term {
+        return Err(malformed("prev_log_term exceeds the message term"));
+    }
+    Ok(())
+}

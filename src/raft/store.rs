@@ -1,0 +1,289 @@
+//! Where a node's log and hard state persist: a trait a durable write-ahead log can
+//! implement, an in-memory implementation, and a conformance suite every store must pass.
+//!
+//! The core never calls a store. The driver writes what [`Ready`](super::Ready) asks to
+//! persist, acknowledges it with [`RaftNode::persisted`](super::RaftNode::persisted), and on
+//! restart rebuilds the node from the store with [`RaftNode::restore`](super::RaftNode::restore).
+
+use std::collections::VecDeque;
+
+use super::types::{Entry, HardState, Index, Term};
+
+/// Why a store refused an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The range asked for reaches below the discarded prefix.
+    #[error("index {index} is compacted (the store begins after {snapshot_index})")]
+    Compacted {
+        /// The index asked for.
+        index: Index,
+        /// Last discarded index.
+        snapshot_index: Index,
+    },
+    /// The range asked for reaches past the last entry.
+    #[error("index {index} is past the last entry {last_index}")]
+    Unavailable {
+        /// The index asked for.
+        index: Index,
+        /// Last stored index.
+        last_index: Index,
+    },
+    /// An append would leave a hole or overwrite discarded entries.
+    #[error("append at {first} does not follow the log ({snapshot_index} discarded, last {last_index})")]
+    NotContiguous {
+        /// First index of the append.
+        first: Index,
+        /// Last discarded index.
+        snapshot_index: Index,
+        /// Last stored index.
+        last_index: Index,
+    },
+    /// The underlying medium failed.
+    #[error("storage I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Persistent Raft state: the log after a discarded prefix, and the hard state.
+pub trait LogStore {
+    /// Stores `entries` (contiguous, ascending), first discarding any stored entry at or
+    /// after `entries[0].index`: a follower overwrites a conflicting suffix this way.
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError>;
+    /// Replaces the stored hard state.
+    fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError>;
+    /// Discards entries up to and including `upto`; a no-op at or below the current prefix.
+    fn compact(&mut self, upto: Index) -> Result<(), StoreError>;
+    /// The stored hard state (default if none was saved).
+    fn hard_state(&self) -> HardState;
+    /// The last discarded entry's index and term ((0, 0) when nothing was discarded).
+    fn snapshot_point(&self) -> (Index, Term);
+    /// Index of the last stored entry (the snapshot index when the log is empty).
+    fn last_index(&self) -> Index;
+    /// Entries in `[lo, hi)`.
+    fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError>;
+}
+
+/// A store in memory: what the simulator and the in-memory runtime persist to.
+#[derive(Debug, Default, Clone)]
+pub struct MemStore {
+    hard_state: HardState,
+    snapshot_index: Index,
+    snapshot_term: Term,
+    entries: VecDeque<Entry>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    /// Number of entries held (after the discarded prefix).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl LogStore for MemStore {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let last_index = self.last_index();
+        if first.index <= self.snapshot_index || first.index > last_index + 1 {
+            return Err(StoreError::NotContiguous {
+                first: first.index,
+                snapshot_index: self.snapshot_index,
+                last_index,
+            });
+        }
+        self.entries
+            .truncate((first.index - self.snapshot_index - 1) as usize);
+        self.entries.extend(entries.iter().cloned());
+        Ok(())
+    }
+
+    fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
+        self.hard_state = hs;
+        Ok(())
+    }
+
+    fn compact(&mut self, upto: Index) -> Result<(), StoreError> {
+        if upto <= self.snapshot_index {
+            return Ok(());
+        }
+        let last_index = self.last_index();
+        if upto > last_index {
+            return Err(StoreError::Unavailable {
+                index: upto,
+                last_index,
+            });
+        }
+        let n = (upto - self.snapshot_index) as usize;
+        self.snapshot_term = self.entries[n - 1].term;
+        self.entries.drain(..n);
+        self.snapshot_index = upto;
+        Ok(())
+    }
+
+    fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    fn snapshot_point(&self) -> (Index, Term) {
+        (self.snapshot_index, self.snapshot_term)
+    }
+
+    fn last_index(&self) -> Index {
+        self.snapshot_index + self.entries.len() as Index
+    }
+
+    fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError> {
+        if lo <= self.snapshot_index {
+            return Err(StoreError::Compacted {
+                index: lo,
+                snapshot_index: self.snapshot_index,
+            });
+        }
+        let last_index = self.last_index();
+        if hi > last_index + 1 {
+            return Err(StoreError::Unavailable {
+                index: hi - 1,
+                last_index,
+            });
+        }
+        if hi <= lo {
+            return Ok(Vec::new());
+        }
+        let start = (lo - self.snapshot_index - 1) as usize;
+        let end = (hi - self.snapshot_index - 1) as usize;
+        Ok(self.entries.range(start..end).cloned().collect())
+    }
+}
+
+/// The behaviour every [`LogStore`] must show, as a function a store's own tests call
+/// with a factory for fresh, empty stores (as openraft's storage suite does).
+pub mod conformance {
+    use bytes::Bytes;
+
+    use super::{LogStore, StoreError};
+    use crate::raft::types::{Entry, EntryKind, HardState};
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data: Bytes::from(format!("{index}@{term}")),
+        }
+    }
+
+    /// Runs every check against stores made by `new_store`; panics naming the first that fails.
+    pub fn run<S: LogStore>(mut new_store: impl FnMut() -> S) {
+        empty_store_is_empty(&mut new_store());
+        append_then_read_back(&mut new_store());
+        append_overwrites_conflicting_suffix(&mut new_store());
+        append_refuses_a_hole(&mut new_store());
+        hard_state_round_trips(&mut new_store());
+        compact_discards_prefix_and_keeps_term(&mut new_store());
+        reads_outside_the_log_fail(&mut new_store());
+    }
+
+    fn empty_store_is_empty<S: LogStore>(s: &mut S) {
+        assert_eq!(s.last_index(), 0, "empty_store_is_empty");
+        assert_eq!(s.snapshot_point(), (0, 0), "empty_store_is_empty");
+        assert_eq!(s.hard_state(), HardState::default(), "empty_store_is_empty");
+        assert!(s.entries(1, 1).unwrap().is_empty(), "empty_store_is_empty");
+    }
+
+    fn append_then_read_back<S: LogStore>(s: &mut S) {
+        let es: Vec<_> = (1..=5).map(|i| entry(i, 1)).collect();
+        s.append(&es).unwrap();
+        assert_eq!(s.last_index(), 5, "append_then_read_back");
+        assert_eq!(s.entries(1, 6).unwrap(), es, "append_then_read_back");
+        assert_eq!(s.entries(2, 4).unwrap(), es[1..3].to_vec(), "append_then_read_back");
+        s.append(&[entry(6, 2)]).unwrap();
+        assert_eq!(s.last_index(), 6, "append_then_read_back");
+    }
+
+    fn append_overwrites_conflicting_suffix<S: LogStore>(s: &mut S) {
+        s.append(&(1..=5).map(|i| entry(i, 1)).collect::<Vec<_>>())
+            .unwrap();
+        s.append(&[entry(3, 2)]).unwrap();
+        assert_eq!(s.last_index(), 3, "append_overwrites_conflicting_suffix");
+        assert_eq!(
+            s.entries(1, 4).unwrap(),
+            vec![entry(1, 1), entry(2, 1), entry(3, 2)],
+            "append_overwrites_conflicting_suffix"
+        );
+    }
+
+    fn append_refuses_a_hole<S: LogStore>(s: &mut S) {
+        s.append(&[entry(1, 1)]).unwrap();
+        let err = s.append(&[entry(3, 1)]).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotContiguous { first: 3, .. }),
+            "append_refuses_a_hole: {err}"
+        );
+        assert_eq!(s.last_index(), 1, "append_refuses_a_hole: the log must be untouched");
+    }
+
+    fn hard_state_round_trips<S: LogStore>(s: &mut S) {
+        let hs = HardState {
+            term: 7,
+            voted_for: Some(3),
+        };
+        s.save_hard_state(hs).unwrap();
+        assert_eq!(s.hard_state(), hs, "hard_state_round_trips");
+    }
+
+    fn compact_discards_prefix_and_keeps_term<S: LogStore>(s: &mut S) {
+        s.append(&[entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 3)])
+            .unwrap();
+        s.compact(3).unwrap();
+        assert_eq!(s.snapshot_point(), (3, 2), "compact_discards_prefix_and_keeps_term");
+        assert_eq!(s.last_index(), 4, "compact_discards_prefix_and_keeps_term");
+        assert!(
+            matches!(s.entries(3, 5), Err(StoreError::Compacted { .. })),
+            "compact_discards_prefix_and_keeps_term"
+        );
+        assert_eq!(s.entries(4, 5).unwrap(), vec![entry(4, 3)]);
+        s.compact(2).unwrap();
+        assert_eq!(s.snapshot_point(), (3, 2), "compacting below the prefix is a no-op");
+        s.append(&[entry(5, 3)]).unwrap();
+        assert_eq!(s.last_index(), 5, "appending after a compaction");
+        assert!(
+            matches!(s.append(&[entry(3, 4)]), Err(StoreError::NotContiguous { .. })),
+            "overwriting discarded entries must fail"
+        );
+        s.compact(5).unwrap();
+        assert_eq!(s.last_index(), 5, "a fully compacted log keeps its last index");
+        assert!(s.entries(6, 6).unwrap().is_empty());
+    }
+
+    fn reads_outside_the_log_fail<S: LogStore>(s: &mut S) {
+        s.append(&[entry(1, 1), entry(2, 1)]).unwrap();
+        assert!(
+            matches!(s.entries(1, 4), Err(StoreError::Unavailable { .. })),
+            "reads_outside_the_log_fail"
+        );
+        assert!(
+            matches!(s.entries(0, 2), Err(StoreError::Compacted { .. })),
+            "index 0 is never an entry"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_store_conforms() {
+        conformance::run(MemStore::new);
+    }
+}

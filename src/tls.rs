@@ -1,0 +1,1 @@
+//! Cluster certificates and mutual TLS (in progress).

@@ -1,0 +1,1 @@
+//! Transports that carry Raft messages between nodes (in progress).
