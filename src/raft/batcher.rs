@@ -40,7 +40,13 @@ impl Batcher {
     }
 
     /// Whether the batch must go now: it is full, or its oldest proposal has waited `linger`.
-    pub fn due(&self, now: Time, linger: std::time::Duration, max_entries: usize, max_bytes: usize) -> bool {
+    pub fn due(
+        &self,
+        now: Time,
+        linger: std::time::Duration,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> bool {
         match self.oldest {
             None => false,
             Some(t) => {

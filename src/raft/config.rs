@@ -92,7 +92,10 @@ impl Config {
             return bad("voters", "must name at least one node".into());
         }
         if !self.voters.contains(&self.id) {
-            return bad("id", format!("{} is not among the voters {:?}", self.id, self.voters));
+            return bad(
+                "id",
+                format!("{} is not among the voters {:?}", self.id, self.voters),
+            );
         }
         let mut sorted = self.voters.clone();
         sorted.sort_unstable();
@@ -119,7 +122,10 @@ impl Config {
             return bad("max_batch_bytes", "must be at least 1".into());
         }
         if self.max_inflight_msgs == 0 {
-            return bad("max_inflight_msgs", "must be at least 1 (1 means no pipelining)".into());
+            return bad(
+                "max_inflight_msgs",
+                "must be at least 1 (1 means no pipelining)".into(),
+            );
         }
         if self.max_inflight_bytes == 0 {
             return bad("max_inflight_bytes", "must be at least 1".into());

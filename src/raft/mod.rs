@@ -87,7 +87,7 @@ pub use message::{
     AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
     RequestVote, RequestVoteResponse,
 };
-pub use node::{Event, ProposeError, RaftNode, Ready, RestoreError, StepError, Stats};
-pub use progress::{Inflights, Progress, ProgressState};
+pub use node::{Event, ProposeError, RaftNode, Ready, RestoreError, Stats, StepError};
+pub use progress::{next_after_reject, Inflights, Progress, ProgressState};
 pub use store::{LogStore, MemStore, StoreError};
 pub use types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time, ENTRY_OVERHEAD};

@@ -13,7 +13,7 @@ use super::message::{
     AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
     RequestVote, RequestVoteResponse,
 };
-use super::progress::{Progress, ProgressState};
+use super::progress::{next_after_reject, Progress, ProgressState};
 use super::store::{LogStore, StoreError};
 use super::types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time};
 
@@ -188,9 +188,6 @@ pub struct RaftNode {
     /// Per-follower progress, in `cfg.voters` order; None in the slot of this node.
     progress: Vec<Option<Progress>>,
     batcher: Batcher,
-    /// Set when commit advances on the leader, for eager notices.
-    commit_dirty: bool,
-
     hard_state_dirty: bool,
     unpersisted_from: Option<Index>,
     messages: Vec<Message>,
@@ -249,7 +246,6 @@ impl RaftNode {
             votes: Vec::new(),
             progress: Vec::new(),
             batcher: Batcher::default(),
-            commit_dirty: false,
             hard_state_dirty: false,
             unpersisted_from: None,
             messages: Vec::new(),
@@ -383,7 +379,11 @@ impl RaftNode {
             rd.hard_state = Some(self.hard_state());
         }
         if let Some(from) = self.unpersisted_from.take() {
-            rd.entries = self.log.range(from, self.log.last_index()).cloned().collect();
+            rd.entries = self
+                .log
+                .range(from, self.log.last_index())
+                .cloned()
+                .collect();
         }
         if self.commit > self.apply_handed {
             rd.committed = self
@@ -529,7 +529,6 @@ impl RaftNode {
         self.progress.clear();
         self.votes.clear();
         self.batcher.clear();
-        self.commit_dirty = false;
         self.reset_election_deadline();
     }
 
@@ -567,8 +566,8 @@ impl RaftNode {
     }
 
     fn on_request_vote(&mut self, from: NodeId, term: Term, rv: RequestVote) {
-        let up_to_date = (rv.last_log_term, rv.last_log_index)
-            >= (self.log.last_term(), self.log.last_index());
+        let up_to_date =
+            (rv.last_log_term, rv.last_log_index) >= (self.log.last_term(), self.log.last_index());
         let granted = term == self.term
             && self.voted_for.is_none_or(|v| v == from)
             && up_to_date
@@ -666,18 +665,25 @@ impl RaftNode {
         }
     }
 
+    fn owes_commit_notice(&self, slot: usize) -> bool {
+        self.progress[slot]
+            .as_ref()
+            .is_some_and(|pr| self.commit.min(pr.match_index) > pr.commit_sent)
+    }
+
     fn has_replication_work(&self) -> bool {
-        if self.commit_dirty && self.cfg.commit_mode == CommitMode::Eager {
+        if self.cfg.commit_mode == CommitMode::Eager
+            && (0..self.progress.len()).any(|slot| self.owes_commit_notice(slot))
+        {
             return true;
         }
         if self.cfg.trigger == ReplicationTrigger::OnTick {
             return false;
         }
         let last = self.log.last_index();
-        self.progress
-            .iter()
-            .flatten()
-            .any(|pr| !pr.is_paused() && (pr.next_index <= last || pr.state == ProgressState::Probe))
+        self.progress.iter().flatten().any(|pr| {
+            !pr.is_paused() && (pr.next_index <= last || pr.state == ProgressState::Probe)
+        })
     }
 
     /// Sends entries to every follower whose window has room (in `immediate` mode), then
@@ -688,16 +694,12 @@ impl RaftNode {
                 self.send_entries(slot, false);
             }
         }
-        if self.commit_dirty {
-            self.commit_dirty = false;
-            if self.cfg.commit_mode == CommitMode::Eager {
-                for slot in 0..self.progress.len() {
-                    let Some(pr) = &self.progress[slot] else {
-                        continue;
-                    };
-                    if self.commit.min(pr.match_index) > pr.commit_sent {
-                        self.send_empty(slot, AppendKind::CommitNotice);
-                    }
+        if self.cfg.commit_mode == CommitMode::Eager {
+            // Every follower hears of a commit it can accept as soon as it can accept it:
+            // when commit advances, or when its own acknowledgement arrives after that.
+            for slot in 0..self.progress.len() {
+                if self.owes_commit_notice(slot) {
+                    self.send_empty(slot, AppendKind::CommitNotice);
                 }
             }
         }
@@ -764,13 +766,20 @@ impl RaftNode {
         }
     }
 
-    /// Sends an empty AppendEntries whose consistency check is at what the follower has
-    /// matched, so it always succeeds and never lets the follower commit past its match.
+    /// Sends an empty AppendEntries carrying the commit index, never beyond what the
+    /// follower has matched. In Replicate its consistency check sits at the last entry sent,
+    /// so a follower that lost in-flight entries (a dropped connection, a restart) rejects it
+    /// and the leader probes again within one heartbeat; in Probe it sits at the match index,
+    /// so it succeeds and lets the next probe go.
     fn send_empty(&mut self, slot: usize, kind: AppendKind) {
         let Some(pr) = self.progress[slot].as_mut() else {
             return;
         };
-        let prev = pr.match_index.max(self.log.snapshot_index());
+        let at = match pr.state {
+            ProgressState::Replicate => pr.next_index - 1,
+            ProgressState::Probe => pr.match_index,
+        };
+        let prev = at.max(self.log.snapshot_index());
         let Some(prev_term) = self.log.term(prev) else {
             return;
         };
@@ -831,14 +840,6 @@ impl RaftNode {
             if !due {
                 continue;
             }
-            // A Replicate follower whose outstanding entries have not advanced for an election
-            // timeout has lost them (a dropped connection, a restart): probe again.
-            if pr.state == ProgressState::Replicate
-                && pr.next_index > pr.match_index + 1
-                && now >= pr.last_progress + self.cfg.election_timeout
-            {
-                pr.become_probe();
-            }
             let sent_before = self.messages.len();
             if self.cfg.trigger == ReplicationTrigger::OnTick {
                 self.send_entries(slot, true);
@@ -861,7 +862,7 @@ impl RaftNode {
         };
         let now = self.now;
         let last = self.log.last_index();
-        let hint_next = r.reject.map(|h| self.next_from_hint(h));
+        let hint_next = r.reject.map(|h| next_after_reject(&self.log, h));
         let Some(pr) = self.progress[slot].as_mut() else {
             return;
         };
@@ -885,19 +886,6 @@ impl RaftNode {
         }
     }
 
-    /// Where the leader should resume after a rejection (fast backup: skip a whole term).
-    fn next_from_hint(&self, h: RejectHint) -> Index {
-        let next = match h.conflict_term {
-            None => h.last_index + 1,
-            Some(t) => match self.log.last_index_of_term(t) {
-                Some(i) => i + 1,
-                None => h.conflict_index,
-            },
-        };
-        // Everything in the discarded prefix is held by every node.
-        next.max(self.log.first_index())
-    }
-
     fn maybe_commit(&mut self) {
         let mut matches: Vec<Index> = self
             .progress
@@ -911,7 +899,6 @@ impl RaftNode {
         // Only an entry of the leader's own term commits by counting replicas (Figure 8).
         if candidate > self.commit && self.log.term(candidate) == Some(self.term) {
             self.set_commit(candidate);
-            self.commit_dirty = true;
         }
     }
 
@@ -999,10 +986,8 @@ impl RaftNode {
                     debug_assert!(e.index > self.commit, "truncating a committed entry");
                     self.log.truncate_from(e.index);
                     self.persisted = self.persisted.min(e.index - 1);
-                    self.unpersisted_from = Some(
-                        self.unpersisted_from
-                            .map_or(e.index, |u| u.min(e.index)),
-                    );
+                    self.unpersisted_from =
+                        Some(self.unpersisted_from.map_or(e.index, |u| u.min(e.index)));
                     self.log.push(e);
                 }
                 None => {
@@ -1020,7 +1005,13 @@ impl RaftNode {
         self.respond_append(from, prev, match_index, None);
     }
 
-    fn respond_append(&mut self, to: NodeId, prev: Index, match_index: Index, reject: Option<RejectHint>) {
+    fn respond_append(
+        &mut self,
+        to: NodeId,
+        prev: Index,
+        match_index: Index,
+        reject: Option<RejectHint>,
+    ) {
         self.stats.append_responses += 1;
         self.persisted_messages.push(Message {
             from: self.cfg.id,
@@ -1046,10 +1037,14 @@ fn check_append(msg: &Message, ae: &AppendEntries) -> Result<(), StepError> {
     let mut term = ae.prev_log_term;
     for e in &ae.entries {
         if e.index != expect {
-            return Err(malformed("entries do not follow prev_log_index contiguously"));
+            return Err(malformed(
+                "entries do not follow prev_log_index contiguously",
+            ));
         }
         if e.term < term || e.term > msg.term {
-            return Err(malformed("entry terms go backwards or exceed the message term"));
+            return Err(malformed(
+                "entry terms go backwards or exceed the message term",
+            ));
         }
         expect += 1;
         term = e.term;

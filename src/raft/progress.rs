@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use super::log::RaftLog;
+use super::message::RejectHint;
 use super::types::{Index, Time};
 
 /// How the leader replicates to a follower.
@@ -175,6 +177,22 @@ impl Progress {
     }
 }
 
+/// Where a leader with `log` resumes after a follower rejected with `hint` (fast backup):
+/// past the follower's log if it is short; past the leader's last entry of the conflicting
+/// term if the leader has that term; else at the follower's first entry of that term.
+/// One round trip skips a whole term instead of one entry.
+pub fn next_after_reject(log: &RaftLog, hint: RejectHint) -> Index {
+    let next = match hint.conflict_term {
+        None => hint.last_index + 1,
+        Some(t) => match log.last_index_of_term(t) {
+            Some(i) => i + 1,
+            None => hint.conflict_index,
+        },
+    };
+    // Everything in the discarded prefix is held by every node.
+    next.max(log.first_index())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +212,11 @@ mod tests {
         w.add(10, 995);
         assert!(w.full(), "1005 bytes fill a window of 1000 bytes");
         w.free_to(9);
-        assert_eq!(w.count(), 1, "freeing below the last entry of a message keeps it");
+        assert_eq!(
+            w.count(),
+            1,
+            "freeing below the last entry of a message keeps it"
+        );
         w.reset();
         assert_eq!((w.count(), w.bytes()), (0, 0));
     }
@@ -211,7 +233,10 @@ mod tests {
         assert!(p.maybe_decrease_to(15, 12));
         assert_eq!(p.state, ProgressState::Probe);
         assert_eq!(p.next_index, 12);
-        assert!(!p.maybe_decrease_to(15, 12), "a probe rejection for another prev is stale");
+        assert!(
+            !p.maybe_decrease_to(15, 12),
+            "a probe rejection for another prev is stale"
+        );
         assert!(p.maybe_decrease_to(11, 3));
         assert_eq!(p.next_index, 11, "never below match + 1");
     }

@@ -29,7 +29,9 @@ pub enum StoreError {
         last_index: Index,
     },
     /// An append would leave a hole or overwrite discarded entries.
-    #[error("append at {first} does not follow the log ({snapshot_index} discarded, last {last_index})")]
+    #[error(
+        "append at {first} does not follow the log ({snapshot_index} discarded, last {last_index})"
+    )]
     NotContiguous {
         /// First index of the append.
         first: Index,
@@ -205,7 +207,11 @@ pub mod conformance {
         s.append(&es).unwrap();
         assert_eq!(s.last_index(), 5, "append_then_read_back");
         assert_eq!(s.entries(1, 6).unwrap(), es, "append_then_read_back");
-        assert_eq!(s.entries(2, 4).unwrap(), es[1..3].to_vec(), "append_then_read_back");
+        assert_eq!(
+            s.entries(2, 4).unwrap(),
+            es[1..3].to_vec(),
+            "append_then_read_back"
+        );
         s.append(&[entry(6, 2)]).unwrap();
         assert_eq!(s.last_index(), 6, "append_then_read_back");
     }
@@ -229,7 +235,11 @@ pub mod conformance {
             matches!(err, StoreError::NotContiguous { first: 3, .. }),
             "append_refuses_a_hole: {err}"
         );
-        assert_eq!(s.last_index(), 1, "append_refuses_a_hole: the log must be untouched");
+        assert_eq!(
+            s.last_index(),
+            1,
+            "append_refuses_a_hole: the log must be untouched"
+        );
     }
 
     fn hard_state_round_trips<S: LogStore>(s: &mut S) {
@@ -245,7 +255,11 @@ pub mod conformance {
         s.append(&[entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 3)])
             .unwrap();
         s.compact(3).unwrap();
-        assert_eq!(s.snapshot_point(), (3, 2), "compact_discards_prefix_and_keeps_term");
+        assert_eq!(
+            s.snapshot_point(),
+            (3, 2),
+            "compact_discards_prefix_and_keeps_term"
+        );
         assert_eq!(s.last_index(), 4, "compact_discards_prefix_and_keeps_term");
         assert!(
             matches!(s.entries(3, 5), Err(StoreError::Compacted { .. })),
@@ -253,15 +267,26 @@ pub mod conformance {
         );
         assert_eq!(s.entries(4, 5).unwrap(), vec![entry(4, 3)]);
         s.compact(2).unwrap();
-        assert_eq!(s.snapshot_point(), (3, 2), "compacting below the prefix is a no-op");
+        assert_eq!(
+            s.snapshot_point(),
+            (3, 2),
+            "compacting below the prefix is a no-op"
+        );
         s.append(&[entry(5, 3)]).unwrap();
         assert_eq!(s.last_index(), 5, "appending after a compaction");
         assert!(
-            matches!(s.append(&[entry(3, 4)]), Err(StoreError::NotContiguous { .. })),
+            matches!(
+                s.append(&[entry(3, 4)]),
+                Err(StoreError::NotContiguous { .. })
+            ),
             "overwriting discarded entries must fail"
         );
         s.compact(5).unwrap();
-        assert_eq!(s.last_index(), 5, "a fully compacted log keeps its last index");
+        assert_eq!(
+            s.last_index(),
+            5,
+            "a fully compacted log keeps its last index"
+        );
         assert!(s.entries(6, 6).unwrap().is_empty());
     }
 
