@@ -1,13 +1,21 @@
 //! raftbench: a Raft log-replication engine and a harness that measures it.
 //!
 //! - [`raft`]: the consensus core, sans-IO and deterministic.
+//! - [`server`]: a node at run time (tokio driver around the core, KV store, clients).
+//! - [`shutdown`]: graceful shutdown with a broadcast and a drop guard.
+//! - [`cluster`]: an in-process cluster over any transport, and a client for it.
 //! - [`sim`]: a simulated cluster with virtual time and invariant checkers.
+//! - [`kv`]: the key-value state machine (Put and Get through the log).
 //! - [`codec`]: the binary wire format.
 //! - [`tls`]: the cluster CA and mutual TLS.
 //! - [`transport`]: QUIC, TCP and in-memory transports.
 
+pub mod cluster;
 pub mod codec;
+pub mod kv;
 pub mod raft;
+pub mod server;
+pub mod shutdown;
 pub mod sim;
 pub mod tls;
 pub mod transport;

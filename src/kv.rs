@@ -1,0 +1,190 @@
+//! The key-value state machine the lecture uses: `Put` and `Get`, both through the log.
+//!
+//! A `Get` is replicated like a `Put` so that its answer reflects every write committed
+//! before it (linearizable without leases), as the lecture's model has it.
+
+use std::collections::HashMap;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// A client command as it travels in a log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Store `value` under `key`.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// Read the value under `key`.
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+}
+
+/// What applying a command answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The put is applied.
+    Done,
+    /// The value read (None: no such key).
+    Value(Option<Bytes>),
+}
+
+/// Why bytes in a log entry are not a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The entry ended before the command did.
+    #[error("command truncated")]
+    Truncated,
+    /// The first byte names no command.
+    #[error("unknown command tag {0}")]
+    UnknownTag(u8),
+}
+
+const TAG_PUT: u8 = 1;
+const TAG_GET: u8 = 2;
+
+impl Command {
+    /// Encodes the command as entry payload: tag, key length (u32), key, then the value.
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(self.encoded_len());
+        self.encode_into(&mut b);
+        b.freeze()
+    }
+
+    /// Bytes [`encode`](Self::encode) produces.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Command::Put { key, value } => 5 + key.len() + value.len(),
+            Command::Get { key } => 5 + key.len(),
+        }
+    }
+
+    /// Appends the encoding to `b`, for callers that batch many commands in one buffer.
+    pub fn encode_into(&self, b: &mut BytesMut) {
+        match self {
+            Command::Put { key, value } => {
+                b.put_u8(TAG_PUT);
+                b.put_u32(key.len() as u32);
+                b.put_slice(key);
+                b.put_slice(value);
+            }
+            Command::Get { key } => {
+                b.put_u8(TAG_GET);
+                b.put_u32(key.len() as u32);
+                b.put_slice(key);
+            }
+        }
+    }
+
+    /// Decodes entry payload; key and value are slices of `data`, not copies.
+    pub fn decode(data: &Bytes) -> Result<Command, CommandError> {
+        let mut rest = data.clone();
+        if rest.remaining() < 5 {
+            return Err(CommandError::Truncated);
+        }
+        let tag = rest.get_u8();
+        let klen = rest.get_u32() as usize;
+        if rest.remaining() < klen {
+            return Err(CommandError::Truncated);
+        }
+        let key = rest.split_to(klen);
+        match tag {
+            TAG_PUT => Ok(Command::Put { key, value: rest }),
+            TAG_GET => Ok(Command::Get { key }),
+            t => Err(CommandError::UnknownTag(t)),
+        }
+    }
+}
+
+/// The replicated map.
+#[derive(Debug, Default)]
+pub struct KvStore {
+    map: HashMap<Bytes, Bytes>,
+    applied: u64,
+}
+
+impl KvStore {
+    /// An empty map.
+    pub fn new() -> KvStore {
+        KvStore::default()
+    }
+
+    /// Applies one entry's payload. A payload that is not a command is applied as a no-op
+    /// (every node skips it alike, so replicas stay identical) and reported as an error.
+    pub fn apply(&mut self, data: &Bytes) -> Result<Output, CommandError> {
+        self.applied += 1;
+        match Command::decode(data)? {
+            Command::Put { key, value } => {
+                self.map.insert(key, value);
+                Ok(Output::Done)
+            }
+            Command::Get { key } => Ok(Output::Value(self.map.get(&key).cloned())),
+        }
+    }
+
+    /// Reads without going through the log (for tests and checks, not for clients).
+    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        self.map.get(key)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Commands applied, including failed ones.
+    pub fn applied_count(&self) -> u64 {
+        self.applied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_then_get_round_trips_through_bytes() {
+        let mut kv = KvStore::new();
+        let put = Command::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"v1"),
+        };
+        let get = Command::Get {
+            key: Bytes::from_static(b"k"),
+        };
+        assert_eq!(Command::decode(&put.encode()).unwrap(), put);
+        assert_eq!(Command::decode(&get.encode()).unwrap(), get);
+        assert_eq!(kv.apply(&get.encode()).unwrap(), Output::Value(None));
+        assert_eq!(kv.apply(&put.encode()).unwrap(), Output::Done);
+        assert_eq!(
+            kv.apply(&get.encode()).unwrap(),
+            Output::Value(Some(Bytes::from_static(b"v1")))
+        );
+        assert_eq!(kv.len(), 1);
+    }
+
+    #[test]
+    fn bad_payloads_are_errors_not_panics() {
+        let mut kv = KvStore::new();
+        assert_eq!(kv.apply(&Bytes::new()), Err(CommandError::Truncated));
+        assert_eq!(
+            kv.apply(&Bytes::from_static(&[1, 0, 0, 0, 9, b'a'])),
+            Err(CommandError::Truncated)
+        );
+        assert_eq!(
+            kv.apply(&Bytes::from_static(&[7, 0, 0, 0, 0])),
+            Err(CommandError::UnknownTag(7))
+        );
+        assert_eq!(kv.applied_count(), 3);
+        assert!(kv.is_empty());
+    }
+}

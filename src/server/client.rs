@@ -1,0 +1,108 @@
+//! How clients reach a server in the same process, and what they get back.
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::kv::{Command, CommandError, Output};
+use crate::raft::NodeId;
+
+/// The answer to one request.
+pub type Reply = Result<Output, ClientError>;
+
+/// Why a request did not succeed. All but `BadCommand` are worth retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// This node does not lead; retry at the leader it names, if any.
+    #[error("not the leader; try {leader:?}")]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+    },
+    /// The node lost leadership while the request was in flight: it may or may not have
+    /// been applied. Retry (a retried Put is idempotent, a Get harmless).
+    #[error("leadership lost while the request was in flight; outcome unknown, retry")]
+    LeadershipLost,
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// The payload is not a command.
+    #[error("bad command: {0}")]
+    BadCommand(CommandError),
+}
+
+/// Where a server sends the reply for one request.
+#[derive(Debug)]
+pub enum ReplyTo {
+    /// A one-off waiter.
+    Oneshot(oneshot::Sender<Reply>),
+    /// A load generator's shared reply queue; replies carry the request id.
+    Queue(crossbeam::channel::Sender<(u64, Reply)>),
+}
+
+impl ReplyTo {
+    /// Delivers the reply; a waiter that has gone away is ignored.
+    pub fn send(self, id: u64, reply: Reply) {
+        match self {
+            ReplyTo::Oneshot(tx) => {
+                let _ = tx.send(reply);
+            }
+            ReplyTo::Queue(tx) => {
+                let _ = tx.send((id, reply));
+            }
+        }
+    }
+}
+
+/// A client request as the server takes it.
+#[derive(Debug)]
+pub struct Request {
+    /// The client's id for the request, echoed in queued replies.
+    pub id: u64,
+    /// The encoded [`Command`].
+    pub command: Bytes,
+    /// Where the answer goes.
+    pub reply: ReplyTo,
+}
+
+/// A cheap, cloneable way to submit requests to one server.
+#[derive(Clone, Debug)]
+pub struct ServerHandle {
+    id: NodeId,
+    tx: mpsc::Sender<Request>,
+}
+
+impl ServerHandle {
+    pub(super) fn new(id: NodeId, tx: mpsc::Sender<Request>) -> ServerHandle {
+        ServerHandle { id, tx }
+    }
+
+    /// The node this handle reaches.
+    pub fn node(&self) -> NodeId {
+        self.id
+    }
+
+    /// Submits a command and waits for its reply.
+    pub async fn submit(&self, cmd: &Command) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        let req = Request {
+            id: 0,
+            command: cmd.encode(),
+            reply: ReplyTo::Oneshot(tx),
+        };
+        if self.tx.send(req).await.is_err() {
+            return Err(ClientError::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(ClientError::ShuttingDown))
+    }
+
+    /// Submits a request without waiting; the reply goes where `req.reply` says.
+    /// Fails at once (with the request handed back) if the server's queue is full or closed.
+    pub fn try_send(&self, req: Request) -> Result<(), Request> {
+        self.tx.try_send(req).map_err(|e| e.into_inner())
+    }
+
+    /// Submits a request, waiting for room in the server's queue.
+    pub async fn send(&self, req: Request) -> Result<(), Request> {
+        self.tx.send(req).await.map_err(|e| e.0)
+    }
+}

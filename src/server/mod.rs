@@ -1,0 +1,291 @@
+//! A node at run time: a tokio task that drives the Raft core, persists through the log
+//! store, applies committed entries to the key-value store, and answers clients.
+//!
+//! The driver loop waits for a message, a client request or the core's next deadline;
+//! then it drains whatever else has already arrived (up to a bound) before asking the core
+//! for one [`Ready`](crate::raft::Ready). Draining first is what lets batches grow with load: a
+//! hundred proposals that arrive together leave in one AppendEntries.
+
+mod client;
+
+pub use client::{ClientError, Reply, ReplyTo, Request, ServerHandle};
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::kv::KvStore;
+use crate::raft::{
+    Config, EntryKind, Event, Index, LogStore, MemStore, Message, NodeId, RaftNode, Role, Term,
+    Time,
+};
+use crate::shutdown::Shutdown;
+use crate::transport::{Inbound, Transport};
+
+/// Most inputs of one kind taken in one round before the core is asked for a Ready:
+/// large enough to batch, small enough that timers and replies are not starved.
+const MAX_DRAIN: usize = 4096;
+
+/// Timestamps of what happens inside a node, for the harness to measure commit and apply lag.
+/// Called on the node's own task: implementations must be cheap and must not block.
+pub trait Observer: Send + Sync + 'static {
+    /// The node's commit index moved from `from` to `to` at `at` (on the leader: the
+    /// entries committed; on a follower: it learned that they had).
+    fn commit_advanced(&self, node: NodeId, role: Role, from: Index, to: Index, at: Time);
+    /// The node applied entries up to `upto` at `at`.
+    fn applied(&self, node: NodeId, role: Role, upto: Index, at: Time);
+    /// The node's role or leader changed.
+    fn role_changed(&self, _node: NodeId, _role: Role, _term: Term, _at: Time) {}
+}
+
+/// Everything a server is built from.
+pub struct ServerParts {
+    /// The core's configuration.
+    pub raft: Config,
+    /// Seed for the core's election timeouts.
+    pub seed: u64,
+    /// The clock origin shared by every node of an in-process cluster, so their timestamps compare.
+    pub epoch: Instant,
+    /// The persisted state to start from (a fresh `MemStore` for a new node).
+    pub store: MemStore,
+    /// Carries messages to the peers.
+    pub transport: Arc<dyn Transport>,
+    /// Messages from the peers, with the id each connection authenticated.
+    pub inbox: Inbound,
+    /// Where measurement timestamps go, if anywhere.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+struct PendingReply {
+    index: Index,
+    term: Term,
+    id: u64,
+    reply: ReplyTo,
+}
+
+/// One node's driver task state.
+pub struct Server {
+    raft: RaftNode,
+    store: MemStore,
+    kv: KvStore,
+    transport: Arc<dyn Transport>,
+    inbox: Inbound,
+    requests: mpsc::Receiver<Request>,
+    pending: VecDeque<PendingReply>,
+    epoch: Instant,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The core refused the configuration or the store.
+    #[error(transparent)]
+    Restore(#[from] crate::raft::RestoreError),
+}
+
+impl Server {
+    /// Builds a server and the handle clients submit through.
+    pub fn new(parts: ServerParts) -> Result<(Server, ServerHandle), ServerError> {
+        let now = Time::from_nanos(parts.epoch.elapsed().as_nanos() as u64);
+        let id = parts.raft.id;
+        let raft = RaftNode::restore(parts.raft, parts.seed, now, &parts.store)?;
+        let (tx, rx) = mpsc::channel(65_536);
+        let server = Server {
+            raft,
+            store: parts.store,
+            kv: KvStore::new(),
+            transport: parts.transport,
+            inbox: parts.inbox,
+            requests: rx,
+            pending: VecDeque::new(),
+            epoch: parts.epoch,
+            observer: parts.observer,
+        };
+        Ok((server, ServerHandle::new(id, tx)))
+    }
+
+    fn now(&self) -> Time {
+        Time::from_nanos(self.epoch.elapsed().as_nanos() as u64)
+    }
+
+    fn deadline_instant(&self) -> tokio::time::Instant {
+        let d = std::time::Duration::from_nanos(self.raft.next_deadline().as_nanos());
+        tokio::time::Instant::from_std(self.epoch + d)
+    }
+
+    /// Runs until shutdown is requested or every input is closed. Requests still waiting
+    /// then fail with [`ClientError::ShuttingDown`].
+    pub async fn run(mut self, mut shutdown: Shutdown) -> KvStore {
+        let sleep = tokio::time::sleep_until(self.deadline_instant());
+        tokio::pin!(sleep);
+        let mut inbox_open = true;
+        let mut requests_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.recv() => break,
+                m = self.inbox.recv(), if inbox_open => match m {
+                    Some((from, m)) => self.step(from, m),
+                    None => inbox_open = false,
+                },
+                r = self.requests.recv(), if requests_open => match r {
+                    Some(r) => self.propose(r),
+                    None => requests_open = false,
+                },
+                _ = &mut sleep => {}
+            }
+            if !inbox_open && !requests_open {
+                break;
+            }
+            for _ in 0..MAX_DRAIN {
+                match self.inbox.try_recv() {
+                    Ok((from, m)) => self.step(from, m),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..MAX_DRAIN {
+                match self.requests.try_recv() {
+                    Ok(r) => self.propose(r),
+                    Err(_) => break,
+                }
+            }
+            let now = self.now();
+            if now >= self.raft.next_deadline() {
+                self.raft.tick(now);
+            }
+            self.process_ready();
+            sleep.as_mut().reset(self.deadline_instant());
+        }
+        self.fail_pending(|| ClientError::ShuttingDown);
+        while let Ok(r) = self.requests.try_recv() {
+            r.reply.send(r.id, Err(ClientError::ShuttingDown));
+        }
+        self.kv
+    }
+
+    fn step(&mut self, from: NodeId, m: Message) {
+        if m.from != from {
+            // The transport checks this too; a node never takes another's word for its id.
+            tracing::warn!(node = self.raft.id(), from, claimed = m.from, "dropped a misrouted message");
+            return;
+        }
+        let now = self.now();
+        if let Err(e) = self.raft.step(m, now) {
+            tracing::warn!(node = self.raft.id(), error = %e, "dropped a message");
+        }
+    }
+
+    fn propose(&mut self, r: Request) {
+        let now = self.now();
+        match self.raft.propose(r.command, now) {
+            Ok((index, term)) => self.pending.push_back(PendingReply {
+                index,
+                term,
+                id: r.id,
+                reply: r.reply,
+            }),
+            Err(crate::raft::ProposeError::NotLeader { leader }) => {
+                r.reply.send(r.id, Err(ClientError::NotLeader { leader }))
+            }
+        }
+    }
+
+    fn process_ready(&mut self) {
+        while self.raft.has_ready() {
+            let rd = self.raft.ready();
+            for m in rd.messages {
+                self.transport.send(m);
+            }
+            if let Some(hs) = rd.hard_state {
+                self.store
+                    .save_hard_state(hs)
+                    .expect("the in-memory store cannot fail");
+            }
+            if let Some(last) = rd.entries.last() {
+                let (index, term) = (last.index, last.term);
+                self.store
+                    .append(&rd.entries)
+                    .expect("the core hands out contiguous entries");
+                self.raft.persisted(index, term);
+            }
+            for m in rd.persisted_messages {
+                self.transport.send(m);
+            }
+            let now = self.now();
+            let role = self.raft.role();
+            let id = self.raft.id();
+            for ev in &rd.events {
+                match *ev {
+                    Event::CommitAdvanced { from, to } => {
+                        if let Some(o) = &self.observer {
+                            o.commit_advanced(id, role, from, to, now);
+                        }
+                    }
+                    Event::RoleChanged { term, role } => {
+                        if let Some(o) = &self.observer {
+                            o.role_changed(id, role, term, now);
+                        }
+                        if role != Role::Leader {
+                            // Entries we proposed may still commit under another leader, but
+                            // we can no longer tell the client: it must retry (and may see it twice).
+                            self.fail_pending(|| ClientError::LeadershipLost);
+                        }
+                    }
+                    Event::LeaderChanged { .. } => {}
+                }
+            }
+            if let Some(last) = rd.committed.last().map(|e| e.index) {
+                for e in &rd.committed {
+                    let out = match e.kind {
+                        EntryKind::Noop => None,
+                        EntryKind::Normal => Some(self.kv.apply(&e.data)),
+                    };
+                    self.answer(e.index, e.term, out);
+                }
+                self.raft.applied(last);
+                if let Some(o) = &self.observer {
+                    o.applied(id, role, last, self.now());
+                }
+            }
+            if let Some(upto) = rd.compact_to {
+                self.store
+                    .compact(upto)
+                    .expect("the core compacts only persisted entries");
+            }
+        }
+    }
+
+    fn answer(
+        &mut self,
+        index: Index,
+        term: Term,
+        out: Option<Result<crate::kv::Output, crate::kv::CommandError>>,
+    ) {
+        while let Some(p) = self.pending.front() {
+            if p.index > index {
+                break;
+            }
+            let p = self.pending.pop_front().expect("front exists");
+            if p.index < index || p.term != term {
+                // Our entry at that index was replaced by another leader's.
+                p.reply.send(p.id, Err(ClientError::LeadershipLost));
+                continue;
+            }
+            let reply = match &out {
+                Some(Ok(o)) => Ok(o.clone()),
+                Some(Err(e)) => Err(ClientError::BadCommand(e.clone())),
+                None => Err(ClientError::LeadershipLost),
+            };
+            p.reply.send(p.id, reply);
+        }
+    }
+
+    fn fail_pending(&mut self, err: impl Fn() -> ClientError) {
+        for p in self.pending.drain(..) {
+            p.reply.send(p.id, Err(err()));
+        }
+    }
+}
