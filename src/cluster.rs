@@ -108,6 +108,9 @@ pub struct LocalCluster {
     epoch: Instant,
 }
 
+/// A started node's handle and transport, as its thread reports them.
+type StartedNode = (ServerHandle, Arc<dyn Transport>);
+
 /// What each node task needs to start.
 struct NodeStart {
     id: NodeId,
@@ -117,7 +120,7 @@ struct NodeStart {
     epoch: Instant,
     addr_tx: std_mpsc::Sender<Result<(NodeId, SocketAddr), ClusterError>>,
     peers_rx: oneshot::Receiver<HashMap<NodeId, SocketAddr>>,
-    ready_tx: std_mpsc::Sender<Result<(ServerHandle, Arc<dyn Transport>), ClusterError>>,
+    ready_tx: std_mpsc::Sender<Result<StartedNode, ClusterError>>,
     stop_rx: oneshot::Receiver<()>,
     done_tx: oneshot::Sender<KvStore>,
 }
@@ -161,9 +164,7 @@ impl LocalCluster {
             let start = NodeStart {
                 id,
                 spec: spec.clone(),
-                identity: identities
-                    .as_ref()
-                    .map(|v| v[id as usize - 1].clone()),
+                identity: identities.as_ref().map(|v| v[id as usize - 1].clone()),
                 mem: mem.clone(),
                 epoch,
                 addr_tx: addr_tx.clone(),
@@ -442,7 +443,11 @@ impl ClusterClient {
     }
 
     /// Stores `value` under `key`.
-    pub async fn put(&mut self, key: impl Into<bytes::Bytes>, value: impl Into<bytes::Bytes>) -> Result<(), ClientError> {
+    pub async fn put(
+        &mut self,
+        key: impl Into<bytes::Bytes>,
+        value: impl Into<bytes::Bytes>,
+    ) -> Result<(), ClientError> {
         self.call(&Command::Put {
             key: key.into(),
             value: value.into(),
@@ -452,7 +457,10 @@ impl ClusterClient {
     }
 
     /// Reads the value under `key`, through the log.
-    pub async fn get(&mut self, key: impl Into<bytes::Bytes>) -> Result<Option<bytes::Bytes>, ClientError> {
+    pub async fn get(
+        &mut self,
+        key: impl Into<bytes::Bytes>,
+    ) -> Result<Option<bytes::Bytes>, ClientError> {
         match self.call(&Command::Get { key: key.into() }).await? {
             Output::Value(v) => Ok(v),
             Output::Done => Ok(None),

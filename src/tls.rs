@@ -370,4 +370,30 @@ mod tests {
             Err(TlsError::BadCertificate(_))
         ));
     }
+
+    #[test]
+    fn write_cluster_and_load_identity_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certs");
+        write_cluster(&path, 3).unwrap();
+        let nodes: Vec<NodeIdentity> = (1..=3)
+            .map(|id| load_identity(&path, id).unwrap())
+            .collect();
+        for (i, n) in nodes.iter().enumerate() {
+            assert_eq!(n.id, i as NodeId + 1);
+            assert_eq!(peer_id(&n.cert_chain).unwrap(), n.id);
+            assert_eq!(n.ca_cert, nodes[0].ca_cert);
+            server_config(n).unwrap();
+            client_config(n).unwrap();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for f in ["ca.key", "node-1.key", "node-3.key"] {
+                let mode = fs::metadata(path.join(f)).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{f}");
+            }
+        }
+        assert!(matches!(load_identity(&path, 4), Err(TlsError::Pem { .. })));
+    }
 }

@@ -36,7 +36,11 @@ fn commit_many(transport: TransportKind, threading: Threading, requests: usize) 
         }
         let mut client = cluster.client();
         let v = client.get("key-7").await.unwrap();
-        assert_eq!(v.as_deref(), Some(&b"value-7"[..]), "a Get reads the Put through the log");
+        assert_eq!(
+            v.as_deref(),
+            Some(&b"value-7"[..]),
+            "a Get reads the Put through the log"
+        );
         // Followers learn the last commit from the next heartbeat.
         tokio::time::sleep(Duration::from_millis(100)).await;
     });

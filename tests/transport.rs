@@ -189,6 +189,18 @@ async fn quic_three_nodes_exchange_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_with_identities_written_to_disk() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    tls::write_cluster(dir.path(), 2).unwrap();
+    let ids: Vec<NodeIdentity> = (1..=2)
+        .map(|id| tls::load_identity(dir.path(), id).unwrap())
+        .collect();
+    let mut nodes = quic_cluster(&ids, &QuicSettings::default());
+    exchange(&mut nodes, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_stream_per_batch_delivers_everything() {
     init_tracing();
     let (_, ids) = tls::generate_cluster(&[1, 2, 3]).unwrap();
@@ -537,7 +549,13 @@ async fn tcp_reconnects_after_restart() {
 async fn quic_reconnects_after_restart() {
     init_tracing();
     let (_, ids) = tls::generate_cluster(&[1, 2]).unwrap();
-    let quic = QuicSettings::default();
+    // A dropped endpoint keeps its port until its connections have drained (3 PTO).
+    // Dials refused while the peer was down never sampled the RTT, so their PTO
+    // derives from the initial RTT: a LAN-sized one keeps the rebinding short.
+    let quic = QuicSettings {
+        initial_rtt_us: 10_000,
+        ..QuicSettings::default()
+    };
     let b1 = QuicTransport::bind(&ids[0], local(), &quic, settings()).unwrap();
     let b2 = QuicTransport::bind(&ids[1], local(), &quic, settings()).unwrap();
     let peers: HashMap<NodeId, SocketAddr> = [(1, b1.local_addr()), (2, b2.local_addr())]

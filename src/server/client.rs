@@ -1,10 +1,10 @@
 //! How clients reach a server in the same process, and what they get back.
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::kv::{Command, CommandError, Output};
-use crate::raft::NodeId;
+use crate::raft::{Index, NodeId, Role, Term};
 
 /// The answer to one request.
 pub type Reply = Result<Output, ClientError>;
@@ -37,6 +37,8 @@ pub enum ReplyTo {
     Oneshot(oneshot::Sender<Reply>),
     /// A load generator's shared reply queue; replies carry the request id.
     Queue(crossbeam::channel::Sender<(u64, Reply)>),
+    /// An async consumer's queue (a network connection's writer); replies carry the id.
+    Channel(mpsc::UnboundedSender<(u64, Reply)>),
 }
 
 impl ReplyTo {
@@ -47,6 +49,9 @@ impl ReplyTo {
                 let _ = tx.send(reply);
             }
             ReplyTo::Queue(tx) => {
+                let _ = tx.send((id, reply));
+            }
+            ReplyTo::Channel(tx) => {
                 let _ = tx.send((id, reply));
             }
         }
@@ -64,16 +69,64 @@ pub struct Request {
     pub reply: ReplyTo,
 }
 
+/// What a node reports about itself, for operators and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its term.
+    pub term: Term,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Its commit index.
+    pub commit_index: Index,
+    /// Highest index applied to its key-value store.
+    pub applied_index: Index,
+    /// Its last log index.
+    pub last_index: Index,
+}
+
+impl Default for NodeStatus {
+    fn default() -> Self {
+        NodeStatus {
+            id: 0,
+            role: Role::Follower,
+            term: 0,
+            leader: None,
+            commit_index: 0,
+            applied_index: 0,
+            last_index: 0,
+        }
+    }
+}
+
 /// A cheap, cloneable way to submit requests to one server.
 #[derive(Clone, Debug)]
 pub struct ServerHandle {
     id: NodeId,
     tx: mpsc::Sender<Request>,
+    status: watch::Receiver<NodeStatus>,
 }
 
 impl ServerHandle {
-    pub(super) fn new(id: NodeId, tx: mpsc::Sender<Request>) -> ServerHandle {
-        ServerHandle { id, tx }
+    pub(super) fn new(
+        id: NodeId,
+        tx: mpsc::Sender<Request>,
+        status: watch::Receiver<NodeStatus>,
+    ) -> ServerHandle {
+        ServerHandle { id, tx, status }
+    }
+
+    /// The node's latest status.
+    pub fn status(&self) -> NodeStatus {
+        *self.status.borrow()
+    }
+
+    /// A watch on the node's status, to wait for a condition.
+    pub fn watch_status(&self) -> watch::Receiver<NodeStatus> {
+        self.status.clone()
     }
 
     /// The node this handle reaches.

@@ -8,7 +8,7 @@
 
 mod client;
 
-pub use client::{ClientError, Reply, ReplyTo, Request, ServerHandle};
+pub use client::{ClientError, NodeStatus, Reply, ReplyTo, Request, ServerHandle};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,15 +41,15 @@ pub trait Observer: Send + Sync + 'static {
 }
 
 /// Everything a server is built from.
-pub struct ServerParts {
+pub struct ServerParts<S> {
     /// The core's configuration.
     pub raft: Config,
     /// Seed for the core's election timeouts.
     pub seed: u64,
     /// The clock origin shared by every node of an in-process cluster, so their timestamps compare.
     pub epoch: Instant,
-    /// The persisted state to start from (a fresh `MemStore` for a new node).
-    pub store: MemStore,
+    /// The persisted state to start from (an empty store for a new node).
+    pub store: S,
     /// Carries messages to the peers.
     pub transport: Arc<dyn Transport>,
     /// Messages from the peers, with the id each connection authenticated.
@@ -66,9 +66,9 @@ struct PendingReply {
 }
 
 /// One node's driver task state.
-pub struct Server {
+pub struct Server<S = MemStore> {
     raft: RaftNode,
-    store: MemStore,
+    store: S,
     kv: KvStore,
     transport: Arc<dyn Transport>,
     inbox: Inbound,
@@ -76,6 +76,7 @@ pub struct Server {
     pending: VecDeque<PendingReply>,
     epoch: Instant,
     observer: Option<Arc<dyn Observer>>,
+    status: tokio::sync::watch::Sender<NodeStatus>,
 }
 
 /// Why a server could not start.
@@ -86,14 +87,19 @@ pub enum ServerError {
     Restore(#[from] crate::raft::RestoreError),
 }
 
-impl Server {
+impl<S: LogStore + Send + 'static> Server<S> {
     /// Builds a server and the handle clients submit through.
-    pub fn new(parts: ServerParts) -> Result<(Server, ServerHandle), ServerError> {
+    pub fn new(parts: ServerParts<S>) -> Result<(Server<S>, ServerHandle), ServerError> {
         let now = Time::from_nanos(parts.epoch.elapsed().as_nanos() as u64);
         let id = parts.raft.id;
         let raft = RaftNode::restore(parts.raft, parts.seed, now, &parts.store)?;
         let (tx, rx) = mpsc::channel(65_536);
+        let (status, status_rx) = tokio::sync::watch::channel(NodeStatus {
+            id,
+            ..NodeStatus::default()
+        });
         let server = Server {
+            status,
             raft,
             store: parts.store,
             kv: KvStore::new(),
@@ -104,7 +110,7 @@ impl Server {
             epoch: parts.epoch,
             observer: parts.observer,
         };
-        Ok((server, ServerHandle::new(id, tx)))
+        Ok((server, ServerHandle::new(id, tx, status_rx)))
     }
 
     fn now(&self) -> Time {
@@ -157,6 +163,7 @@ impl Server {
                 self.raft.tick(now);
             }
             self.process_ready();
+            self.publish_status();
             sleep.as_mut().reset(self.deadline_instant());
         }
         self.fail_pending(|| ClientError::ShuttingDown);
@@ -166,10 +173,34 @@ impl Server {
         self.kv
     }
 
+    fn publish_status(&self) {
+        let r = &self.raft;
+        let now = NodeStatus {
+            id: r.id(),
+            role: r.role(),
+            term: r.term(),
+            leader: r.leader(),
+            commit_index: r.commit_index(),
+            applied_index: r.applied_index(),
+            last_index: r.log().last_index(),
+        };
+        // Only wake watchers on change: this runs once per loop round.
+        self.status.send_if_modified(|s| {
+            let changed = *s != now;
+            *s = now;
+            changed
+        });
+    }
+
     fn step(&mut self, from: NodeId, m: Message) {
         if m.from != from {
             // The transport checks this too; a node never takes another's word for its id.
-            tracing::warn!(node = self.raft.id(), from, claimed = m.from, "dropped a misrouted message");
+            tracing::warn!(
+                node = self.raft.id(),
+                from,
+                claimed = m.from,
+                "dropped a misrouted message"
+            );
             return;
         }
         let now = self.now();
@@ -202,13 +233,13 @@ impl Server {
             if let Some(hs) = rd.hard_state {
                 self.store
                     .save_hard_state(hs)
-                    .expect("the in-memory store cannot fail");
+                    .unwrap_or_else(|e| fatal_store_error(e));
             }
             if let Some(last) = rd.entries.last() {
                 let (index, term) = (last.index, last.term);
                 self.store
                     .append(&rd.entries)
-                    .expect("the core hands out contiguous entries");
+                    .unwrap_or_else(|e| fatal_store_error(e));
                 self.raft.persisted(index, term);
             }
             for m in rd.persisted_messages {
@@ -253,7 +284,7 @@ impl Server {
             if let Some(upto) = rd.compact_to {
                 self.store
                     .compact(upto)
-                    .expect("the core compacts only persisted entries");
+                    .unwrap_or_else(|e| fatal_store_error(e));
             }
         }
     }
@@ -288,4 +319,11 @@ impl Server {
             p.reply.send(p.id, Err(err()));
         }
     }
+}
+
+/// A store that cannot persist leaves the node unable to keep Raft's promises (a vote or
+/// an acknowledgement must be on disk before it is sent), so the node stops rather than lie.
+fn fatal_store_error(e: crate::raft::StoreError) -> ! {
+    tracing::error!(error = %e, "log store failed; stopping the node");
+    panic!("log store failed: {e}");
 }

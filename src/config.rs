@@ -1,0 +1,364 @@
+//! Configuration files: the Raft knobs in human units, and the cluster file that
+//! `raftbench node` and `raftbench client` read.
+//!
+//! Unknown keys are refused, and every error names the file and the key at fault.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::raft::{CommitMode, Config, NodeId, ReplicationTrigger};
+use crate::transport::{QuicSettings, TransportKind, TransportSettings};
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (unknown key, wrong type, missing key).
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key and the line.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is impossible (or two values contradict each other).
+    #[error("{path}: `{key}` {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key at fault, as written in the file.
+        key: String,
+        /// Why it cannot work.
+        reason: String,
+    },
+}
+
+/// The core's knobs as a config file spells them (durations in milliseconds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    /// Heartbeat interval in ms (default 50).
+    pub heartbeat_ms: f64,
+    /// Minimum election timeout in ms; each timeout is drawn from [this, 2 x this) (default 500).
+    pub election_timeout_ms: f64,
+    /// Most entries per AppendEntries (default 1024).
+    pub max_batch_entries: usize,
+    /// Most bytes per AppendEntries (default 1 MiB).
+    pub max_batch_bytes: usize,
+    /// How long a proposal may wait for more to join its batch, in ms (default 0).
+    pub linger_ms: f64,
+    /// AppendEntries in flight per follower (default 16).
+    pub max_inflight_msgs: usize,
+    /// Entry bytes in flight per follower (default 16 MiB).
+    pub max_inflight_bytes: usize,
+    /// `piggyback` (default) or `eager`.
+    pub commit_mode: CommitMode,
+    /// `immediate` (default) or `on_tick`.
+    pub trigger: ReplicationTrigger,
+    /// Whether an append restarts that follower's heartbeat timer (default false).
+    pub append_resets_heartbeat: bool,
+    /// Whether a leader that lost its majority steps down (default true).
+    pub check_quorum: bool,
+    /// Discard the applied log prefix in steps of this many entries (0: never; default 8192).
+    pub compact_threshold: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        let c = Config::new(1, vec![1]);
+        RaftSettings {
+            heartbeat_ms: c.heartbeat_interval.as_secs_f64() * 1e3,
+            election_timeout_ms: c.election_timeout.as_secs_f64() * 1e3,
+            max_batch_entries: c.max_batch_entries,
+            max_batch_bytes: c.max_batch_bytes,
+            linger_ms: c.linger.as_secs_f64() * 1e3,
+            max_inflight_msgs: c.max_inflight_msgs,
+            max_inflight_bytes: c.max_inflight_bytes,
+            commit_mode: c.commit_mode,
+            trigger: c.trigger,
+            append_resets_heartbeat: c.append_resets_heartbeat,
+            check_quorum: c.check_quorum,
+            compact_threshold: c.compact_threshold,
+        }
+    }
+}
+
+fn ms(v: f64) -> Duration {
+    Duration::from_secs_f64(v.max(0.0) / 1e3)
+}
+
+impl RaftSettings {
+    /// The core configuration for node `id` of `voters`; the error names the key at fault
+    /// (as spelled in the file, under `prefix`).
+    pub fn to_core(
+        &self,
+        id: NodeId,
+        voters: Vec<NodeId>,
+        prefix: &str,
+    ) -> Result<Config, (String, String)> {
+        for (key, v) in [
+            ("heartbeat_ms", self.heartbeat_ms),
+            ("election_timeout_ms", self.election_timeout_ms),
+            ("linger_ms", self.linger_ms),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err((
+                    format!("{prefix}{key}"),
+                    format!("must be a non-negative number, got {v}"),
+                ));
+            }
+        }
+        let cfg = Config {
+            id,
+            voters,
+            heartbeat_interval: ms(self.heartbeat_ms),
+            election_timeout: ms(self.election_timeout_ms),
+            max_batch_entries: self.max_batch_entries,
+            max_batch_bytes: self.max_batch_bytes,
+            linger: ms(self.linger_ms),
+            max_inflight_msgs: self.max_inflight_msgs,
+            max_inflight_bytes: self.max_inflight_bytes,
+            commit_mode: self.commit_mode,
+            trigger: self.trigger,
+            append_resets_heartbeat: self.append_resets_heartbeat,
+            check_quorum: self.check_quorum,
+            compact_threshold: self.compact_threshold,
+        };
+        cfg.validate().map_err(|e| {
+            let key = match e.field {
+                "heartbeat_interval" => "heartbeat_ms",
+                "election_timeout" => "election_timeout_ms",
+                f => f,
+            };
+            (format!("{prefix}{key}"), e.reason)
+        })?;
+        Ok(cfg)
+    }
+}
+
+/// One member in a cluster file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAddr {
+    /// The node's id (1, 2, ...).
+    pub id: NodeId,
+    /// Where peers reach it (QUIC: UDP; TCP transport: TCP).
+    pub raft_addr: SocketAddr,
+    /// Where clients reach it (TCP).
+    pub client_addr: SocketAddr,
+}
+
+/// How a node persists its log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageKind {
+    /// Files under `data_dir`, synced to disk before a vote or acknowledgement leaves (default).
+    #[default]
+    File,
+    /// Files under `data_dir`, left to the OS page cache: survives a process crash, not a power loss.
+    FileNoSync,
+    /// Memory only: a restarted node comes back empty and cannot rejoin safely.
+    Memory,
+}
+
+/// A cluster of `raftbench node` processes, as `bench-configs/cluster-3.toml` describes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Transport between nodes: `quic` (default) or `tcp`.
+    #[serde(default = "default_transport")]
+    pub transport: TransportKind,
+    /// Directory with the certificates `raftbench certs` wrote (relative to this file).
+    #[serde(default = "default_certs")]
+    pub certs: PathBuf,
+    /// Directory under which node N keeps `node-N/` (relative to this file).
+    #[serde(default = "default_data")]
+    pub data_dir: PathBuf,
+    /// How nodes persist.
+    #[serde(default)]
+    pub storage: StorageKind,
+    /// The core's knobs.
+    #[serde(default)]
+    pub raft: RaftSettings,
+    /// QUIC parameters.
+    #[serde(default)]
+    pub quic: QuicSettings,
+    /// Transport queue and frame limits.
+    #[serde(default)]
+    pub transport_settings: TransportSettings,
+    /// The members.
+    pub nodes: Vec<NodeAddr>,
+    #[serde(skip)]
+    base: PathBuf,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+fn default_transport() -> TransportKind {
+    TransportKind::Quic
+}
+fn default_certs() -> PathBuf {
+    PathBuf::from("certs")
+}
+fn default_data() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// Reads a TOML file into `T`, with errors that name the file.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigFileError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+impl ClusterFile {
+    /// Reads and checks a cluster file.
+    pub fn load(path: &Path) -> Result<ClusterFile, ConfigFileError> {
+        let mut f: ClusterFile = read_toml(path)?;
+        f.path = path.to_owned();
+        f.base = path.parent().map(Path::to_owned).unwrap_or_default();
+        f.validate()?;
+        Ok(f)
+    }
+
+    fn invalid(&self, key: impl Into<String>, reason: impl Into<String>) -> ConfigFileError {
+        ConfigFileError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigFileError> {
+        if self.nodes.is_empty() {
+            return Err(self.invalid("nodes", "must list at least one node"));
+        }
+        if self.transport == TransportKind::Mem {
+            return Err(self.invalid(
+                "transport",
+                "`mem` only works inside one process; use quic or tcp",
+            ));
+        }
+        let mut ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(self.invalid("nodes.id", format!("ids must be unique, got {ids:?}")));
+        }
+        if ids.contains(&0) {
+            return Err(self.invalid("nodes.id", "0 is not a valid node id"));
+        }
+        self.raft
+            .to_core(ids[0], ids.clone(), "raft.")
+            .map_err(|(k, r)| self.invalid(k, r))?;
+        Ok(())
+    }
+
+    /// Every member's id, ascending.
+    pub fn ids(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The member with `id`.
+    pub fn node(&self, id: NodeId) -> Option<&NodeAddr> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The core configuration for member `id`.
+    pub fn core_config(&self, id: NodeId) -> Result<Config, ConfigFileError> {
+        if self.node(id).is_none() {
+            return Err(self.invalid(
+                "--id",
+                format!("{id} is not among the nodes {:?}", self.ids()),
+            ));
+        }
+        self.raft
+            .to_core(id, self.ids(), "raft.")
+            .map_err(|(k, r)| self.invalid(k, r))
+    }
+
+    /// The certificate directory, resolved against the file's directory.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.base.join(&self.certs)
+    }
+
+    /// Node `id`'s data directory, resolved against the file's directory.
+    pub fn node_data_dir(&self, id: NodeId) -> PathBuf {
+        self.base.join(&self.data_dir).join(format!("node-{id}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<ClusterFile, ConfigFileError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        ClusterFile::load(&p)
+    }
+
+    const NODES: &str = r#"
+[[nodes]]
+id = 1
+raft_addr = "127.0.0.1:7101"
+client_addr = "127.0.0.1:7201"
+"#;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load_str(&format!("[raft]\nheartbeat = 5\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heartbeat"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn impossible_value_is_named() {
+        let err = load_str(&format!(
+            "[raft]\nheartbeat_ms = 900\nelection_timeout_ms = 500\n{NODES}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("raft.heartbeat_ms"), "{err}");
+        let err = load_str(&format!("[raft]\nmax_inflight_msgs = 0\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("raft.max_inflight_msgs"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = load_str(&format!("[raft]\nheartbeat_ms = \"fast\"\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heartbeat_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_cluster_file_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-configs/cluster-3.toml");
+        let f = ClusterFile::load(&p).unwrap();
+        assert_eq!(f.ids(), vec![1, 2, 3]);
+        assert_eq!(f.core_config(2).unwrap().voters, vec![1, 2, 3]);
+        assert!(f.core_config(4).is_err());
+    }
+}

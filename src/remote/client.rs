@@ -1,0 +1,226 @@
+//! A client of a cluster of node processes: finds the leader, follows redirects, retries.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{
+    encode_request, encode_status_request, try_decode, ClientFrame, RemoteReplyError, WireError,
+};
+use crate::kv::{Command, Output};
+use crate::raft::NodeId;
+use crate::server::NodeStatus;
+
+/// Why a remote call failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// No node answered usefully before the deadline; the last failure is attached.
+    #[error("no answer from the cluster within {0:?}: {1}")]
+    Timeout(Duration, String),
+    /// The node refused the command itself.
+    #[error("bad command: {0}")]
+    BadCommand(String),
+}
+
+enum Answer {
+    Reply(Result<Output, RemoteReplyError>),
+    Status(NodeStatus),
+}
+
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// A client that knows every node's client address.
+pub struct RemoteClient {
+    nodes: Vec<(NodeId, SocketAddr)>,
+    current: usize,
+    conn: Option<Conn>,
+    next_id: u64,
+    /// How long one call keeps trying (default 10 s).
+    pub deadline: Duration,
+}
+
+impl RemoteClient {
+    /// A client of the nodes at `addrs` (id to client address).
+    pub fn new(addrs: HashMap<NodeId, SocketAddr>) -> RemoteClient {
+        let mut nodes: Vec<_> = addrs.into_iter().collect();
+        nodes.sort_unstable();
+        RemoteClient {
+            nodes,
+            current: 0,
+            conn: None,
+            next_id: 1,
+            deadline: Duration::from_secs(10),
+        }
+    }
+
+    /// Only talk to node `id` first (for example, to read from a chosen node).
+    pub fn prefer(&mut self, id: NodeId) {
+        if let Some(i) = self.nodes.iter().position(|(n, _)| *n == id) {
+            if i != self.current {
+                self.current = i;
+                self.conn = None;
+            }
+        }
+    }
+
+    /// The node the client is talking to.
+    pub fn current(&self) -> NodeId {
+        self.nodes[self.current].0
+    }
+
+    /// Stores `value` under `key`.
+    pub async fn put(
+        &mut self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), RemoteError> {
+        self.call(&Command::Put {
+            key: key.into(),
+            value: value.into(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Reads the value under `key` through the log.
+    pub async fn get(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, RemoteError> {
+        match self.call(&Command::Get { key: key.into() }).await? {
+            Output::Value(v) => Ok(v),
+            Output::Done => Ok(None),
+        }
+    }
+
+    /// Runs `cmd`, following redirects and retrying through leader changes until the deadline.
+    pub async fn call(&mut self, cmd: &Command) -> Result<Output, RemoteError> {
+        let start = Instant::now();
+        let payload = cmd.encode();
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let failure = match self.try_once(&payload).await {
+                Ok(Ok(out)) => return Ok(out),
+                Ok(Err(RemoteReplyError::BadCommand(why))) => {
+                    return Err(RemoteError::BadCommand(why))
+                }
+                Ok(Err(RemoteReplyError::NotLeader(Some(l)))) if l != self.current() => {
+                    if let Some(i) = self.nodes.iter().position(|(n, _)| *n == l) {
+                        self.current = i;
+                        self.conn = None;
+                        continue;
+                    }
+                    format!("redirected to unknown node {l}")
+                }
+                Ok(Err(e)) => {
+                    self.rotate();
+                    format!("{e:?}")
+                }
+                Err(e) => {
+                    self.rotate();
+                    e
+                }
+            };
+            if start.elapsed() > self.deadline {
+                return Err(RemoteError::Timeout(self.deadline, failure));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Asks node `id` for its status (no redirects: the answer is that node's own view).
+    pub async fn status(&mut self, id: NodeId) -> Result<NodeStatus, RemoteError> {
+        self.prefer(id);
+        let rid = self.next_id;
+        self.next_id += 1;
+        let mut out = BytesMut::new();
+        encode_status_request(rid, &mut out);
+        let r = self
+            .exchange(out, rid)
+            .await
+            .map_err(|e| RemoteError::Timeout(Duration::from_secs(5), e))?;
+        match r {
+            Answer::Status(st) => Ok(st),
+            Answer::Reply(_) => Err(RemoteError::Timeout(
+                Duration::ZERO,
+                "answered a status request with a reply".into(),
+            )),
+        }
+    }
+
+    fn rotate(&mut self) {
+        self.current = (self.current + 1) % self.nodes.len();
+        self.conn = None;
+    }
+
+    async fn try_once(
+        &mut self,
+        payload: &[u8],
+    ) -> Result<Result<Output, RemoteReplyError>, String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut out = BytesMut::new();
+        encode_request(id, payload, &mut out);
+        match self.exchange(out, id).await? {
+            Answer::Reply(r) => Ok(r),
+            Answer::Status(_) => Err("answered a request with a status".into()),
+        }
+    }
+
+    /// Sends one frame and waits for the answer with id `id`.
+    async fn exchange(&mut self, out: BytesMut, id: u64) -> Result<Answer, String> {
+        if self.conn.is_none() {
+            let addr = self.nodes[self.current].1;
+            let stream = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr))
+                .await
+                .map_err(|_| format!("connect to {addr} timed out"))?
+                .map_err(|e| format!("connect to {addr}: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            self.conn = Some(Conn {
+                stream,
+                buf: BytesMut::with_capacity(4096),
+            });
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        let res = async {
+            conn.stream
+                .write_all(&out)
+                .await
+                .map_err(|e| e.to_string())?;
+            loop {
+                match try_decode(&mut conn.buf).map_err(|e: WireError| e.to_string())? {
+                    Some(ClientFrame::Reply(rid, r)) if rid == id => return Ok(Answer::Reply(r)),
+                    Some(ClientFrame::Status(rid, st)) if rid == id => {
+                        return Ok(Answer::Status(st))
+                    }
+                    Some(_) => continue, // an answer to an abandoned earlier request
+                    None => {}
+                }
+                let n = conn
+                    .stream
+                    .read_buf(&mut conn.buf)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("connection closed".to_string());
+                }
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(5), res).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.conn = None;
+                Err("no reply within 5 s".into())
+            }
+        }
+    }
+}

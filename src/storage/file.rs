@@ -1,0 +1,692 @@
+//! [`FileStore`]: a durable [`LogStore`] in one directory, recovered on open.
+//!
+//! # On-disk format
+//!
+//! All integers are big-endian; every CRC is CRC-32 (IEEE, as `crc32fast` computes it).
+//!
+//! | file | content |
+//! | --- | --- |
+//! | [`LOG_FILE`] (`raft.log`) | records, back to back, no header |
+//! | [`HARD_STATE_FILE`] (`hard_state`) | `[u32 crc][term u64][voted u8: 0 or 1][voted_for u64]` (21 bytes; crc of the 17 after it) |
+//! | [`META_FILE`] (`meta`) | `[u32 crc][snapshot_index u64][snapshot_term u64]` (20 bytes; crc of the 16 after it) |
+//!
+//! A log record is `[u32 len][u32 crc][body]`, where `body` is
+//! `[term u64][index u64][kind u8][data]`, `len` is the body's length (at least 17) and
+//! `crc` covers the body only. `kind` is 0 for [`EntryKind::Normal`], 1 for
+//! [`EntryKind::Noop`]. Indices increase by one from record to record; the first record
+//! may be at or below the snapshot point (see compaction below), never above
+//! `snapshot_index + 1`. A missing file reads as empty: no entries, the default hard
+//! state, the snapshot point (0, 0).
+//!
+//! # Writes and what a crash leaves
+//!
+//! - **Append**: every record of one call is encoded into one buffer and written with one
+//!   write at the end of the valid log, then (under [`SyncPolicy::Always`]) one
+//!   `fdatasync`. A crash mid-write leaves a torn tail, which the next open cuts.
+//! - **Overwrite** (an append whose first index is at or below the last index): the file
+//!   is first cut at that record's offset (`set_len`) and, under `Always`, synced before
+//!   the new records are written. Without that sync a power loss could keep the new
+//!   records' blocks but not the shorter length, leaving stale records of the old suffix
+//!   after the new ones with contiguous indices: a log that never existed.
+//! - **Hard state and snapshot point**: written to `NAME.tmp`, synced, renamed over `NAME`,
+//!   then the directory is synced (syncs under `Always` only). A reader sees the old file
+//!   or the new one, never a mix; a leftover `.tmp` from a crash is deleted on open.
+//! - **Compaction**: the new snapshot point goes to the meta file first, then the
+//!   in-memory prefix is dropped. The file's prefix is reclaimed at once when it is at
+//!   least half the file: the remaining records are copied to `raft.log.tmp`, which is
+//!   synced and renamed over the log. Otherwise the discarded records stay in the file and
+//!   are skipped on open. Because the meta file is replaced before the log is rewritten,
+//!   a crash between the two leaves a log that starts at or below the snapshot point, which
+//!   is fine; the other order could leave a hole.
+//!
+//! # Recovery
+//!
+//! [`FileStore::open`] reads the log from the start and stops at the first record that is
+//! short, has an impossible length, fails its CRC, or does not follow the previous index,
+//! and cuts the file there (`tracing::warn!` says how many bytes and why). A crash
+//! mid-append can only damage the tail, so this is the normal way to lose an
+//! unacknowledged write. A damaged record followed by valid ones (media corruption, not a
+//! torn write) is cut the same way, valid followers included: a record's index and
+//! position say nothing about whether the records after a gap belong to the same history,
+//! and keeping them would make a log with a hole; Raft repairs a short log from the leader
+//! but cannot repair one with a hole. The warning says whether a valid record followed.
+//!
+//! What is refused rather than cut (open fails with [`StoreError::Io`] of kind
+//! `InvalidData`), because cutting would silently destroy data that was written whole:
+//! a hard-state or meta file of the wrong size or with a bad CRC (an atomically replaced
+//! file is never torn; forgetting a vote would let the node vote twice in one term), a
+//! record with a valid CRC but an unknown kind (another format version), and a log whose
+//! first record lies above `snapshot_index + 1`.
+//!
+//! A log whose last valid record is below the snapshot point (possible only when writes
+//! were lost to a power loss under [`SyncPolicy::Never`]) holds nothing worth keeping and
+//! is emptied, so that the next append at `snapshot_index + 1` stays contiguous.
+//!
+//! # Limits
+//!
+//! - One process per directory: nothing locks it.
+//! - After an `Io` error the in-memory view may be ahead of the disk (a failed `fsync`
+//!   says nothing reliable about what reached it): drop the store and reopen it.
+//! - Reads never touch the disk: every entry after the snapshot point is held in memory.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::SyncPolicy;
+use crate::raft::{Entry, EntryKind, HardState, Index, LogStore, StoreError, Term};
+
+/// Name of the log file inside a store's directory.
+pub const LOG_FILE: &str = "raft.log";
+/// Name of the hard-state file inside a store's directory.
+pub const HARD_STATE_FILE: &str = "hard_state";
+/// Name of the file holding the snapshot point inside a store's directory.
+pub const META_FILE: &str = "meta";
+
+/// Suffix of the temporary file an atomic replacement writes before its rename.
+const TMP_SUFFIX: &str = ".tmp";
+/// `[u32 len][u32 crc]` before each record's body.
+const RECORD_HEADER: u64 = 8;
+/// `[term u64][index u64][kind u8]` at the start of each body.
+const BODY_HEADER: usize = 17;
+const KIND_NORMAL: u8 = 0;
+const KIND_NOOP: u8 = 1;
+/// Body of the hard-state file: term, voted flag, voted_for.
+const HARD_STATE_BODY: usize = 17;
+/// Body of the meta file: snapshot index and term.
+const META_BODY: usize = 16;
+/// An append buffer grown past this is released afterwards rather than kept for reuse.
+const MAX_KEPT_BUFFER: usize = 4 << 20;
+
+/// What [`FileStore::open`] found in the log file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Valid records read, those at or below the snapshot point included.
+    pub records: u64,
+    /// Bytes cut from the end of the log file (0 when the file ended cleanly).
+    pub truncated_bytes: u64,
+}
+
+/// A durable [`LogStore`]: an append-only log file plus atomically replaced hard-state and
+/// snapshot-point files in one directory (format and crash behaviour in the module docs).
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    sync: SyncPolicy,
+    log: File,
+    /// Length of the valid records in the log file: where the next record goes.
+    log_len: u64,
+    hard_state: HardState,
+    snapshot_index: Index,
+    snapshot_term: Term,
+    /// Every entry after the snapshot point, so that reads never touch the disk.
+    entries: VecDeque<Entry>,
+    /// File offset of each record in `entries`: where an overwrite cuts the file.
+    offsets: VecDeque<u64>,
+    recovery: Recovery,
+    /// Encoding buffer reused across appends, so the steady state allocates nothing.
+    buf: Vec<u8>,
+}
+
+impl FileStore {
+    /// Opens the store in `dir`, creating the directory if needed and recovering what is
+    /// there (a torn or corrupt log tail is cut; see the module docs).
+    pub fn open(dir: &Path, sync: SyncPolicy) -> Result<FileStore, StoreError> {
+        let dir_existed = dir.is_dir();
+        fs::create_dir_all(dir)?;
+        if !dir_existed && sync == SyncPolicy::Always {
+            // The new directory's own entry must survive a power loss too.
+            sync_dir(parent_of(dir))?;
+        }
+        for name in [LOG_FILE, HARD_STATE_FILE, META_FILE] {
+            // A leftover temporary file is a replacement that never reached its rename:
+            // the file it was meant to replace is still the valid one.
+            match fs::remove_file(tmp_path(dir, name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+
+        let hard_state = match read_small(dir, HARD_STATE_FILE, HARD_STATE_BODY)? {
+            Some(body) => decode_hard_state(&body)?,
+            None => HardState::default(),
+        };
+        let (snapshot_index, snapshot_term) = match read_small(dir, META_FILE, META_BODY)? {
+            Some(body) => (be_u64(&body[0..8]), be_u64(&body[8..16])),
+            None => (0, 0),
+        };
+
+        let log_path = dir.join(LOG_FILE);
+        let log_existed = log_path.exists();
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&log_path)?;
+        if !log_existed && sync == SyncPolicy::Always {
+            // Appends only fdatasync the file; its directory entry needs this once.
+            sync_dir(dir)?;
+        }
+
+        let mut store = FileStore {
+            dir: dir.to_path_buf(),
+            sync,
+            log,
+            log_len: 0,
+            hard_state,
+            snapshot_index,
+            snapshot_term,
+            entries: VecDeque::new(),
+            offsets: VecDeque::new(),
+            recovery: Recovery::default(),
+            buf: Vec::new(),
+        };
+        store.recover_log()?;
+        Ok(store)
+    }
+
+    /// The directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The sync policy the store was opened with.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.sync
+    }
+
+    /// What the last open found in the log file.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
+    /// Number of entries held (after the snapshot point).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is held after the snapshot point.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of valid records in the log file, discarded ones not yet reclaimed included.
+    pub fn log_file_len(&self) -> u64 {
+        self.log_len
+    }
+
+    /// Reads the log file into memory and cuts it after the last trustworthy record.
+    fn recover_log(&mut self) -> Result<(), StoreError> {
+        let file_len = self.log.metadata()?.len();
+        self.log.seek(SeekFrom::Start(0))?;
+        let mut reader = BufReader::with_capacity(1 << 16, &self.log);
+        let mut pos = 0u64;
+        let mut records = 0u64;
+        let mut first: Option<Index> = None;
+        let mut last: Index = 0;
+        // Why the scan stopped before the end of the file, and whether a valid record
+        // follows the bad one (media corruption rather than a torn write).
+        let mut stop: Option<(String, bool)> = None;
+
+        loop {
+            let mut header = [0u8; RECORD_HEADER as usize];
+            let n = read_full(&mut reader, &mut header)?;
+            if n == 0 {
+                break;
+            }
+            if n < header.len() {
+                stop = Some((format!("{n}-byte partial record header"), false));
+                break;
+            }
+            let len = u64::from(be_u32(&header[0..4]));
+            let crc = be_u32(&header[4..8]);
+            let room = file_len - pos - RECORD_HEADER;
+            if len < BODY_HEADER as u64 {
+                stop = Some((format!("record length {len} is below the minimum"), false));
+                break;
+            }
+            if len > room {
+                let why = format!("record length {len} runs past the end ({room} bytes left)");
+                stop = Some((why, false));
+                break;
+            }
+            let mut body = vec![0u8; len as usize];
+            if read_full(&mut reader, &mut body)? < body.len() {
+                stop = Some(("the file shrank while being read".into(), false));
+                break;
+            }
+            if crc32fast::hash(&body) != crc {
+                let next = pos + RECORD_HEADER + len;
+                let follows = valid_record_at(&self.log, next, file_len)?;
+                stop = Some(("checksum mismatch".into(), follows));
+                break;
+            }
+            let term = be_u64(&body[0..8]);
+            let index = be_u64(&body[8..16]);
+            let kind = match body[16] {
+                KIND_NORMAL => EntryKind::Normal,
+                KIND_NOOP => EntryKind::Noop,
+                k => {
+                    return Err(invalid_data(format!(
+                        "{}: record at offset {pos} (index {index}) has a valid checksum but \
+                         unknown kind {k}; written by another format version?",
+                        self.dir.join(LOG_FILE).display()
+                    )))
+                }
+            };
+            if index == 0 || (first.is_some() && index != last + 1) {
+                let why = format!("index {index} does not follow {last}");
+                stop = Some((why, false));
+                break;
+            }
+            first.get_or_insert(index);
+            last = index;
+            records += 1;
+            if index > self.snapshot_index {
+                // The body's allocation becomes the entry's data: no second copy.
+                let data = Bytes::from(body).slice(BODY_HEADER..);
+                self.entries.push_back(Entry {
+                    term,
+                    index,
+                    kind,
+                    data,
+                });
+                self.offsets.push_back(pos);
+            }
+            pos += RECORD_HEADER + len;
+        }
+        drop(reader);
+
+        let mut valid_len = pos;
+        if let Some(first) = first {
+            if first > self.snapshot_index + 1 {
+                return Err(invalid_data(format!(
+                    "{}: the log starts at index {first} but the snapshot point is {}; \
+                     entries in between are missing",
+                    self.dir.join(LOG_FILE).display(),
+                    self.snapshot_index
+                )));
+            }
+            if last < self.snapshot_index {
+                // Only possible after lost writes (SyncPolicy::Never and a power loss).
+                // Every record is discarded anyway, and keeping them would put a gap
+                // before the next append at snapshot_index + 1.
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    last_record = last,
+                    snapshot_index = self.snapshot_index,
+                    "log file ends below the snapshot point; emptying it"
+                );
+                valid_len = 0;
+            }
+        }
+
+        if valid_len < file_len {
+            let cut = file_len - valid_len;
+            match &stop {
+                Some((reason, true)) => tracing::warn!(
+                    dir = %self.dir.display(),
+                    offset = valid_len,
+                    cut_bytes = cut,
+                    reason = %reason,
+                    "log file is corrupt mid-log (valid records follow the bad one); \
+                     cutting everything from the bad record on"
+                ),
+                Some((reason, false)) => tracing::warn!(
+                    dir = %self.dir.display(),
+                    offset = valid_len,
+                    cut_bytes = cut,
+                    reason = %reason,
+                    "log file has a torn or corrupt tail; cutting it"
+                ),
+                None => {}
+            }
+            self.log.set_len(valid_len)?;
+            if self.sync == SyncPolicy::Always {
+                // The cut must be durable before anything is appended after it, for the
+                // same reason as an overwrite's (module docs).
+                self.log.sync_data()?;
+            }
+        }
+        self.log_len = valid_len;
+        self.recovery = Recovery {
+            records,
+            truncated_bytes: file_len - valid_len,
+        };
+        Ok(())
+    }
+
+    /// Replaces file `name` atomically with `[crc][body]`.
+    fn replace_small(&self, name: &str, body: &[u8]) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(4 + body.len());
+        bytes.extend_from_slice(&crc32fast::hash(body).to_be_bytes());
+        bytes.extend_from_slice(body);
+        let tmp = tmp_path(&self.dir, name);
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        if self.sync == SyncPolicy::Always {
+            f.sync_data()?;
+        }
+        drop(f);
+        fs::rename(&tmp, self.dir.join(name))?;
+        if self.sync == SyncPolicy::Always {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the log without its discarded prefix when that prefix is at least half of
+    /// it, so that space is reclaimed at an amortised cost of at most one copy per byte.
+    fn maybe_reclaim(&mut self) -> io::Result<()> {
+        let prefix = self.offsets.front().copied().unwrap_or(self.log_len);
+        if prefix == 0 || prefix < self.log_len - prefix {
+            return Ok(());
+        }
+        let live = self.log_len - prefix;
+        let tmp = tmp_path(&self.dir, LOG_FILE);
+        let mut new = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        self.log.seek(SeekFrom::Start(prefix))?;
+        let copied = io::copy(&mut Read::take(&self.log, live), &mut new)?;
+        if copied != live {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("log file shorter than expected: copied {copied} of {live} bytes"),
+            ));
+        }
+        if self.sync == SyncPolicy::Always {
+            new.sync_data()?;
+        }
+        fs::rename(&tmp, self.dir.join(LOG_FILE))?;
+        // The rename is the commit point: from here the new file is the log, so the handle
+        // and offsets follow it before anything else can fail.
+        self.log = new;
+        for off in &mut self.offsets {
+            *off -= prefix;
+        }
+        self.log_len = live;
+        if self.sync == SyncPolicy::Always {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl LogStore for FileStore {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let last_index = self.last_index();
+        if first.index <= self.snapshot_index || first.index > last_index + 1 {
+            return Err(StoreError::NotContiguous {
+                first: first.index,
+                snapshot_index: self.snapshot_index,
+                last_index,
+            });
+        }
+
+        // Encode everything before touching the file, so that a refused batch changes
+        // nothing. A hole inside the batch is refused too: written as is, it would be cut
+        // at the next open, silently losing the entries after it.
+        self.buf.clear();
+        for (i, e) in entries.iter().enumerate() {
+            if e.index != first.index + i as Index {
+                return Err(StoreError::NotContiguous {
+                    first: e.index,
+                    snapshot_index: self.snapshot_index,
+                    last_index: first.index + i as Index - 1,
+                });
+            }
+            encode_record(&mut self.buf, e)?;
+        }
+
+        let keep = (first.index - self.snapshot_index - 1) as usize;
+        if keep < self.entries.len() {
+            let cut = self.offsets[keep];
+            self.log.set_len(cut)?;
+            // Memory follows the file at once, so that a failure below leaves both agreeing.
+            self.entries.truncate(keep);
+            self.offsets.truncate(keep);
+            self.log_len = cut;
+            if self.sync == SyncPolicy::Always {
+                self.log.sync_data()?;
+            }
+        }
+
+        let at = self.log_len;
+        let written = self
+            .log
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| self.log.write_all(&self.buf));
+        if let Err(e) = written {
+            // Best effort: drop a partial record now rather than leave it for recovery.
+            let _ = self.log.set_len(at);
+            return Err(e.into());
+        }
+        if self.sync == SyncPolicy::Always {
+            self.log.sync_data()?;
+        }
+
+        let mut off = at;
+        for e in entries {
+            self.offsets.push_back(off);
+            off += RECORD_HEADER + (BODY_HEADER + e.data.len()) as u64;
+            self.entries.push_back(e.clone());
+        }
+        self.log_len = off;
+        if self.buf.capacity() > MAX_KEPT_BUFFER {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
+        if hs == self.hard_state {
+            // Already in the file (and durable, under Always): skip the fsyncs.
+            return Ok(());
+        }
+        let mut body = [0u8; HARD_STATE_BODY];
+        body[0..8].copy_from_slice(&hs.term.to_be_bytes());
+        if let Some(v) = hs.voted_for {
+            body[8] = 1;
+            body[9..17].copy_from_slice(&v.to_be_bytes());
+        }
+        self.replace_small(HARD_STATE_FILE, &body)?;
+        self.hard_state = hs;
+        Ok(())
+    }
+
+    fn compact(&mut self, upto: Index) -> Result<(), StoreError> {
+        if upto <= self.snapshot_index {
+            return Ok(());
+        }
+        let last_index = self.last_index();
+        if upto > last_index {
+            return Err(StoreError::Unavailable {
+                index: upto,
+                last_index,
+            });
+        }
+        let n = (upto - self.snapshot_index) as usize;
+        let term = self.entries[n - 1].term;
+        let mut body = [0u8; META_BODY];
+        body[0..8].copy_from_slice(&upto.to_be_bytes());
+        body[8..16].copy_from_slice(&term.to_be_bytes());
+        // The snapshot point is recorded before any record leaves the file (module docs).
+        self.replace_small(META_FILE, &body)?;
+        self.snapshot_index = upto;
+        self.snapshot_term = term;
+        self.entries.drain(..n);
+        self.offsets.drain(..n);
+        self.maybe_reclaim()?;
+        Ok(())
+    }
+
+    fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    fn snapshot_point(&self) -> (Index, Term) {
+        (self.snapshot_index, self.snapshot_term)
+    }
+
+    fn last_index(&self) -> Index {
+        self.snapshot_index + self.entries.len() as Index
+    }
+
+    fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError> {
+        if lo <= self.snapshot_index {
+            return Err(StoreError::Compacted {
+                index: lo,
+                snapshot_index: self.snapshot_index,
+            });
+        }
+        let last_index = self.last_index();
+        if hi > last_index + 1 {
+            return Err(StoreError::Unavailable {
+                index: hi - 1,
+                last_index,
+            });
+        }
+        if hi <= lo {
+            return Ok(Vec::new());
+        }
+        let start = (lo - self.snapshot_index - 1) as usize;
+        let end = (hi - self.snapshot_index - 1) as usize;
+        Ok(self.entries.range(start..end).cloned().collect())
+    }
+}
+
+/// Appends `e`'s record to `buf`.
+fn encode_record(buf: &mut Vec<u8>, e: &Entry) -> Result<(), StoreError> {
+    let len = u32::try_from(BODY_HEADER + e.data.len()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("entry {} is too large for a log record", e.index),
+        )
+    })?;
+    let start = buf.len();
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(&[0; 4]); // the CRC, filled in once the body is in place
+    buf.extend_from_slice(&e.term.to_be_bytes());
+    buf.extend_from_slice(&e.index.to_be_bytes());
+    buf.push(match e.kind {
+        EntryKind::Normal => KIND_NORMAL,
+        EntryKind::Noop => KIND_NOOP,
+    });
+    buf.extend_from_slice(&e.data);
+    let body = start + RECORD_HEADER as usize;
+    let crc = crc32fast::hash(&buf[body..]);
+    buf[start + 4..body].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// Whether a whole record with a valid CRC starts at `pos` (for the recovery warning only).
+fn valid_record_at(file: &File, pos: u64, file_len: u64) -> io::Result<bool> {
+    let mut r = file;
+    if file_len.saturating_sub(pos) < RECORD_HEADER + BODY_HEADER as u64 {
+        return Ok(false);
+    }
+    r.seek(SeekFrom::Start(pos))?;
+    let mut header = [0u8; RECORD_HEADER as usize];
+    r.read_exact(&mut header)?;
+    let len = u64::from(be_u32(&header[0..4]));
+    if len < BODY_HEADER as u64 || len > file_len - pos - RECORD_HEADER {
+        return Ok(false);
+    }
+    let mut body = vec![0u8; len as usize];
+    r.read_exact(&mut body)?;
+    Ok(crc32fast::hash(&body) == be_u32(&header[4..8]))
+}
+
+/// Reads `[crc][body]` from `dir/name`: `None` if the file does not exist, an error if it
+/// is damaged (such a file is replaced atomically, so damage is not a torn write).
+fn read_small(dir: &Path, name: &str, body_len: usize) -> Result<Option<Vec<u8>>, StoreError> {
+    let path = dir.join(name);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if bytes.len() != 4 + body_len {
+        return Err(invalid_data(format!(
+            "{}: {} bytes, expected {}",
+            path.display(),
+            bytes.len(),
+            4 + body_len
+        )));
+    }
+    let body = bytes[4..].to_vec();
+    if crc32fast::hash(&body) != be_u32(&bytes[0..4]) {
+        return Err(invalid_data(format!(
+            "{}: checksum mismatch",
+            path.display()
+        )));
+    }
+    Ok(Some(body))
+}
+
+fn decode_hard_state(body: &[u8]) -> Result<HardState, StoreError> {
+    let term = be_u64(&body[0..8]);
+    let voted_for = match body[8] {
+        0 => None,
+        1 => Some(be_u64(&body[9..17])),
+        f => {
+            return Err(invalid_data(format!(
+                "{HARD_STATE_FILE}: voted flag {f} is neither 0 nor 1"
+            )))
+        }
+    };
+    Ok(HardState { term, voted_for })
+}
+
+/// Reads until `buf` is full or the reader ends; returns how many bytes were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Makes renames and file creations in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn parent_of(dir: &Path) -> &Path {
+    match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn tmp_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{TMP_SUFFIX}"))
+}
+
+fn invalid_data(msg: String) -> StoreError {
+    StoreError::Io(io::Error::new(io::ErrorKind::InvalidData, msg))
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes(b.try_into().expect("4 bytes"))
+}
+
+fn be_u64(b: &[u8]) -> u64 {
+    u64::from_be_bytes(b.try_into().expect("8 bytes"))
+}
