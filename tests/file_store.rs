@@ -513,3 +513,250 @@ fn vote_without_a_candidate_round_trips() {
         assert_eq!(s.hard_state(), hs);
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_write_refuses_later_writes_until_reopen() {
+    // /dev/full accepts the open and fails every write with ENOSPC.
+    let root = TempDir::new().unwrap();
+    let dir = root.path();
+    std::os::unix::fs::symlink("/dev/full", log_path(dir)).unwrap();
+    let mut s = open(dir);
+    let err = s.append(&entries(1, 3, 1)).unwrap_err();
+    assert!(matches!(err, StoreError::Io(_)), "{err}");
+    assert_eq!(s.last_index(), 0, "a failed append adds nothing");
+    // The disk's state is unknown now: every write is refused, even one to another file.
+    assert!(matches!(
+        s.save_hard_state(HardState {
+            term: 1,
+            voted_for: None
+        }),
+        Err(StoreError::Io(_))
+    ));
+    assert!(matches!(
+        s.append(&entries(1, 2, 1)),
+        Err(StoreError::Io(_))
+    ));
+    assert_eq!(s.hard_state(), HardState::default());
+    // Contract checks still answer as before.
+    assert!(s.entries(1, 1).unwrap().is_empty());
+    drop(s);
+
+    // Reopening recovers; with a real log file in place writes work again.
+    fs::remove_file(log_path(dir)).unwrap();
+    let mut s = open(dir);
+    s.append(&entries(1, 3, 1)).unwrap();
+    assert_eq!(s.last_index(), 2);
+}
+
+/// One step of the workload the SIGKILL test runs: the child performs it on a FileStore,
+/// the parent replays it on a MemStore to know what each step left behind.
+#[derive(Clone, Debug)]
+enum Op {
+    Append(Vec<Entry>),
+    HardState(HardState),
+    Compact(u64),
+}
+
+/// A deterministic workload (appends of 1..64 entries, conflicting overwrites with a new
+/// term, votes, compactions that sometimes rewrite the file), driven by the store's state.
+struct Workload {
+    rng: rand_chacha::ChaCha8Rng,
+    term: u64,
+}
+
+impl Workload {
+    fn new(seed: u64) -> Workload {
+        use rand::SeedableRng;
+        Workload {
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            term: 1,
+        }
+    }
+
+    fn next(&mut self, s: &impl LogStore) -> Op {
+        use rand::Rng;
+        let (snap, _) = s.snapshot_point();
+        let last = s.last_index();
+        let roll = self.rng.random_range(0..100);
+        let batch = |rng: &mut rand_chacha::ChaCha8Rng, first: u64, n: u64, term: u64| {
+            (first..first + n)
+                .map(|index| {
+                    let len = rng.random_range(0..200);
+                    Entry {
+                        term,
+                        index,
+                        kind: EntryKind::Normal,
+                        data: Bytes::from(vec![(index % 251) as u8; len]),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        if roll < 10 && last > snap + 1 {
+            // A follower overwriting a conflicting suffix for a newer leader.
+            self.term += 1;
+            let first = self
+                .rng
+                .random_range(last.saturating_sub(5).max(snap + 1)..=last);
+            let n = self.rng.random_range(1..=10);
+            Op::Append(batch(&mut self.rng, first, n, self.term))
+        } else if roll < 20 {
+            Op::HardState(HardState {
+                term: self.term,
+                voted_for: Some(self.rng.random_range(1..4)),
+            })
+        } else if roll < 25 && last > snap + 1 {
+            Op::Compact(snap + (last - snap) / 2 + self.rng.random_range(0..2))
+        } else {
+            let n = self.rng.random_range(1..=64);
+            Op::Append(batch(&mut self.rng, last + 1, n, self.term))
+        }
+    }
+}
+
+fn apply(s: &mut impl LogStore, op: &Op) {
+    match op {
+        Op::Append(es) => s.append(es).unwrap(),
+        Op::HardState(hs) => s.save_hard_state(*hs).unwrap(),
+        Op::Compact(upto) => s.compact(*upto).unwrap(),
+    }
+}
+
+/// Hard state, snapshot point and every entry after it.
+type View = (HardState, (u64, u64), Vec<Entry>);
+
+fn view(s: &impl LogStore) -> View {
+    let (snap, _) = s.snapshot_point();
+    (
+        s.hard_state(),
+        s.snapshot_point(),
+        s.entries(snap + 1, s.last_index() + 1).unwrap(),
+    )
+}
+
+/// Whether `got` is what a kill can leave while `op` runs on a store showing `before`:
+/// the state before it, after it, or for an append any prefix of its batch after the cut.
+fn possible_during(before: &View, op: &Op, got: &View) -> bool {
+    if got == before {
+        return true;
+    }
+    let (hs, (snap, snap_term), es) = before.clone();
+    match op {
+        Op::Append(batch) => {
+            let keep = (batch[0].index - snap - 1) as usize;
+            (0..=batch.len()).any(|j| {
+                let mut log = es[..keep].to_vec();
+                log.extend_from_slice(&batch[..j]);
+                *got == (hs, (snap, snap_term), log)
+            })
+        }
+        Op::HardState(new) => *got == (*new, (snap, snap_term), es),
+        Op::Compact(upto) => {
+            let n = (upto - snap) as usize;
+            got.0 == hs && got.1 == (*upto, es[n - 1].term) && got.2 == es[n..]
+        }
+    }
+}
+
+/// Set in the child process of the SIGKILL test: `dir seed sync`.
+const KILL_CHILD: &str = "RAFTBENCH_FILE_STORE_KILL_CHILD";
+
+#[cfg(unix)]
+#[test]
+fn survives_sigkill_at_any_point() {
+    if let Ok(args) = std::env::var(KILL_CHILD) {
+        // The child: run the workload until killed, reporting each finished step.
+        let mut args = args.split(' ');
+        let (dir, seed, sync) = (args.next().unwrap(), args.next().unwrap(), args.next());
+        let sync = match sync {
+            Some("always") => SyncPolicy::Always,
+            _ => SyncPolicy::Never,
+        };
+        let mut s = FileStore::open(Path::new(dir), sync).unwrap();
+        let mut w = Workload::new(seed.parse().unwrap());
+        let mut out = std::io::stdout();
+        for k in 1..=1_000_000u64 {
+            let op = w.next(&s);
+            apply(&mut s, &op);
+            // One small write per line: atomic on a pipe, so a line is whole or absent.
+            if writeln!(out, "done {k}").and_then(|_| out.flush()).is_err() {
+                return; // the parent is gone
+            }
+        }
+        return;
+    }
+
+    // Kill children at different points of their run: a few milliseconds after they
+    // report step 1000, while they keep going (the pipe holds thousands of lines).
+    for (round, wait_ms) in [0u64, 3, 10, 30].into_iter().enumerate() {
+        for sync in ["never", "always"] {
+            kill_and_check(round as u64, sync, wait_ms);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn kill_and_check(seed: u64, sync: &str, wait_ms: u64) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let root = TempDir::new().unwrap();
+    let dir = root.path().to_str().expect("a UTF-8 temporary path");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "survives_sigkill_at_any_point",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(KILL_CHILD, format!("{dir} {seed} {sync}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut done = 0u64;
+    let mut killed = false;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(k) = line.unwrap().strip_prefix("done ") {
+            done = k.parse().unwrap();
+        }
+        if done >= 1000 && !killed {
+            std::thread::sleep(Duration::from_millis(wait_ms));
+            child.kill().unwrap(); // SIGKILL, wherever the child is
+            killed = true;
+        }
+    }
+    // Every line the child wrote before it died was still in the pipe and was read above.
+    child.wait().unwrap();
+    assert!(killed, "the child stopped before step 1000");
+
+    let mut model = raftbench::raft::MemStore::new();
+    let mut w = Workload::new(seed);
+    for _ in 0..done {
+        let op = w.next(&model);
+        apply(&mut model, &op);
+    }
+    let before = view(&model);
+    let in_flight = w.next(&model);
+
+    let s = open(root.path());
+    let got = view(&s);
+    eprintln!("DIAG {sync} done={done} op={} same_as_before={} cut={} recs={}", match &in_flight { Op::Append(b) => format!("append {}+{}", b[0].index, b.len()), o => format!("{o:?}") }, got == before, s.recovery().truncated_bytes, s.recovery().records);
+    assert!(
+        possible_during(&before, &in_flight, &got),
+        "{sync}, seed {seed}: after {done} steps and a kill during {in_flight:?}: recovered \
+         snapshot {:?}, last index {}, hard state {:?}; before the step: snapshot {:?}, \
+         last index {}, hard state {:?}",
+        got.1,
+        s.last_index(),
+        got.0,
+        before.1,
+        model.last_index(),
+        before.0
+    );
+    // The recovered store takes writes again.
+    drop(s);
+    let mut s = open(root.path());
+    let last = s.last_index();
+    s.append(&[entry(last + 1, u64::MAX)]).unwrap();
+}

@@ -679,6 +679,11 @@ impl Simulation {
             for ev in &rd.events {
                 self.observe(n, ev)?;
             }
+            self.isolate_on_election(n, &rd.events);
+            if self.crash_on_commit(n, &rd.events) {
+                // The commit happened in memory; nothing of this Ready reaches disk or wire.
+                return self.crash_with_restart(n);
+            }
 
             // 1. Messages that may leave before the disk write.
             for m in rd.messages {
@@ -853,6 +858,57 @@ impl Simulation {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn isolate_on_election(&mut self, n: usize, events: &[Event]) {
+        let p = self.cfg.faults.isolate_on_election;
+        if p <= 0.0 || self.phase != Phase::Faults {
+            return;
+        }
+        let elected = events.iter().any(|e| {
+            matches!(
+                e,
+                Event::RoleChanged {
+                    role: Role::Leader,
+                    ..
+                }
+            )
+        });
+        if elected && self.fault_rng.random_bool(p) {
+            let len = self.nodes.len();
+            self.report.partitions += 1;
+            for other in (0..len).filter(|&o| o != n) {
+                self.blocked[n * len + other] = true;
+                self.blocked[other * len + n] = true;
+            }
+        }
+    }
+
+    fn crash_on_commit(&mut self, n: usize, events: &[Event]) -> bool {
+        let p = self.cfg.faults.crash_on_commit;
+        if p <= 0.0 || self.phase != Phase::Faults {
+            return false;
+        }
+        let is_leader = self.nodes[n]
+            .raft
+            .as_ref()
+            .is_some_and(|r| r.role() == Role::Leader);
+        let advanced = events
+            .iter()
+            .any(|e| matches!(e, Event::CommitAdvanced { .. }));
+        let down = self.nodes.iter().filter(|sn| sn.raft.is_none()).count();
+        is_leader
+            && advanced
+            && down < self.cfg.faults.max_down.min(self.nodes.len())
+            && self.fault_rng.random_bool(p)
+    }
+
+    fn crash_with_restart(&mut self, n: usize) -> Result<(), Violation> {
+        self.crash(n)?;
+        let max_down = self.cfg.faults.max_downtime.as_nanos().max(1) as u64;
+        let downtime = Duration::from_nanos(self.fault_rng.random_range(0..=max_down));
+        self.push(self.now + downtime, Ev::Restart { node: n });
         Ok(())
     }
 

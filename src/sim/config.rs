@@ -32,6 +32,13 @@ pub struct FaultConfig {
     pub torn_crash: f64,
     /// Longest a crashed node stays down before it restarts on its own.
     pub max_downtime: Duration,
+    /// Probability that a leader crashes the moment its commit index advances, before the
+    /// Ready that follows leaves: the window in which Figure 8 of the paper loses entries
+    /// committed by counting replicas of an earlier term.
+    pub crash_on_commit: f64,
+    /// Probability that a node is cut off from everyone the moment it wins an election, before
+    /// its first AppendEntries leaves: it keeps a no-op nobody else has (an orphan entry).
+    pub isolate_on_election: f64,
 }
 
 impl FaultConfig {
@@ -42,6 +49,8 @@ impl FaultConfig {
             max_down: 0,
             torn_crash: 0.0,
             max_downtime: Duration::ZERO,
+            crash_on_commit: 0.0,
+            isolate_on_election: 0.0,
         }
     }
 }
@@ -165,6 +174,8 @@ impl SimConfig {
             max_down: r.random_range(1..=nodes),
             torn_crash: pick(r, &[0.0, 0.3, 0.6]),
             max_downtime: Duration::from_millis(r.random_range(50..=1_000u64)),
+            crash_on_commit: pick(r, &[0.0, 0.0, 0.01, 0.05, 0.2]),
+            isolate_on_election: pick(r, &[0.0, 0.0, 0.1, 0.3]),
         };
         let rate = r.random_range(20.0..400.0);
         let max_burst = r.random_range(1..=8usize);

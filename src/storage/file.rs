@@ -65,8 +65,9 @@
 //! # Limits
 //!
 //! - One process per directory: nothing locks it.
-//! - After an `Io` error the in-memory view may be ahead of the disk (a failed `fsync`
-//!   says nothing reliable about what reached it): drop the store and reopen it.
+//! - After an `Io` error from a write, what reached the disk is unknown (a failed `fsync`
+//!   cannot simply be retried), so the store refuses every later write with another `Io`
+//!   error; reads still answer from memory. Drop it and reopen the directory to recover.
 //! - Reads never touch the disk: every entry after the snapshot point is held in memory.
 
 use std::collections::VecDeque;
@@ -112,6 +113,11 @@ pub struct Recovery {
 
 /// A durable [`LogStore`]: an append-only log file plus atomically replaced hard-state and
 /// snapshot-point files in one directory (format and crash behaviour in the module docs).
+///
+/// It answers exactly as [`MemStore`](crate::raft::MemStore) does, with one addition: an
+/// append whose entries have a hole among themselves (a caller bug `MemStore` stores as
+/// is) is refused with [`StoreError::NotContiguous`] naming the first entry out of
+/// sequence, because such a log would be cut at the hole on the next open.
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
@@ -129,6 +135,10 @@ pub struct FileStore {
     recovery: Recovery,
     /// Encoding buffer reused across appends, so the steady state allocates nothing.
     buf: Vec<u8>,
+    /// Set by the first I/O error of a write: after it the disk's state is unknown (a
+    /// failed fsync cannot be retried: the kernel may have dropped the dirty pages), so
+    /// every later write is refused until the store is reopened and recovered.
+    failed: bool,
 }
 
 impl FileStore {
@@ -184,6 +194,7 @@ impl FileStore {
             offsets: VecDeque::new(),
             recovery: Recovery::default(),
             buf: Vec::new(),
+            failed: false,
         };
         store.recover_log()?;
         Ok(store)
@@ -219,6 +230,24 @@ impl FileStore {
         self.log_len
     }
 
+    /// Refuses a write once an earlier one failed with an I/O error.
+    fn check_usable(&self) -> Result<(), StoreError> {
+        if self.failed {
+            return Err(StoreError::Io(io::Error::other(
+                "an earlier I/O error left the store's files in an unknown state; reopen it",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Passes `r` through, remembering an I/O error (see `failed`).
+    fn note<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Io(_)) = &r {
+            self.failed = true;
+        }
+        r
+    }
+
     /// Reads the log file into memory and cuts it after the last trustworthy record.
     fn recover_log(&mut self) -> Result<(), StoreError> {
         let file_len = self.log.metadata()?.len();
@@ -244,7 +273,7 @@ impl FileStore {
             }
             let len = u64::from(be_u32(&header[0..4]));
             let crc = be_u32(&header[4..8]);
-            let room = file_len - pos - RECORD_HEADER;
+            let room = file_len.saturating_sub(pos + RECORD_HEADER);
             if len < BODY_HEADER as u64 {
                 stop = Some((format!("record length {len} is below the minimum"), false));
                 break;
@@ -418,10 +447,10 @@ impl FileStore {
         }
         Ok(())
     }
-}
 
-impl LogStore for FileStore {
-    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+    /// Checks that `entries` may be appended and encodes them into `self.buf`.
+    fn encode_batch(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        self.buf.clear();
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -434,10 +463,8 @@ impl LogStore for FileStore {
             });
         }
 
-        // Encode everything before touching the file, so that a refused batch changes
-        // nothing. A hole inside the batch is refused too: written as is, it would be cut
-        // at the next open, silently losing the entries after it.
-        self.buf.clear();
+        // A hole inside the batch is refused too: written as is, it would be cut at the
+        // next open, silently losing the entries after it.
         for (i, e) in entries.iter().enumerate() {
             if e.index != first.index + i as Index {
                 return Err(StoreError::NotContiguous {
@@ -448,6 +475,15 @@ impl LogStore for FileStore {
             }
             encode_record(&mut self.buf, e)?;
         }
+        Ok(())
+    }
+
+    /// Writes the batch `encode_batch` accepted and encoded, cutting a conflicting suffix
+    /// first.
+    fn write_batch(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
 
         let keep = (first.index - self.snapshot_index - 1) as usize;
         if keep < self.entries.len() {
@@ -489,7 +525,7 @@ impl LogStore for FileStore {
         Ok(())
     }
 
-    fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
+    fn save_hard_state_inner(&mut self, hs: HardState) -> Result<(), StoreError> {
         if hs == self.hard_state {
             // Already in the file (and durable, under Always): skip the fsyncs.
             return Ok(());
@@ -505,7 +541,7 @@ impl LogStore for FileStore {
         Ok(())
     }
 
-    fn compact(&mut self, upto: Index) -> Result<(), StoreError> {
+    fn compact_inner(&mut self, upto: Index) -> Result<(), StoreError> {
         if upto <= self.snapshot_index {
             return Ok(());
         }
@@ -529,6 +565,29 @@ impl LogStore for FileStore {
         self.offsets.drain(..n);
         self.maybe_reclaim()?;
         Ok(())
+    }
+}
+
+impl LogStore for FileStore {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        self.check_usable()?;
+        // Refusals (a hole, an oversized entry) come before any file is touched and leave
+        // the store usable; only errors from the write itself mark it failed.
+        self.encode_batch(entries)?;
+        let r = self.write_batch(entries);
+        self.note(r)
+    }
+
+    fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let r = self.save_hard_state_inner(hs);
+        self.note(r)
+    }
+
+    fn compact(&mut self, upto: Index) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let r = self.compact_inner(upto);
+        self.note(r)
     }
 
     fn hard_state(&self) -> HardState {
