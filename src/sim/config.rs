@@ -174,8 +174,8 @@ impl SimConfig {
             max_down: r.random_range(1..=nodes),
             torn_crash: pick(r, &[0.0, 0.3, 0.6]),
             max_downtime: Duration::from_millis(r.random_range(50..=1_000u64)),
-            crash_on_commit: pick(r, &[0.0, 0.0, 0.01, 0.05, 0.2]),
-            isolate_on_election: pick(r, &[0.0, 0.0, 0.1, 0.3]),
+            crash_on_commit: pick(r, &[0.0, 0.05, 0.2, 0.2]),
+            isolate_on_election: pick(r, &[0.0, 0.1, 0.3, 0.3]),
         };
         let rate = r.random_range(20.0..400.0);
         let max_burst = r.random_range(1..=8usize);

@@ -285,7 +285,7 @@ impl FileStore {
             }
             let mut body = vec![0u8; len as usize];
             if read_full(&mut reader, &mut body)? < body.len() {
-                stop = Some(("the file shrank while being read".into(), false));
+                stop = Some(("short record body".into(), false));
                 break;
             }
             if crc32fast::hash(&body) != crc {
