@@ -281,6 +281,10 @@ impl ClusterFile {
     }
 
     /// The core configuration for member `id`.
+    ///
+    /// Node processes never discard their log prefix, whatever `raft.compact_threshold`
+    /// says: the key-value store is not snapshotted, so a restarted node rebuilds it by
+    /// re-applying the whole log, which must therefore still be there.
     pub fn core_config(&self, id: NodeId) -> Result<Config, ConfigFileError> {
         if self.node(id).is_none() {
             return Err(self.invalid(
@@ -288,9 +292,12 @@ impl ClusterFile {
                 format!("{id} is not among the nodes {:?}", self.ids()),
             ));
         }
-        self.raft
+        let mut cfg = self
+            .raft
             .to_core(id, self.ids(), "raft.")
-            .map_err(|(k, r)| self.invalid(k, r))
+            .map_err(|(k, r)| self.invalid(k, r))?;
+        cfg.compact_threshold = 0;
+        Ok(cfg)
     }
 
     /// The certificate directory, resolved against the file's directory.
