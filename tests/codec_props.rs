@@ -88,8 +88,8 @@ fn frame() -> impl Strategy<Value = Frame> {
 }
 
 proptest! {
-    // 2,000 cases: each case is a whole message with up to 12 entries.
-    #![proptest_config(ProptestConfig::with_cases(2_000))]
+    // 10,000 cases: each case is a whole message with up to 12 entries.
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
 
     #[test]
     fn message_round_trips(m in message()) {
@@ -101,8 +101,8 @@ proptest! {
 }
 
 proptest! {
-    // 500 cases: each case is a stream of up to 8 frames fed in up to 8 pieces.
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    // 2,000 cases: each case is a stream of up to 8 frames fed in up to 8 pieces.
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
 
     #[test]
     fn stream_of_frames_survives_any_split(

@@ -687,7 +687,7 @@ fn batching_limits_bound_entries_and_bytes() {
     // (max entries, max bytes, payload size, expected entries per full batch)
     let cases = [
         (16, 1 << 20, 8, 16),
-        (1024, 1000, 100, 8), // 8 x (100 + 24) = 992 fits, a ninth would pass 1000
+        (1024, 1000, 100, 8), // 8 x (100 + 21) = 968 fits, a ninth would pass 1000
         (1024, 10, 100, 1),   // one entry always fits, however large
         (1, 1 << 20, 8, 1),
     ];

@@ -93,8 +93,9 @@ impl Entry {
     }
 }
 
-/// Fixed per-entry cost used for byte limits: term, index and kind as the codec frames them.
-pub const ENTRY_OVERHEAD: usize = 24;
+/// Fixed per-entry cost used for byte limits: term, index, kind and payload length, as the
+/// codec frames an entry (8 + 8 + 1 + 4 bytes).
+pub const ENTRY_OVERHEAD: usize = 21;
 
 /// The state a node must persist before it answers a message that depends on it
 /// (Figure 2: currentTerm and votedFor).

@@ -214,6 +214,7 @@ pub fn try_decode(buf: &mut BytesMut) -> Result<Option<ClientFrame>, WireError> 
                 commit_index: f.get_u64(),
                 applied_index: f.get_u64(),
                 last_index: f.get_u64(),
+                stats: Default::default(),
             };
             Ok(Some(ClientFrame::Status(id, st)))
         }
@@ -272,6 +273,7 @@ mod tests {
             commit_index: 10,
             applied_index: 9,
             last_index: 11,
+            stats: Default::default(),
         };
         encode_status_request(41, &mut buf);
         encode_status(42, &st, &mut buf);

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::kv::{Command, CommandError, Output};
-use crate::raft::{Index, NodeId, Role, Term};
+use crate::raft::{Index, NodeId, Role, Stats, Term};
 
 /// The answer to one request.
 pub type Reply = Result<Output, ClientError>;
@@ -70,7 +70,7 @@ pub struct Request {
 }
 
 /// What a node reports about itself, for operators and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
     /// The node.
     pub id: NodeId,
@@ -86,6 +86,8 @@ pub struct NodeStatus {
     pub applied_index: Index,
     /// Its last log index.
     pub last_index: Index,
+    /// What its core has sent so far.
+    pub stats: Stats,
 }
 
 impl Default for NodeStatus {
@@ -98,6 +100,7 @@ impl Default for NodeStatus {
             commit_index: 0,
             applied_index: 0,
             last_index: 0,
+            stats: Stats::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ pub struct ServerHandle {
     id: NodeId,
     tx: mpsc::Sender<Request>,
     status: watch::Receiver<NodeStatus>,
+    control: mpsc::UnboundedSender<super::Control>,
 }
 
 impl ServerHandle {
@@ -115,13 +119,29 @@ impl ServerHandle {
         id: NodeId,
         tx: mpsc::Sender<Request>,
         status: watch::Receiver<NodeStatus>,
+        control: mpsc::UnboundedSender<super::Control>,
     ) -> ServerHandle {
-        ServerHandle { id, tx, status }
+        ServerHandle {
+            id,
+            tx,
+            status,
+            control,
+        }
+    }
+
+    /// Blocks the node's thread for `d` (see [`super::Control::Stall`]).
+    pub fn stall(&self, d: std::time::Duration) {
+        let _ = self.control.send(super::Control::Stall(d));
+    }
+
+    /// Submits a request from a thread outside any tokio runtime, waiting for room.
+    pub fn blocking_send(&self, req: Request) -> Result<(), Request> {
+        self.tx.blocking_send(req).map_err(|e| e.0)
     }
 
     /// The node's latest status.
     pub fn status(&self) -> NodeStatus {
-        *self.status.borrow()
+        self.status.borrow().clone()
     }
 
     /// A watch on the node's status, to wait for a condition.

@@ -38,6 +38,20 @@ pub trait Observer: Send + Sync + 'static {
     fn applied(&self, node: NodeId, role: Role, upto: Index, at: Time);
     /// The node's role or leader changed.
     fn role_changed(&self, _node: NodeId, _role: Role, _term: Term, _at: Time) {}
+    /// The leader accepted client request `request` as entry `index` at `at`.
+    fn proposed(&self, _node: NodeId, _request: u64, _index: Index, _at: Time) {}
+    /// The leader sent follower `to` an AppendEntries with entries `first..=last` (none when
+    /// `first > last`) at `at`, leaving `inflight` AppendEntries unacknowledged to it.
+    fn append_sent(
+        &self,
+        _node: NodeId,
+        _to: NodeId,
+        _first: Index,
+        _last: Index,
+        _inflight: usize,
+        _at: Time,
+    ) {
+    }
 }
 
 /// Everything a server is built from.
@@ -77,6 +91,16 @@ pub struct Server<S = MemStore> {
     epoch: Instant,
     observer: Option<Arc<dyn Observer>>,
     status: tokio::sync::watch::Sender<NodeStatus>,
+    control: mpsc::UnboundedReceiver<Control>,
+}
+
+/// Out-of-band instructions to a server, for experiments.
+#[derive(Debug)]
+pub enum Control {
+    /// Block the node's thread for this long, as a garbage-collection pause or a stuck
+    /// disk would: nothing on the node runs meanwhile, its transport included when they
+    /// share a thread.
+    Stall(std::time::Duration),
 }
 
 /// Why a server could not start.
@@ -94,11 +118,13 @@ impl<S: LogStore + Send + 'static> Server<S> {
         let id = parts.raft.id;
         let raft = RaftNode::restore(parts.raft, parts.seed, now, &parts.store)?;
         let (tx, rx) = mpsc::channel(65_536);
+        let (control_tx, control) = mpsc::unbounded_channel();
         let (status, status_rx) = tokio::sync::watch::channel(NodeStatus {
             id,
             ..NodeStatus::default()
         });
         let server = Server {
+            control,
             status,
             raft,
             store: parts.store,
@@ -110,7 +136,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             epoch: parts.epoch,
             observer: parts.observer,
         };
-        Ok((server, ServerHandle::new(id, tx, status_rx)))
+        Ok((server, ServerHandle::new(id, tx, status_rx, control_tx)))
     }
 
     fn now(&self) -> Time {
@@ -140,6 +166,9 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 r = self.requests.recv(), if requests_open => match r {
                     Some(r) => self.propose(r),
                     None => requests_open = false,
+                },
+                Some(c) = self.control.recv() => match c {
+                    Control::Stall(d) => std::thread::sleep(d),
                 },
                 _ = &mut sleep => {}
             }
@@ -183,6 +212,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             commit_index: r.commit_index(),
             applied_index: r.applied_index(),
             last_index: r.log().last_index(),
+            stats: r.stats().clone(),
         };
         // Only wake watchers on change: this runs once per loop round.
         self.status.send_if_modified(|s| {
@@ -212,12 +242,17 @@ impl<S: LogStore + Send + 'static> Server<S> {
     fn propose(&mut self, r: Request) {
         let now = self.now();
         match self.raft.propose(r.command, now) {
-            Ok((index, term)) => self.pending.push_back(PendingReply {
-                index,
-                term,
-                id: r.id,
-                reply: r.reply,
-            }),
+            Ok((index, term)) => {
+                if let Some(o) = &self.observer {
+                    o.proposed(self.raft.id(), r.id, index, now);
+                }
+                self.pending.push_back(PendingReply {
+                    index,
+                    term,
+                    id: r.id,
+                    reply: r.reply,
+                })
+            }
             Err(crate::raft::ProposeError::NotLeader { leader }) => {
                 r.reply.send(r.id, Err(ClientError::NotLeader { leader }))
             }
@@ -227,6 +262,19 @@ impl<S: LogStore + Send + 'static> Server<S> {
     fn process_ready(&mut self) {
         while self.raft.has_ready() {
             let rd = self.raft.ready();
+            if let Some(o) = &self.observer {
+                let now = self.now();
+                for m in &rd.messages {
+                    if let crate::raft::MessageBody::AppendEntries(ae) = &m.body {
+                        let inflight = self
+                            .raft
+                            .progress(m.to)
+                            .map_or(0, |p| p.inflights.count());
+                        let first = ae.prev_log_index + 1;
+                        o.append_sent(m.from, m.to, first, ae.prev_log_index + ae.entries.len() as Index, inflight, now);
+                    }
+                }
+            }
             for m in rd.messages {
                 self.transport.send(m);
             }
