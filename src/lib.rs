@@ -9,6 +9,7 @@
 //! - [`process`]: one node as its own OS process.
 //! - [`sim`]: a simulated cluster with virtual time and invariant checkers.
 //! - [`storage`]: durable log stores (a log file with torn-tail recovery).
+//! - [`harness`]: the benchmark harness (scenarios, load, recorders, results).
 //! - [`kv`]: the key-value state machine (Put and Get through the log).
 //! - [`codec`]: the binary wire format.
 //! - [`tls`]: the cluster CA and mutual TLS.
@@ -17,6 +18,7 @@
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod harness;
 pub mod kv;
 pub mod process;
 pub mod raft;
