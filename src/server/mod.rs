@@ -264,6 +264,13 @@ impl<S: LogStore + Send + 'static> Server<S> {
             let rd = self.raft.ready();
             if let Some(o) = &self.observer {
                 let now = self.now();
+                // Commit times first: a follower on another thread may learn of a commit
+                // from the messages below before this thread gets back to the events.
+                for ev in &rd.events {
+                    if let Event::CommitAdvanced { from, to } = *ev {
+                        o.commit_advanced(self.raft.id(), self.raft.role(), from, to, now);
+                    }
+                }
                 for m in &rd.messages {
                     if let crate::raft::MessageBody::AppendEntries(ae) = &m.body {
                         let inflight = self
@@ -298,11 +305,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             let id = self.raft.id();
             for ev in &rd.events {
                 match *ev {
-                    Event::CommitAdvanced { from, to } => {
-                        if let Some(o) = &self.observer {
-                            o.commit_advanced(id, role, from, to, now);
-                        }
-                    }
+                    Event::CommitAdvanced { .. } => {}
                     Event::RoleChanged { term, role } => {
                         if let Some(o) = &self.observer {
                             o.role_changed(id, role, term, now);

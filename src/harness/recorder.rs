@@ -1,0 +1,276 @@
+//! Timestamps from inside the nodes, turned into follower lags and per-request phases.
+//!
+//! The nodes call the [`Observer`] methods on their own threads; the recorder keeps, per
+//! log index, when the leader first sent it, committed it and applied it, in rings of
+//! atomics tagged with the index (so a slot reused 2^20 entries later is never mistaken).
+//! A follower's commit or apply is compared against the leader's commit time at once, and
+//! only the lag is kept. In-process nodes share one clock (`CLOCK_MONOTONIC`), so these
+//! differences are exact up to the clock's resolution.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::harness::histograms::{IntervalHistogram, Unit};
+use crate::raft::{Index, NodeId, Role, Time};
+use crate::server::Observer;
+
+const RING_BITS: u32 = 20;
+const RING: usize = 1 << RING_BITS;
+const MASK: u64 = (RING as u64) - 1;
+
+/// A ring of (tag, value) pairs indexed by `tag mod 2^20`.
+struct TaggedRing {
+    tags: Box<[AtomicU64]>,
+    values: Box<[AtomicU64]>,
+}
+
+impl TaggedRing {
+    fn new() -> TaggedRing {
+        let mk = || {
+            (0..RING)
+                .map(|_| AtomicU64::new(u64::MAX))
+                .collect::<Box<[_]>>()
+        };
+        TaggedRing {
+            tags: mk(),
+            values: mk(),
+        }
+    }
+
+    fn set(&self, tag: u64, value: u64) {
+        let i = (tag & MASK) as usize;
+        self.values[i].store(value, Relaxed);
+        self.tags[i].store(tag, Relaxed);
+    }
+
+    fn set_if_absent(&self, tag: u64, value: u64) {
+        let i = (tag & MASK) as usize;
+        if self.tags[i].load(Relaxed) != tag {
+            self.set(tag, value);
+        }
+    }
+
+    fn get(&self, tag: u64) -> Option<u64> {
+        let i = (tag & MASK) as usize;
+        (self.tags[i].load(Relaxed) == tag).then(|| self.values[i].load(Relaxed))
+    }
+}
+
+/// What one request's life looked like inside the leader, for the phase breakdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeline {
+    /// The leader accepted the proposal.
+    pub proposed: Time,
+    /// The first AppendEntries carrying it left.
+    pub first_sent: Time,
+    /// The leader committed it.
+    pub committed: Time,
+    /// The leader applied it.
+    pub applied: Time,
+}
+
+/// Per-follower lag histograms.
+struct FollowerHists {
+    commit: IntervalHistogram,
+    apply: IntervalHistogram,
+}
+
+/// The harness's [`Observer`].
+pub struct Recorder {
+    nodes: usize,
+    window_start: AtomicU64,
+    window_end: AtomicU64,
+    interval: Duration,
+    request_index: TaggedRing,
+    request_proposed: TaggedRing,
+    first_sent: TaggedRing,
+    committed: TaggedRing,
+    applied: TaggedRing,
+    last_applied: Box<[AtomicU64]>,
+    followers: Box<[Mutex<FollowerHists>]>,
+    batch_size: Mutex<IntervalHistogram>,
+    pipeline_depth: Mutex<IntervalHistogram>,
+}
+
+impl Recorder {
+    /// A recorder for nodes `1..=nodes` whose interval histograms are `interval` long.
+    pub fn new(nodes: usize, interval: Duration) -> Recorder {
+        let hist = |u| IntervalHistogram::new(u, interval);
+        Recorder {
+            nodes,
+            window_start: AtomicU64::new(u64::MAX),
+            window_end: AtomicU64::new(u64::MAX),
+            interval,
+            request_index: TaggedRing::new(),
+            request_proposed: TaggedRing::new(),
+            first_sent: TaggedRing::new(),
+            committed: TaggedRing::new(),
+            applied: TaggedRing::new(),
+            last_applied: (0..=nodes).map(|_| AtomicU64::new(0)).collect(),
+            followers: (0..=nodes)
+                .map(|_| {
+                    Mutex::new(FollowerHists {
+                        commit: hist(Unit::Nanos),
+                        apply: hist(Unit::Nanos),
+                    })
+                })
+                .collect(),
+            batch_size: Mutex::new(hist(Unit::Count)),
+            pipeline_depth: Mutex::new(hist(Unit::Count)),
+        }
+    }
+
+    /// Sets the measured window; only events in it are kept.
+    pub fn set_window(&self, start: Time, end: Time) {
+        self.window_start.store(start.as_nanos(), Relaxed);
+        self.window_end.store(end.as_nanos(), Relaxed);
+    }
+
+    /// Offset of `t` into the window, if it lies in it.
+    fn in_window(&self, t: u64) -> Option<Duration> {
+        let start = self.window_start.load(Relaxed);
+        let end = self.window_end.load(Relaxed);
+        (t >= start && t < end).then(|| Duration::from_nanos(t - start))
+    }
+
+    /// The leader-side timeline of client request `request`, once it has been applied.
+    pub fn timeline(&self, request: u64) -> Option<Timeline> {
+        let index = self.request_index.get(request)?;
+        let proposed = self.request_proposed.get(request)?;
+        Some(Timeline {
+            proposed: Time::from_nanos(proposed),
+            first_sent: Time::from_nanos(self.first_sent.get(index)?),
+            committed: Time::from_nanos(self.committed.get(index)?),
+            applied: Time::from_nanos(self.applied.get(index)?),
+        })
+    }
+
+    /// Takes the histograms: commit and apply lag per follower (keyed by node id, empty
+    /// for nodes that never followed), batch sizes, pipeline depths.
+    pub fn take(&self) -> RecorderHistograms {
+        let fresh = |u| IntervalHistogram::new(u, self.interval);
+        let mut followers = Vec::new();
+        for (id, f) in self.followers.iter().enumerate().skip(1) {
+            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+            let mut commit = std::mem::replace(&mut f.commit, fresh(Unit::Nanos));
+            let mut apply = std::mem::replace(&mut f.apply, fresh(Unit::Nanos));
+            commit.finish();
+            apply.finish();
+            followers.push((id as NodeId, commit, apply));
+        }
+        let mut batch = std::mem::replace(
+            &mut *self.batch_size.lock().unwrap_or_else(|e| e.into_inner()),
+            fresh(Unit::Count),
+        );
+        let mut depth = std::mem::replace(
+            &mut *self
+                .pipeline_depth
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            fresh(Unit::Count),
+        );
+        batch.finish();
+        depth.finish();
+        RecorderHistograms {
+            followers,
+            batch_size: batch,
+            pipeline_depth: depth,
+        }
+    }
+
+    /// Number of nodes observed.
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+}
+
+/// The histograms a [`Recorder`] collected.
+pub struct RecorderHistograms {
+    /// (follower, commit lag, apply lag) for every node id.
+    pub followers: Vec<(NodeId, IntervalHistogram, IntervalHistogram)>,
+    /// Entries per AppendEntries that carried entries.
+    pub batch_size: IntervalHistogram,
+    /// AppendEntries in flight right after each send.
+    pub pipeline_depth: IntervalHistogram,
+}
+
+impl Observer for Recorder {
+    fn commit_advanced(&self, node: NodeId, role: Role, from: Index, to: Index, at: Time) {
+        let at = at.as_nanos();
+        if role == Role::Leader {
+            for i in from + 1..=to {
+                self.committed.set(i, at);
+            }
+            return;
+        }
+        let Some(slot) = self.followers.get(node as usize) else {
+            return;
+        };
+        let mut f = slot.lock().unwrap_or_else(|e| e.into_inner());
+        for i in from + 1..=to {
+            if let Some(c) = self.committed.get(i) {
+                if let Some(off) = self.in_window(c) {
+                    f.commit.record(off, at.saturating_sub(c));
+                }
+            }
+        }
+    }
+
+    fn applied(&self, node: NodeId, role: Role, upto: Index, at: Time) {
+        let Some(last) = self.last_applied.get(node as usize) else {
+            return;
+        };
+        let from = last.swap(upto, Relaxed);
+        let at = at.as_nanos();
+        if role == Role::Leader {
+            for i in from + 1..=upto {
+                self.applied.set(i, at);
+            }
+            return;
+        }
+        let mut f = self.followers[node as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for i in from + 1..=upto {
+            if let Some(c) = self.committed.get(i) {
+                if let Some(off) = self.in_window(c) {
+                    f.apply.record(off, at.saturating_sub(c));
+                }
+            }
+        }
+    }
+
+    fn proposed(&self, _node: NodeId, request: u64, index: Index, at: Time) {
+        self.request_index.set(request, index);
+        self.request_proposed.set(request, at.as_nanos());
+    }
+
+    fn append_sent(
+        &self,
+        _node: NodeId,
+        _to: NodeId,
+        first: Index,
+        last: Index,
+        inflight: usize,
+        at: Time,
+    ) {
+        if last < first {
+            return; // a heartbeat or commit notice: no batch
+        }
+        let at = at.as_nanos();
+        for i in first..=last {
+            self.first_sent.set_if_absent(i, at);
+        }
+        if let Some(off) = self.in_window(at) {
+            self.batch_size
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(off, last - first + 1);
+            self.pipeline_depth
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(off, inflight as u64);
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! Scenarios as files: one typed, validated configuration per sweep point, expanded from
+//! a scenario file's `base` and its `series` of sweeps.
+//!
+//! ```toml
+//! name = "default"
+//! seed = 1
+//! [base.workload]
+//! rate = 200
+//! [[series]]
+//! name = "sparse-dense"
+//! sweep = [
+//!   { knob = "workload.rate", values = [200, 20000] },
+//!   { knob = "raft.commit_mode", values = ["piggyback", "eager"] },
+//! ]
+//! ```
+//!
+//! Every key of a point can be swept: a knob is the dotted path of a key in the point
+//! configuration. The sweeps of one series form a cartesian product. An unknown key, a
+//! value of the wrong type or an impossible value is refused with a message that names
+//! the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::Threading;
+use crate::config::{ConfigFileError, RaftSettings};
+use crate::raft::NodeId;
+use crate::transport::{MemMode, QuicSettings, TransportKind, TransportSettings};
+
+/// The cluster under test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Number of nodes (default 3).
+    pub nodes: usize,
+    /// `quic` (default), `tcp` or `mem`.
+    pub transport: TransportKind,
+    /// `per_node` (default: a thread and current-thread runtime per node) or `shared`.
+    pub threading: Threading,
+    /// For the memory transport: `move` (default) or `encode`.
+    pub mem_mode: MemMode,
+    /// QUIC parameters.
+    pub quic: QuicSettings,
+    /// Queue and frame limits of the network transports.
+    pub transport_settings: TransportSettings,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            nodes: 3,
+            transport: TransportKind::Quic,
+            threading: Threading::PerNode,
+            mem_mode: MemMode::Move,
+            quic: QuicSettings::default(),
+            transport_settings: TransportSettings::default(),
+        }
+    }
+}
+
+/// How requests are offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMode {
+    /// Requests at scheduled instants, whatever the answers do (latency from the schedule).
+    OpenLoop,
+    /// `clients` clients, one request outstanding each (latency from the send; labelled so).
+    ClosedLoop,
+}
+
+/// How scheduled instants are spaced in open loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    /// Exactly 1/rate apart.
+    Constant,
+    /// Exponentially distributed gaps with mean 1/rate (a Poisson process), from the seed.
+    Poisson,
+}
+
+/// The requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workload {
+    /// `open_loop` (default) or `closed_loop`.
+    pub mode: LoadMode,
+    /// Open loop: requests per second (default 200).
+    pub rate: f64,
+    /// Open loop: `constant` (default) or `poisson` spacing.
+    pub arrival: Arrival,
+    /// Closed loop: number of clients (default 1).
+    pub clients: usize,
+    /// Bytes of each Put's value (default 64).
+    pub payload_bytes: usize,
+    /// Fraction of requests that are Gets, 0 to 1 (default 0).
+    pub get_fraction: f64,
+    /// Number of distinct keys (default 10,000).
+    pub keys: u64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            mode: LoadMode::OpenLoop,
+            rate: 200.0,
+            arrival: Arrival::Constant,
+            clients: 1,
+            payload_bytes: 64,
+            get_fraction: 0.0,
+            keys: 10_000,
+        }
+    }
+}
+
+/// How long each point runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Phases {
+    /// Seconds of load before measuring (excluded from every result; default 2).
+    pub warmup_s: f64,
+    /// Seconds measured (default 5).
+    pub measure_s: f64,
+    /// Interval of the `.hlog` interval histograms, in seconds (default 1).
+    pub interval_s: f64,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            warmup_s: 2.0,
+            measure_s: 5.0,
+            interval_s: 1.0,
+        }
+    }
+}
+
+/// A fault injected during the measured window, for experiments and tests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Stall the leader's thread for this many ms (0: no stall)...
+    pub leader_stall_ms: f64,
+    /// ...this many seconds into the measured window.
+    pub leader_stall_at_s: f64,
+}
+
+/// Everything one sweep point runs with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PointConfig {
+    /// The cluster.
+    pub cluster: ClusterSection,
+    /// The core's knobs.
+    pub raft: RaftSettings,
+    /// The requests.
+    pub workload: Workload,
+    /// Warm-up and measured window.
+    pub phases: Phases,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Seed of everything random in the point (arrivals, keys, election timeouts);
+    /// 0 (the default) takes the scenario's seed.
+    pub seed: u64,
+}
+
+/// One sweep dimension: a knob and the values it takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// Dotted path of the key, e.g. `workload.rate` or `raft.heartbeat_ms`.
+    pub knob: String,
+    /// Values, in run order.
+    pub values: Vec<toml::Value>,
+}
+
+/// A group of points: fixed overrides plus sweeps whose product gives the points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Series {
+    /// Name (used in point names and plot titles).
+    pub name: String,
+    /// Overrides applied to the base for every point of the series (dotted keys).
+    #[serde(default)]
+    pub set: toml::Table,
+    /// Sweep dimensions; none means a single point.
+    #[serde(default)]
+    pub sweep: Vec<Sweep>,
+}
+
+/// A scenario file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Name: results go to `results/<name>/`.
+    pub name: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// Master seed (each point's `seed` defaults to it).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Measure the raw and transport round trips first (default true).
+    #[serde(default = "yes")]
+    pub baseline: bool,
+    /// Configuration shared by every point.
+    #[serde(default)]
+    pub base: PointConfig,
+    /// The series of points.
+    pub series: Vec<Series>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// One expanded point: its name, series, swept values and configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Unique within the scenario.
+    pub name: String,
+    /// The series it belongs to.
+    pub series: String,
+    /// Swept knob = value, in sweep order.
+    pub params: Vec<(String, String)>,
+    /// The configuration, validated.
+    pub config: PointConfig,
+}
+
+/// A scenario, read and expanded.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file as parsed.
+    pub file: ScenarioFile,
+    /// The file's text, for the record.
+    pub text: String,
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Every point, in run order.
+    pub points: Vec<Point>,
+}
+
+fn invalid(path: &Path, key: impl Into<String>, reason: impl Into<String>) -> ConfigFileError {
+    ConfigFileError::Invalid {
+        path: path.to_owned(),
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Sets `path` (dotted) in `table` to `value`; refuses a path the table does not have,
+/// since every key of a point is present once the defaults are serialized.
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Result<(), String> {
+    let mut parts = path.split('.').peekable();
+    let mut cur = table;
+    while let Some(p) = parts.next() {
+        if parts.peek().is_none() {
+            // Option fields without a value are absent from the serialized defaults; allow
+            // setting a key that is missing only if its parent table exists.
+            cur.insert(p.to_string(), value);
+            return Ok(());
+        }
+        cur = match cur.get_mut(p) {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(format!("`{p}` is a value, not a table")),
+            None => return Err(format!("no such key `{p}`")),
+        };
+    }
+    Err("empty knob".into())
+}
+
+fn value_label(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Scenario {
+    /// Reads, expands and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Scenario::parse(path, &text)
+    }
+
+    /// Expands scenario `text` (as if read from `path`).
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ConfigFileError> {
+        let mut file: ScenarioFile =
+            toml::from_str(text).map_err(|source| ConfigFileError::Parse {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
+        if file.base.seed == 0 {
+            file.base.seed = file.seed;
+        }
+        if file.series.is_empty() {
+            return Err(invalid(path, "series", "must list at least one series"));
+        }
+        let base = toml::Table::try_from(&file.base).expect("a point config serializes");
+        let mut points = Vec::new();
+        for (si, series) in file.series.iter().enumerate() {
+            let mut table = base.clone();
+            for (k, v) in &series.set {
+                set_path(&mut table, k, v.clone())
+                    .map_err(|r| invalid(path, format!("series[{si}].set.{k}"), r))?;
+            }
+            // The cartesian product of the sweeps, first sweep outermost.
+            let mut combos: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
+            for (wi, sw) in series.sweep.iter().enumerate() {
+                if sw.values.is_empty() {
+                    return Err(invalid(
+                        path,
+                        format!("series[{si}].sweep[{wi}].values"),
+                        "must list at least one value",
+                    ));
+                }
+                combos = combos
+                    .into_iter()
+                    .flat_map(|c| {
+                        (0..sw.values.len()).map(move |vi| {
+                            let mut c = c.clone();
+                            c.push((wi, vi));
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            for combo in combos {
+                let mut t = table.clone();
+                let mut params = Vec::new();
+                for &(wi, vi) in &combo {
+                    let sw = &series.sweep[wi];
+                    let v = sw.values[vi].clone();
+                    params.push((sw.knob.clone(), value_label(&v)));
+                    set_path(&mut t, &sw.knob, v).map_err(|r| {
+                        invalid(
+                            path,
+                            format!("series[{si}].sweep[{wi}].knob = {}", sw.knob),
+                            r,
+                        )
+                    })?;
+                }
+                let key_of = |what: String| {
+                    if combo.is_empty() {
+                        format!("series[{si}]{what}")
+                    } else {
+                        format!("series[{si}] ({}){what}", fmt_params(&params))
+                    }
+                };
+                let config: PointConfig =
+                    toml::Value::Table(t)
+                        .try_into()
+                        .map_err(|e: toml::de::Error| {
+                            invalid(path, key_of(String::new()), e.message().to_string())
+                        })?;
+                validate_point(&config)
+                    .map_err(|(k, r)| invalid(path, key_of(format!(": {k}")), r))?;
+                let name = if params.is_empty() {
+                    series.name.clone()
+                } else {
+                    format!("{}/{}", series.name, fmt_params(&params))
+                };
+                points.push(Point {
+                    name,
+                    series: series.name.clone(),
+                    params,
+                    config,
+                });
+            }
+        }
+        let mut names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(
+                path,
+                "series",
+                format!("two points are both named `{}`", w[0]),
+            ));
+        }
+        Ok(Scenario {
+            file,
+            text: text.to_string(),
+            path: path.to_owned(),
+            points,
+        })
+    }
+}
+
+fn fmt_params(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Checks one point; the error is (key, reason).
+pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
+    let bad = |k: &str, r: String| Err((k.to_string(), r));
+    if c.cluster.nodes == 0 {
+        return bad("cluster.nodes", "must be at least 1".into());
+    }
+    let voters: Vec<NodeId> = (1..=c.cluster.nodes as NodeId).collect();
+    c.raft.to_core(1, voters, "raft.")?;
+    let w = &c.workload;
+    if w.mode == LoadMode::OpenLoop && !(w.rate.is_finite() && w.rate > 0.0) {
+        return bad("workload.rate", format!("must be above 0, got {}", w.rate));
+    }
+    if w.mode == LoadMode::ClosedLoop && w.clients == 0 {
+        return bad("workload.clients", "must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&w.get_fraction) {
+        return bad(
+            "workload.get_fraction",
+            format!("must be within 0..=1, got {}", w.get_fraction),
+        );
+    }
+    if w.keys == 0 {
+        return bad("workload.keys", "must be at least 1".into());
+    }
+    let p = &c.phases;
+    for (k, v) in [
+        ("phases.warmup_s", p.warmup_s),
+        ("phases.measure_s", p.measure_s),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return bad(k, format!("must be a non-negative number, got {v}"));
+        }
+    }
+    if p.measure_s <= 0.0 {
+        return bad("phases.measure_s", "must be above 0".into());
+    }
+    if !(p.interval_s.is_finite() && p.interval_s > 0.0) {
+        return bad("phases.interval_s", "must be above 0".into());
+    }
+    if c.faults.leader_stall_ms < 0.0 {
+        return bad("faults.leader_stall_ms", "must not be negative".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, String> {
+        Scenario::parse(Path::new("bench-configs/x.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sweeps_form_a_product_in_order() {
+        let s = parse(
+            r#"
+name = "t"
+[[series]]
+name = "a"
+sweep = [ { knob = "workload.rate", values = [100, 1000] },
+          { knob = "raft.commit_mode", values = ["piggyback", "eager"] } ]
+[[series]]
+name = "hb"
+set = { "raft.heartbeat_ms" = 5.0 }
+"#,
+        )
+        .unwrap();
+        let names: Vec<_> = s.points.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "a/rate=100,commit_mode=piggyback",
+                "a/rate=100,commit_mode=eager",
+                "a/rate=1000,commit_mode=piggyback",
+                "a/rate=1000,commit_mode=eager",
+                "hb"
+            ]
+        );
+        assert_eq!(s.points[3].config.workload.rate, 1000.0);
+        assert_eq!(s.points[4].config.raft.heartbeat_ms, 5.0);
+        assert_eq!(s.points[0].config.seed, 1, "points inherit the master seed");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_file() {
+        let e = parse("name = \"t\"\n[base.raft]\nheartbeat = 5\n[[series]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(e.contains("x.toml") && e.contains("heartbeat"), "{e}");
+        let e = parse("name = \"t\"\n[[series]]\nname = \"a\"\nsweep = [{ knob = \"raft.hearbeat_ms\", values = [1] }]\n")
+            .unwrap_err();
+        assert!(e.contains("x.toml") && e.contains("hearbeat_ms"), "{e}");
+        let e = parse("name = \"t\"\n[[series]]\nname = \"a\"\nsweep = [{ knob = \"rafts.heartbeat_ms\", values = [1] }]\n")
+            .unwrap_err();
+        assert!(e.contains("rafts"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_impossible_values_are_named() {
+        let e = parse("name = \"t\"\n[base.workload]\nrate = \"fast\"\n[[series]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(e.contains("x.toml") && e.contains("rate"), "{e}");
+        let e =
+            parse("name = \"t\"\n[base.raft]\nheartbeat_ms = 600.0\n[[series]]\nname = \"a\"\n")
+                .unwrap_err();
+        assert!(e.contains("raft.heartbeat_ms"), "{e}");
+        let e = parse("name = \"t\"\n[[series]]\nname = \"a\"\nsweep = [{ knob = \"raft.max_inflight_msgs\", values = [4, 0] }]\n")
+            .unwrap_err();
+        assert!(
+            e.contains("raft.max_inflight_msgs") && e.contains("max_inflight_msgs=0"),
+            "{e}"
+        );
+        let e = parse("name = \"t\"\n[[series]]\nname = \"a\"\nsweep = [{ knob = \"raft.commit_mode\", values = [\"loud\"] }]\n")
+            .unwrap_err();
+        assert!(e.contains("loud"), "{e}");
+    }
+
+    #[test]
+    fn shipped_scenarios_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            if p.extension().is_some_and(|e| e == "toml") && text.contains("[[series]]") {
+                Scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 1, "bench-configs has scenarios");
+    }
+}
