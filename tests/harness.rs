@@ -4,8 +4,12 @@
 
 use std::path::Path;
 
+use std::time::Duration;
+
+use raftbench::harness::model::LagModel;
 use raftbench::harness::run::run_point;
-use raftbench::harness::scenario::{Point, Scenario};
+use raftbench::harness::scenario::{Arrival, Point, Scenario};
+use raftbench::raft::CommitMode;
 
 fn points(text: &str) -> Vec<Point> {
     Scenario::parse(Path::new("tests/harness.rs"), text)
@@ -79,11 +83,21 @@ sweep = [ { knob = "raft.heartbeat_ms", values = [20.0, 50.0] } ]
     );
     for p in &ps {
         let (s, _) = run_point(p, None, &|_| {}).unwrap();
-        let h_us = p.config.raft.heartbeat_ms * 1e3;
-        // Heartbeats on a timer that appends do not reset: lag ~ Uniform(0, H) + d, with
-        // d the one-way delay, half the replication round trip measured in the same run.
+        // Heartbeats on a timer that appends do not reset: lag ~ Uniform(0, H) + d (the
+        // model also accounts for the rare request that beats the heartbeat), with d the
+        // one-way delay: half the replication round trip measured in the same run.
         let d = s.phases.replication.p50 / 2.0;
-        let model = h_us / 2.0 + d;
+        let model = LagModel {
+            commit_mode: CommitMode::Piggyback,
+            append_resets_heartbeat: false,
+            heartbeat: Duration::from_secs_f64(p.config.raft.heartbeat_ms / 1e3),
+            arrival: Arrival::Poisson,
+            rate: p.config.workload.rate,
+            one_way: Duration::from_secs_f64(d / 1e6),
+        }
+        .mean()
+        .as_secs_f64()
+            * 1e6;
         let mean = s.commit_lag.mean;
         eprintln!(
             "{}: mean commit lag {mean:.0} us, model {model:.0} us",

@@ -51,6 +51,7 @@ fn shard(index: u64) {
     let keep_going = std::env::var_os("RAFTBENCH_SIM_KEEP_GOING").is_some();
     let mut failures = Vec::new();
     let (mut runs, mut acked, mut crashes, mut elections) = (0u64, 0u64, 0u64, 0u64);
+    let (mut max_events, mut max_queue) = (0u64, 0usize);
     for seed in (start..start + total).filter(|s| s % SHARDS == index) {
         match run_one(seed) {
             Ok(r) => {
@@ -58,6 +59,8 @@ fn shard(index: u64) {
                 acked += r.acknowledged;
                 crashes += r.crashes;
                 elections += r.elections_won;
+                max_events = max_events.max(r.events);
+                max_queue = max_queue.max(r.max_queue);
             }
             Err(e) => {
                 eprintln!("seed {seed} FAILED: {e}\n  replay: {}", sim::replay_command(seed));
@@ -70,7 +73,7 @@ fn shard(index: u64) {
     }
     eprintln!(
         "shard {index}: {runs} seeds passed ({acked} acknowledged proposals, {crashes} crashes, \
-         {elections} elections)"
+         {elections} elections; at most {max_events} events and {max_queue} queued in one run)"
     );
     if let Some((seed, e)) = failures.first() {
         panic!(
@@ -266,18 +269,23 @@ fn checker_catches_two_entries_applied_at_one_index() {
 fn checker_catches_diverging_logs() {
     let mut c = Checker::new(99);
     let t = Time::ZERO;
-    c.stored(t, 1, 0, &[entry(1, 1, 10), entry(2, 2, 20)], &[]).unwrap();
-    c.stored(t, 2, 0, &[entry(1, 1, 10)], &[]).unwrap();
+    c.stored(t, 1, 2, 0, &[entry(1, 1, 10), entry(2, 2, 20)], &[])
+        .unwrap();
+    c.stored(t, 2, 2, 0, &[entry(1, 1, 10)], &[]).unwrap();
     // Same (index 2, term 2) but after a different entry.
-    expect(Property::LogMatching, c.stored(t, 2, 3, &[entry(2, 2, 20)], &[]));
+    expect(Property::LogMatching, c.stored(t, 2, 2, 3, &[entry(2, 2, 20)], &[]));
     // Same (index, term), another payload.
-    expect(Property::LogMatching, c.stored(t, 3, 1, &[entry(2, 2, 21)], &[]));
-    // Overwriting a committed entry.
+    expect(Property::LogMatching, c.stored(t, 3, 2, 1, &[entry(2, 2, 21)], &[]));
+    // Entry (1, term 1) commits in term 3.
     let committed = [entry(1, 1, 10)];
-    c.commit_advanced(t, 1, 1, 0, 1, committed.iter()).unwrap();
+    c.commit_advanced(t, 1, 3, 0, 1, committed.iter()).unwrap();
+    // A node still in term 2 may lose its copy to a stale leader of term 2...
+    c.stored(t, 4, 2, 0, &[entry(1, 2, 25)], &[entry(1, 1, 10)])
+        .unwrap();
+    // ...but a node in term 3 or later only hears from leaders that hold the entry.
     expect(
         Property::LogMatching,
-        c.stored(t, 2, 0, &[entry(1, 3, 30)], &[entry(1, 1, 10)]),
+        c.stored(t, 2, 3, 0, &[entry(1, 3, 30)], &[entry(1, 1, 10)]),
     );
 }
 

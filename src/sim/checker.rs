@@ -208,19 +208,25 @@ impl ElectionSafety {
 /// Log Matching, by induction: a registry (index, term) -> (payload, term of the entry
 /// before). Two logs that agree on (i, t) must agree on the payload there and on the term
 /// at i - 1, and by the same registry on everything before. Every entry a node stores is
-/// checked, so logs rewritten by truncation are covered; an overwrite that removes a
-/// committed entry is caught here too.
+/// checked, so logs rewritten by truncation are covered.
+///
+/// Truncation is checked too: a node in term `T` may only lose a committed entry if it was
+/// committed in a term above `T` (a stale leader overwrites a copy the node never counted
+/// for; the real leader repairs it later). The leader of `T` or any later term holds every
+/// entry committed up to `T`, so it never sends anything conflicting with one.
 #[derive(Debug, Default)]
 pub struct LogMatching {
     seen: FastMap<(Index, Term), (PayloadId, Term)>,
 }
 
 impl LogMatching {
-    /// `node` stores `entries` (contiguous), after an entry of `prev_term`, replacing
-    /// `replaced` (what it held from `entries[0].index` on).
+    /// `node`, in `node_term`, stores `entries` (contiguous), after an entry of `prev_term`,
+    /// replacing `replaced` (what it held from `entries[0].index` on).
+    #[allow(clippy::too_many_arguments)]
     pub fn stored(
         &mut self,
         node: NodeId,
+        node_term: Term,
         prev_term: Term,
         entries: &[Entry],
         replaced: &[Entry],
@@ -257,12 +263,13 @@ impl LogMatching {
                 .checked_sub(first)
                 .and_then(|k| entries.get(k as usize))
                 .map(|e| e.term);
-            if c.term == old.term && new_term != Some(old.term) {
+            if c.term == old.term && new_term != Some(old.term) && node_term >= c.commit_term {
                 return breach(
                     vec![node],
                     format!(
-                        "node {node} overwrote committed entry ({}, term {}) with {:?}",
-                        old.index, old.term, new_term
+                        "node {node} in term {node_term} overwrote entry ({}, term {}), committed \
+                         in term {}, with term {:?}",
+                        old.index, old.term, c.commit_term, new_term
                     ),
                 );
             }
@@ -600,18 +607,26 @@ impl Checker {
         self.wrap(Property::ElectionSafety, time, r)
     }
 
-    /// `node` persists `entries` after an entry of `prev_term`, replacing `replaced`.
+    /// `node`, in `node_term`, persists `entries` after an entry of `prev_term`, replacing
+    /// `replaced`.
+    #[allow(clippy::too_many_arguments)]
     pub fn stored(
         &mut self,
         time: Time,
         node: NodeId,
+        node_term: Term,
         prev_term: Term,
         entries: &[Entry],
         replaced: &[Entry],
     ) -> Result<(), Violation> {
-        let r = self
-            .log_matching
-            .stored(node, prev_term, entries, replaced, &self.committed);
+        let r = self.log_matching.stored(
+            node,
+            node_term,
+            prev_term,
+            entries,
+            replaced,
+            &self.committed,
+        );
         self.wrap(Property::LogMatching, time, r)
     }
 

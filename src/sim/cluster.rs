@@ -76,6 +76,8 @@ pub struct SimReport {
     pub stats: Stats,
     /// A hash of every event processed: equal for equal runs.
     pub fingerprint: u64,
+    /// Most events that were ever queued at once.
+    pub max_queue: usize,
 }
 
 enum Ev {
@@ -365,6 +367,7 @@ impl Simulation {
 
     fn push(&mut self, at: Time, ev: Ev) {
         self.seq += 1;
+        self.report.max_queue = self.report.max_queue.max(self.queue.len() + 1);
         self.queue.push(Scheduled {
             at,
             seq: self.seq,
@@ -717,8 +720,14 @@ impl Simulation {
                     } else {
                         Vec::new()
                     };
+                    if self.trace && !replaced.is_empty() {
+                        let old: Vec<_> = replaced.iter().map(|e| (e.index, e.term)).collect();
+                        let new: Vec<_> = rd.entries.iter().map(|e| (e.index, e.term)).collect();
+                        eprintln!("    node {id} overwrites {old:?} with {new:?}");
+                    }
+                    let term = raft.term();
                     self.checker
-                        .stored(now, id, prev_term, &rd.entries, &replaced)?;
+                        .stored(now, id, term, prev_term, &rd.entries, &replaced)?;
                 }
                 let sn = &mut self.nodes[n];
                 if let Err(e) = sn.store.append(&rd.entries) {
@@ -777,6 +786,16 @@ impl Simulation {
         let now = self.now;
         let sn = &self.nodes[n];
         let raft = sn.raft.as_ref().expect("up");
+        if self.trace {
+            let terms = match *ev {
+                Event::CommitAdvanced { from, to } => {
+                    let t: Vec<_> = raft.log().range(from + 1, to).map(|e| e.term).collect();
+                    format!(" entry terms {t:?}")
+                }
+                _ => String::new(),
+            };
+            eprintln!("    node {} (term {}): {ev:?}{terms}", sn.id, raft.term());
+        }
         if let Event::RoleChanged {
             role: Role::Leader, ..
         } = ev

@@ -1,0 +1,388 @@
+//! `report.md`, a run's human-readable account (environment, baselines, results, plots,
+//! rules and configuration), and the plain-text table the CLI prints after a run.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::output::{write_file, OutputError};
+use super::summary::{LoadKind, PointSummary, RunSummary};
+
+/// Writes `dir/report.md` for `run`, embedding the plots in `plots` (files under `dir`).
+pub fn write_report(dir: &Path, run: &RunSummary, plots: &[PathBuf]) -> Result<(), OutputError> {
+    let links: Vec<String> = plots.iter().map(|p| plot_link(dir, p)).collect();
+    write_file(&dir.join("report.md"), markdown(run, &links).as_bytes())
+}
+
+/// A plot's path relative to the report, with `/` separators so Markdown viewers follow it.
+fn plot_link(dir: &Path, plot: &Path) -> String {
+    let rel = plot.strip_prefix(dir).unwrap_or(plot);
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
+/// A duration in microseconds, in the unit that keeps it readable.
+pub fn fmt_us(us: f64) -> String {
+    if !us.is_finite() {
+        "-".to_string()
+    } else if us >= 10_000.0 {
+        format!("{:.1} ms", us / 1e3)
+    } else if us >= 1_000.0 {
+        format!("{:.2} ms", us / 1e3)
+    } else if us >= 100.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+/// A rate in requests per second, compact.
+fn fmt_rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2}M", r / 1e6)
+    } else if r >= 1e4 {
+        format!("{:.1}k", r / 1e3)
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+fn fmt_opt_ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r.is_finite() => format!("{r:.2}x"),
+        _ => "-".to_string(),
+    }
+}
+
+fn fmt_f(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "-".to_string()
+    }
+}
+
+/// The flags a point carries: results that are not valid latency points say so.
+fn flags(p: &PointSummary) -> String {
+    let mut f = Vec::new();
+    if p.saturated {
+        f.push("SATURATED");
+    }
+    if p.schedule_invalid {
+        f.push("INVALID");
+    }
+    if p.load == LoadKind::ClosedLoop {
+        f.push("closed-loop");
+    }
+    f.join(" ")
+}
+
+fn offered(p: &PointSummary) -> String {
+    match p.load {
+        LoadKind::OpenLoop => fmt_rate(p.offered_rate),
+        LoadKind::ClosedLoop => "closed".to_string(),
+    }
+}
+
+/// Text safe inside a Markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// "10 s" when every point agrees, else "5-10 s".
+fn seconds_range(values: impl Iterator<Item = f64>) -> String {
+    let v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return "-".to_string();
+    }
+    let lo = v.iter().copied().fold(f64::MAX, f64::min);
+    let hi = v.iter().copied().fold(f64::MIN, f64::max);
+    if (hi - lo).abs() < 1e-9 {
+        format!("{} s", trim(lo))
+    } else {
+        format!("{}-{} s", trim(lo), trim(hi))
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A fenced code block whose fence no line of `text` can close early.
+fn fenced(lang: &str, text: &str) -> String {
+    let mut fence = "```".to_string();
+    while text.contains(&fence) {
+        fence.push('`');
+    }
+    format!("{fence}{lang}\n{}\n{fence}\n", text.trim_end())
+}
+
+fn plot_caption(link: &str) -> &'static str {
+    match link.rsplit('/').next().unwrap_or(link) {
+        "latency_vs_rate.svg" => {
+            "Client latency (p50, p99, p99.9) against offered rate; saturated points are ringed in red."
+        }
+        "percentile_spectrum.svg" => "Client latency by percentile, one curve per point.",
+        "commit_lag_vs_heartbeat.svg" => {
+            "Measured follower commit lag against heartbeat interval, with the model of each commit mode (dashed)."
+        }
+        "sparse_vs_dense.svg" => {
+            "Sparse against dense load by commit mode: client latency and follower commit lag."
+        }
+        _ => "",
+    }
+}
+
+/// The whole `report.md` text, linking the plots at `links` (relative to the report).
+pub fn markdown(run: &RunSummary, links: &[String]) -> String {
+    let mut md = String::new();
+    let e = &run.environment;
+    let _ = writeln!(md, "# raftbench: {}\n", run.scenario);
+    if !run.description.trim().is_empty() {
+        let _ = writeln!(md, "{}\n", run.description.trim());
+    }
+
+    let _ = writeln!(md, "## Environment\n");
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let profile = if e.profile == "debug" {
+        "debug (**latencies of a debug build are not meaningful**)".to_string()
+    } else {
+        e.profile.clone()
+    };
+    let rows: [(&str, String); 9] = [
+        ("CPU", e.cpu.clone()),
+        ("Cores", e.cores.to_string()),
+        ("Kernel", e.kernel.clone()),
+        ("rustc", e.rustc.clone()),
+        ("Git revision", e.git_revision.clone()),
+        ("Profile", profile),
+        ("Started (UTC)", e.started.clone()),
+        ("Host", e.host.clone()),
+        ("Seed", run.seed.to_string()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(md, "| {k} | {} |", cell(&v));
+    }
+    md.push('\n');
+
+    let _ = writeln!(md, "## Measurement rules\n");
+    let _ = writeln!(
+        md,
+        "- Open-loop latency counts from each request's scheduled instant, not its actual send (no coordinated omission); closed-loop points count from the send and are labelled. Warm-up ({}) is excluded; the measured window is {} per point.",
+        seconds_range(run.points.iter().map(|p| p.warmup_seconds)),
+        seconds_range(run.points.iter().map(|p| p.measured_seconds)),
+    );
+    let _ = writeln!(
+        md,
+        "- SATURATED: achieved below 95% of offered; INVALID: the generator missed its schedule. Neither is a valid latency point; both stay in the tables, marked. Histograms keep 3 significant digits.\n"
+    );
+
+    let _ = writeln!(md, "## Baselines (the physical floor, measured in this run)\n");
+    if run.baselines.is_empty() {
+        let _ = writeln!(md, "No baseline was measured.\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "| transport | payload | RTT p50 | p99 | p99.9 | max | samples |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for b in &run.baselines {
+            let _ = writeln!(
+                md,
+                "| {} | {} B | {} | {} | {} | {} | {} |",
+                cell(&b.transport),
+                b.payload_bytes,
+                fmt_us(b.rtt.p50),
+                fmt_us(b.rtt.p99),
+                fmt_us(b.rtt.p999),
+                fmt_us(b.rtt.max),
+                b.rtt.count
+            );
+        }
+        md.push('\n');
+    }
+
+    let _ = writeln!(md, "## Results\n");
+    if run.points.is_empty() {
+        let _ = writeln!(md, "No point was run.\n");
+    } else {
+        let _ = writeln!(
+            md,
+            "| point | offered/s | achieved/s | flags | p50 | p99 | p99.9 | p50 / floor | commit lag mean | commit lag p99 | AppendEntries / req | messages / req | batch mean |\n|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for p in &run.points {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&p.name),
+                offered(p),
+                fmt_rate(p.achieved_rate),
+                flags(p),
+                fmt_us(p.latency.p50),
+                fmt_us(p.latency.p99),
+                fmt_us(p.latency.p999),
+                fmt_opt_ratio(p.latency_p50_over_floor),
+                fmt_us(p.commit_lag.mean),
+                fmt_us(p.commit_lag.p99),
+                fmt_f(p.per_request.append_messages, 2),
+                fmt_f(p.per_request.raft_messages, 2),
+                fmt_f(p.batch_size.mean, 1),
+            );
+        }
+        md.push('\n');
+        let _ = writeln!(
+            md,
+            "Every number above, and more (phases, apply lag, schedule error, pipeline depth, bytes and CPU per request), is in `summary.json` and `summary.csv`; full distributions are in `hgrm/` (percentile distributions) and `hlog/` (interval logs, HdrHistogram 1.3, V2+DEFLATE).\n"
+        );
+    }
+
+    if !links.is_empty() {
+        let _ = writeln!(md, "## Plots\n");
+        for link in links {
+            let name = link.rsplit('/').next().unwrap_or(link);
+            let alt = name.trim_end_matches(".svg").replace('_', " ");
+            let _ = writeln!(md, "![{alt}]({link})\n");
+            let caption = plot_caption(link);
+            if !caption.is_empty() {
+                let _ = writeln!(md, "*{caption}*\n");
+            }
+        }
+    }
+
+    let _ = writeln!(md, "## Points and their parameters\n");
+    if !run.points.is_empty() {
+        let _ = writeln!(md, "| point | series | parameters | window |\n|---|---|---|---|");
+        for p in &run.points {
+            let params: Vec<String> = p
+                .params
+                .iter()
+                .map(|(k, v)| format!("`{k} = {v}`"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} s after {} s warm-up |",
+                cell(&p.name),
+                cell(&p.series),
+                cell(&params.join(", ")),
+                trim(p.measured_seconds),
+                trim(p.warmup_seconds),
+            );
+        }
+        md.push('\n');
+    }
+
+    let _ = writeln!(md, "## Scenario file\n");
+    md.push_str(&fenced("toml", &run.scenario_text));
+    md
+}
+
+/// A compact fixed-width table of the run's points for the terminal.
+pub fn table(run: &RunSummary) -> String {
+    let header = [
+        "point", "offered/s", "achieved/s", "flags", "p50", "p99", "p99.9", "/floor", "lag mean",
+        "lag p99", "AE/req", "batch",
+    ];
+    let rows: Vec<[String; 12]> = run
+        .points
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                offered(p),
+                fmt_rate(p.achieved_rate),
+                flags(p),
+                fmt_us(p.latency.p50),
+                fmt_us(p.latency.p99),
+                fmt_us(p.latency.p999),
+                fmt_opt_ratio(p.latency_p50_over_floor),
+                fmt_us(p.commit_lag.mean),
+                fmt_us(p.commit_lag.p99),
+                fmt_f(p.per_request.append_messages, 2),
+                fmt_f(p.batch_size.mean, 1),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            let pad = w.saturating_sub(c.chars().count());
+            // Names and flags read left to right; numbers line up on the right.
+            if i == 0 || i == 3 {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            } else {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            }
+            s.push_str("  ");
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {} point(s)", run.scenario, run.points.len());
+    for b in &run.baselines {
+        let _ = writeln!(
+            out,
+            "floor: {} round trip ({} B) p50 {}  p99 {}",
+            b.transport,
+            b.payload_bytes,
+            fmt_us(b.rtt.p50),
+            fmt_us(b.rtt.p99)
+        );
+    }
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let _ = writeln!(out, "{}", line(&head));
+    for r in &rows {
+        let _ = writeln!(out, "{}", line(r));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_pick_a_readable_unit() {
+        assert_eq!(fmt_us(45.25), "45.2 µs");
+        assert_eq!(fmt_us(450.0), "450 µs");
+        assert_eq!(fmt_us(4500.0), "4.50 ms");
+        assert_eq!(fmt_us(45000.0), "45.0 ms");
+        assert_eq!(fmt_us(f64::NAN), "-");
+    }
+
+    #[test]
+    fn fences_outgrow_the_text() {
+        assert_eq!(fenced("toml", "a = 1"), "```toml\na = 1\n```\n");
+        assert!(fenced("", "x\n```\ny").starts_with("````\n"));
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut run = RunSummary {
+            scenario: "s".into(),
+            ..Default::default()
+        };
+        for name in ["a", "a-much-longer-name"] {
+            run.points.push(PointSummary {
+                name: name.into(),
+                offered_rate: 200.0,
+                achieved_rate: 199.0,
+                ..Default::default()
+            });
+        }
+        let t = table(&run);
+        let lines: Vec<&str> = t.lines().skip(1).collect();
+        assert_eq!(lines.len(), 3);
+        let col = |l: &str| l.find("199").unwrap();
+        assert_eq!(col(lines[1]), col(lines[2]));
+    }
+}

@@ -1,0 +1,116 @@
+//! Runs a whole scenario: the baselines, every point in order with a progress bar, then
+//! writes summary, histograms, plots and the report under the results directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::harness::baseline;
+use crate::harness::environment;
+use crate::harness::histograms::PointHistograms;
+use crate::harness::output::{self, OutputError};
+use crate::harness::plots;
+use crate::harness::report;
+use crate::harness::run::{run_point, RunError};
+use crate::harness::scenario::Scenario;
+use crate::harness::summary::RunSummary;
+use crate::transport::TransportKind;
+
+/// Round trips per baseline floor.
+pub const BASELINE_SAMPLES: usize = 2_000;
+
+/// Why a scenario run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// A point failed to run.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Results could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// How to run a scenario.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Where results go (`<dir>/` itself, e.g. `results/default`).
+    pub out_dir: PathBuf,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// The median raw round trip of `transport` among the run's baselines (microseconds),
+/// falling back to the transport-level floor: what commit latency is stated against.
+pub fn floor_p50(run: &RunSummary, transport: TransportKind) -> Option<f64> {
+    let raw = baseline::label(transport, baseline::FloorLevel::Raw);
+    let own = baseline::label(transport, baseline::FloorLevel::Transport);
+    run.baselines
+        .iter()
+        .find(|b| b.transport == raw)
+        .or_else(|| run.baselines.iter().find(|b| b.transport == own))
+        .map(|b| b.rtt.p50)
+}
+
+/// Runs every point of `sc` and writes the results; returns the summary.
+pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, ScenarioError> {
+    let mut run = RunSummary {
+        scenario: sc.file.name.clone(),
+        description: sc.file.description.trim().to_string(),
+        seed: sc.file.seed,
+        scenario_text: sc.text.clone(),
+        environment: environment::capture(),
+        baselines: Vec::new(),
+        points: Vec::new(),
+    };
+    let bar = if opts.progress {
+        let b = ProgressBar::new((sc.points.len() as u64 + 1) * 1000);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise:.dim} [{bar:40.cyan/blue}] {percent:>3}% {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    if sc.file.baseline {
+        bar.set_message("baseline: raw QUIC and TCP round trips");
+        let base = &sc.file.base.cluster;
+        run.baselines = baseline::measure_all(base.threading, &base.quic, BASELINE_SAMPLES)
+            .into_iter()
+            .map(|(b, _)| b)
+            .collect();
+    }
+    bar.set_position(1000);
+    let mut hists: Vec<(String, PointHistograms)> = Vec::new();
+    for (i, p) in sc.points.iter().enumerate() {
+        bar.set_message(format!("{} ({}/{})", p.name, i + 1, sc.points.len()));
+        let floor = floor_p50(&run, p.config.cluster.transport);
+        let base_pos = (i as u64 + 1) * 1000;
+        let b = bar.clone();
+        let (summary, h) = run_point(p, floor, &move |f| {
+            b.set_position(base_pos + (f * 1000.0) as u64)
+        })?;
+        run.points.push(summary);
+        hists.push((p.name.clone(), h));
+    }
+    bar.finish_and_clear();
+    write_all(&opts.out_dir, &run, &hists)?;
+    Ok(run)
+}
+
+/// Writes summary, histograms, plots and report for `run` into `dir`.
+pub fn write_all(
+    dir: &Path,
+    run: &RunSummary,
+    hists: &[(String, PointHistograms)],
+) -> Result<(), OutputError> {
+    output::write_run(dir, run, hists)?;
+    let plots = plots::write_plots(dir, run, hists)?;
+    report::write_report(dir, run, &plots)?;
+    Ok(())
+}
