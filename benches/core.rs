@@ -25,9 +25,12 @@ fn commit_throughput(c: &mut Criterion) {
         for window in [1usize, 4, 32] {
             let id = BenchmarkId::new(format!("batch{batch}"), format!("window{window}"));
             group.bench_with_input(id, &(batch, window), |b, &(batch, window)| {
-                let mut rig = CommitRig::new(batch, window).expect("a calm cluster elects a leader");
+                let mut rig =
+                    CommitRig::new(batch, window).expect("a calm cluster elects a leader");
                 b.iter(|| {
-                    let done = rig.commit(ENTRIES, OUTSTANDING).expect("a calm cluster commits");
+                    let done = rig
+                        .commit(ENTRIES, OUTSTANDING)
+                        .expect("a calm cluster commits");
                     assert_eq!(done, ENTRIES);
                 });
             });

@@ -147,7 +147,10 @@ fn main() -> Result<()> {
                 &raftbench::transport::QuicSettings::default(),
                 samples,
             );
-            println!("{:<10} {:>10} {:>10} {:>10} {:>10}", "floor", "p50 us", "p99 us", "p99.9 us", "max us");
+            println!(
+                "{:<10} {:>10} {:>10} {:>10} {:>10}",
+                "floor", "p50 us", "p99 us", "p99.9 us", "max us"
+            );
             for (b, _) in floors {
                 println!(
                     "{:<10} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
@@ -255,7 +258,11 @@ fn run(config: &std::path::Path, out: Option<PathBuf>, quiet: bool) -> Result<()
         },
     )?;
     println!("{}", report::table(&summary));
-    println!("results: {}  (report: {})", out_dir.display(), out_dir.join("report.md").display());
+    println!(
+        "results: {}  (report: {})",
+        out_dir.display(),
+        out_dir.join("report.md").display()
+    );
     Ok(())
 }
 
@@ -284,7 +291,10 @@ fn demo(a: DemoArgs) -> Result<()> {
         a.seconds, a.rate, a.seed
     );
     println!("  commits              {}", r.commits);
-    println!("  commits per second   {:.0} (virtual time)", r.commits_per_sec_virtual);
+    println!(
+        "  commits per second   {:.0} (virtual time)",
+        r.commits_per_sec_virtual
+    );
     println!(
         "  commit latency       p50 {:?}  p99 {:?} (virtual time)",
         r.commit_latency_p50, r.commit_latency_p99

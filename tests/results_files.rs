@@ -141,8 +141,18 @@ fn two_points() -> (RunSummary, Vec<(String, PointHistograms)>) {
     let mut all = Vec::new();
     let mut points = Vec::new();
     for (name, rate, base_ns, achieved) in [
-        ("sparse-dense/workload.rate=200 mode", "200", 80_000u64, 200.0),
-        ("sparse-dense/workload.rate=20000 mode", "20000", 150_000, 15_000.0),
+        (
+            "sparse-dense/workload.rate=200 mode",
+            "200",
+            80_000u64,
+            200.0,
+        ),
+        (
+            "sparse-dense/workload.rate=20000 mode",
+            "20000",
+            150_000,
+            15_000.0,
+        ),
     ] {
         let hists = PointHistograms::from([
             ("latency".to_string(), latency_hist(base_ns, 3000, 3)),
@@ -173,7 +183,8 @@ fn check_hgrm(path: &Path, h: &Histogram<u64>, ratio: f64, summary_p99: Option<f
     let text = read(path);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[0], "       Value     Percentile TotalCount 1/(1-Percentile)",
+        lines[0],
+        "       Value     Percentile TotalCount 1/(1-Percentile)",
         "{}",
         path.display()
     );
@@ -192,7 +203,11 @@ fn check_hgrm(path: &Path, h: &Histogram<u64>, ratio: f64, summary_p99: Option<f
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             assert!(f.len() == 4 || f.len() == 3, "{l}");
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
         })
         .collect();
     assert!(rows.len() > 10);
@@ -203,7 +218,11 @@ fn check_hgrm(path: &Path, h: &Histogram<u64>, ratio: f64, summary_p99: Option<f
     let last = rows.last().unwrap();
     assert_eq!(last.1, 1.0);
     assert_eq!(last.2, h.len());
-    assert_eq!(lines[footer - 1].split_whitespace().count(), 3, "last line has no 1/(1-p)");
+    assert_eq!(
+        lines[footer - 1].split_whitespace().count(),
+        3,
+        "last line has no 1/(1-p)"
+    );
 
     // Every line's value is the histogram's value at that line's percentile, to its
     // resolution (the iterator and value_at_quantile may round a count differently).
@@ -219,7 +238,7 @@ fn check_hgrm(path: &Path, h: &Histogram<u64>, ratio: f64, summary_p99: Option<f
     }
     // The 99% level lies between two lines: their values bracket the p99 of summary.json.
     let exact = h.value_at_quantile(0.99) as f64 / ratio;
-    let below = rows.iter().filter(|r| r.1 <= 0.99).last().unwrap();
+    let below = rows.iter().rfind(|r| r.1 <= 0.99).unwrap();
     let above = rows.iter().find(|r| r.1 >= 0.99).unwrap();
     assert!(below.0 <= exact + 1e-9 && exact <= above.0 + 1e-9);
     if let Some(p99) = summary_p99 {
@@ -245,7 +264,11 @@ fn read_hlog(path: &Path) -> (String, BTreeMap<String, (Histogram<u64>, usize)>)
             .unwrap();
         let h: Histogram<u64> = de.deserialize(&mut raw.as_slice()).unwrap();
         // Interval_Max is printed in microseconds for nanosecond metrics.
-        let divisor = if path.ends_with("latency.hlog") { 1000.0 } else { 1.0 };
+        let divisor = if path.ends_with("latency.hlog") {
+            1000.0
+        } else {
+            1.0
+        };
         assert!((ilh.max() - h.max() as f64 / divisor).abs() < 1e-3 + 1e-9 * ilh.max());
         assert_eq!(ilh.duration(), INTERVAL);
         starts.push(ilh.start_timestamp());
@@ -256,7 +279,10 @@ fn read_hlog(path: &Path) -> (String, BTreeMap<String, (Histogram<u64>, usize)>)
         e.0.add(&h).unwrap();
         e.1 += 1;
     }
-    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "timestamps in order");
+    assert!(
+        starts.windows(2).all(|w| w[0] <= w[1]),
+        "timestamps in order"
+    );
     (String::from_utf8(bytes).unwrap(), per_tag)
 }
 
@@ -343,7 +369,10 @@ fn results_files_read_back_to_the_summary() {
         "percentile_spectrum.svg",
         "sparse_vs_dense.svg",
     ] {
-        assert!(drawn.iter().any(|d| d == expected), "{expected} in {drawn:?}");
+        assert!(
+            drawn.iter().any(|d| d == expected),
+            "{expected} in {drawn:?}"
+        );
     }
     assert!(!drawn.iter().any(|d| d == "commit_lag_vs_heartbeat.svg"));
     for p in &plots {
@@ -409,9 +438,13 @@ fn full_run() -> (RunSummary, Vec<(String, PointHistograms)>) {
         all.push((name, hists));
     };
     for mode in ["piggyback", "eager"] {
-        for (i, rate) in [1000.0, 10_000.0, 100_000.0, 400_000.0].into_iter().enumerate() {
+        for (i, rate) in [1000.0, 10_000.0, 100_000.0, 400_000.0]
+            .into_iter()
+            .enumerate()
+        {
             let achieved = if i == 3 { rate * 0.6 } else { rate };
-            let base = if mode == "eager" { 110_000 } else { 100_000 } * (1 + 3 * i as u64 * i as u64);
+            let base =
+                if mode == "eager" { 110_000 } else { 100_000 } * (1 + 3 * i as u64 * i as u64);
             add(
                 format!("rate/workload.rate={rate},raft.commit_mode={mode}"),
                 "rate",
@@ -494,7 +527,10 @@ fn every_plot_is_drawn_for_a_full_run() {
         assert_well_formed_svg(p);
     }
     let svg = read(&dir.join("plots").join("commit_lag_vs_heartbeat.svg"));
-    assert!(svg.contains("H/2 + d"), "the independent-timer model is drawn");
+    assert!(
+        svg.contains("H/2 + d"),
+        "the independent-timer model is drawn"
+    );
     assert!(svg.contains("H + d"), "the reset-by-appends model is drawn");
     let svg = read(&dir.join("plots").join("latency_vs_rate.svg"));
     assert!(svg.contains("saturated"), "saturated points are annotated");

@@ -63,7 +63,10 @@ fn shard(index: u64) {
                 max_queue = max_queue.max(r.max_queue);
             }
             Err(e) => {
-                eprintln!("seed {seed} FAILED: {e}\n  replay: {}", sim::replay_command(seed));
+                eprintln!(
+                    "seed {seed} FAILED: {e}\n  replay: {}",
+                    sim::replay_command(seed)
+                );
                 failures.push((seed, e));
                 if !keep_going {
                     break;
@@ -131,7 +134,10 @@ fn replay() {
     }
     match run_one(seed) {
         Ok(report) => eprintln!("{report:#?}"),
-        Err(e) => panic!("seed {seed}: {e}\nreplay with: {}", sim::replay_command(seed)),
+        Err(e) => panic!(
+            "seed {seed}: {e}\nreplay with: {}",
+            sim::replay_command(seed)
+        ),
     }
 }
 
@@ -188,14 +194,24 @@ fn calm_five_nodes_commit_and_apply_everything() {
     let mut s = sim::Simulation::new(cfg).unwrap();
     s.run_to_end().unwrap();
     let report = s.report();
-    assert_eq!(report.acknowledged, report.accepted, "a calm run loses nothing");
+    assert_eq!(
+        report.acknowledged, report.accepted,
+        "a calm run loses nothing"
+    );
     assert!(report.acknowledged >= 100, "{report:?}");
     let reference = s.applied(1).to_vec();
     assert_eq!(reference.len() as u64, report.commit_index);
     for id in 2..=5 {
-        assert_eq!(s.applied(id), &reference[..], "node {id} applied something else");
+        assert_eq!(
+            s.applied(id),
+            &reference[..],
+            "node {id} applied something else"
+        );
     }
-    assert_eq!(report.elections_won, 1, "one election in a calm run: {report:?}");
+    assert_eq!(
+        report.elections_won, 1,
+        "one election in a calm run: {report:?}"
+    );
 }
 
 #[test]
@@ -229,7 +245,10 @@ fn expect(property: Property, r: Result<(), sim::Violation>) {
             assert_eq!(v.property, property, "wrong property reported: {v}");
             assert_eq!(v.seed, 99);
             let text = v.to_string();
-            assert!(text.contains(&format!("{property}")) && text.contains("seed 99"), "{text}");
+            assert!(
+                text.contains(&format!("{property}")) && text.contains("seed 99"),
+                "{text}"
+            );
         }
         Ok(()) => panic!("the checker missed a {property} violation"),
     }
@@ -243,10 +262,16 @@ fn checker_catches_two_leaders_in_one_term() {
     c.role_changed(t, 1, 3, Role::Leader, &log).unwrap();
     c.role_changed(t, 1, 3, Role::Leader, &log).unwrap();
     c.role_changed(t, 2, 4, Role::Leader, &log).unwrap();
-    expect(Property::ElectionSafety, c.role_changed(t, 2, 3, Role::Leader, &log));
+    expect(
+        Property::ElectionSafety,
+        c.role_changed(t, 2, 3, Role::Leader, &log),
+    );
     // A follower that recognises a leader nobody elected is caught too.
     expect(Property::ElectionSafety, c.leader_changed(t, 3, 4, Some(1)));
-    expect(Property::ElectionSafety, c.role_observed(t, 3, 4, Role::Leader));
+    expect(
+        Property::ElectionSafety,
+        c.role_observed(t, 3, 4, Role::Leader),
+    );
 }
 
 #[test]
@@ -257,12 +282,21 @@ fn checker_catches_two_entries_applied_at_one_index() {
     c.commit_advanced(t, 1, 1, 0, 1, a.iter()).unwrap();
     c.applied(t, 1, &a[0]).unwrap();
     // Node 2 applies another entry at index 1.
-    expect(Property::StateMachineSafety, c.applied(t, 2, &entry(1, 2, 20)));
+    expect(
+        Property::StateMachineSafety,
+        c.applied(t, 2, &entry(1, 2, 20)),
+    );
     // Committing another entry at a committed index is the same violation.
     let b = [entry(1, 2, 20)];
-    expect(Property::StateMachineSafety, c.commit_advanced(t, 2, 2, 0, 1, b.iter()));
+    expect(
+        Property::StateMachineSafety,
+        c.commit_advanced(t, 2, 2, 0, 1, b.iter()),
+    );
     // Applying out of order.
-    expect(Property::StateMachineSafety, c.applied(t, 1, &entry(3, 1, 30)));
+    expect(
+        Property::StateMachineSafety,
+        c.applied(t, 1, &entry(3, 1, 30)),
+    );
 }
 
 #[test]
@@ -273,9 +307,15 @@ fn checker_catches_diverging_logs() {
         .unwrap();
     c.stored(t, 2, 2, 0, &[entry(1, 1, 10)], &[]).unwrap();
     // Same (index 2, term 2) but after a different entry.
-    expect(Property::LogMatching, c.stored(t, 2, 2, 3, &[entry(2, 2, 20)], &[]));
+    expect(
+        Property::LogMatching,
+        c.stored(t, 2, 2, 3, &[entry(2, 2, 20)], &[]),
+    );
     // Same (index, term), another payload.
-    expect(Property::LogMatching, c.stored(t, 3, 2, 1, &[entry(2, 2, 21)], &[]));
+    expect(
+        Property::LogMatching,
+        c.stored(t, 3, 2, 1, &[entry(2, 2, 21)], &[]),
+    );
     // Entry (1, term 1) commits in term 3.
     let committed = [entry(1, 1, 10)];
     c.commit_advanced(t, 1, 3, 0, 1, committed.iter()).unwrap();
@@ -298,7 +338,10 @@ fn checker_catches_a_leader_missing_a_committed_entry() {
     let full = RaftLog::new(0, 0, committed.to_vec());
     c.role_changed(t, 2, 2, Role::Leader, &full).unwrap();
     let short = RaftLog::new(0, 0, vec![entry(1, 1, 10)]);
-    expect(Property::LeaderCompleteness, c.role_changed(t, 3, 3, Role::Leader, &short));
+    expect(
+        Property::LeaderCompleteness,
+        c.role_changed(t, 3, 3, Role::Leader, &short),
+    );
     // A log that compacted the committed prefix holds it in its snapshot.
     let compacted = RaftLog::new(2, 1, vec![]);
     c.role_changed(t, 3, 4, Role::Leader, &compacted).unwrap();
@@ -328,9 +371,18 @@ fn checker_catches_a_lost_acknowledged_write() {
         },
     ];
     c.finish(t, &[(1, &good), (2, &good)]).unwrap();
-    expect(Property::AcknowledgedDurability, c.finish(t, &[(1, &dup), (2, &dup)]));
-    expect(Property::AcknowledgedDurability, c.finish(t, &[(1, &[]), (2, &[])]));
-    expect(Property::StateMachineSafety, c.finish(t, &[(1, &good), (2, &dup)]));
+    expect(
+        Property::AcknowledgedDurability,
+        c.finish(t, &[(1, &dup), (2, &dup)]),
+    );
+    expect(
+        Property::AcknowledgedDurability,
+        c.finish(t, &[(1, &[]), (2, &[])]),
+    );
+    expect(
+        Property::StateMachineSafety,
+        c.finish(t, &[(1, &good), (2, &dup)]),
+    );
 }
 
 #[test]

@@ -222,7 +222,7 @@ mod tests {
         let s: Vec<_> = Schedule::new(1000.0, Arrival::Constant, 1)
             .take(4)
             .collect();
-        assert_eq!(s, [0, 1, 2, 3].map(|ms| Duration::from_millis(ms)).to_vec());
+        assert_eq!(s, [0, 1, 2, 3].map(Duration::from_millis).to_vec());
     }
 
     #[test]

@@ -240,18 +240,22 @@ pub fn read_interval_log(path: &Path) -> Result<BTreeMap<String, Histogram<u64>>
         let h: Histogram<u64> = deserializer
             .deserialize(&mut raw.as_slice())
             .map_err(|e| bad(e.to_string()))?;
-        let tag = interval.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+        let tag = interval
+            .tag()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default();
         let total = match totals.entry(tag) {
             std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) => v.insert(
-                Histogram::new(h.sigfig()).map_err(|e| bad(e.to_string()))?,
-            ),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(Histogram::new(h.sigfig()).map_err(|e| bad(e.to_string()))?)
+            }
         };
         total.add(&h).map_err(|e| bad(format!("{e:?}")))?;
     }
     Ok(totals)
 }
 
+/// Writes `bytes` to `path`, naming the file in the error.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     fs::write(path, bytes).map_err(io_err(path))
 }

@@ -12,8 +12,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::histograms::{IntervalHistogram, PointHistograms, Unit};
+use super::model;
 use super::output::{file_names, fresh_dir, read_interval_log, write_file, OutputError};
+use super::scenario::Arrival;
 use super::summary::{LoadKind, PointSummary, RunSummary};
+use crate::raft::CommitMode;
 
 /// The sweep knob of the offered rate.
 pub const RATE_KEY: &str = "workload.rate";
@@ -93,7 +96,10 @@ fn latency_from_hlog(dir: &Path, run: &RunSummary) -> Vec<(String, PointHistogra
             let total = totals.remove(&tag)?;
             let mut ih = IntervalHistogram::new(Unit::Nanos, Duration::from_secs(1));
             ih.total = total;
-            Some((p.name.clone(), PointHistograms::from([("latency".to_string(), ih)])))
+            Some((
+                p.name.clone(),
+                PointHistograms::from([("latency".to_string(), ih)]),
+            ))
         })
         .collect()
 }
@@ -308,7 +314,12 @@ impl Legend {
 
     /// Pixels the legend needs beside the plot (about 7 px per character at 13 px).
     fn width(&self) -> u32 {
-        let chars = self.0.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+        let chars = self
+            .0
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0);
         (chars as u32 * 7 + 70).clamp(180, 560)
     }
 
@@ -326,13 +337,20 @@ impl Legend {
             let y = top + 16 + row * i as i32;
             let (a, b, c) = (x + 10, x + 22, x + 34);
             let r = match *mark {
-                Mark::Line(col, width) => {
-                    area.draw(&PathElement::new(vec![(a, y), (c, y)], col.stroke_width(width)))
-                }
+                Mark::Line(col, width) => area.draw(&PathElement::new(
+                    vec![(a, y), (c, y)],
+                    col.stroke_width(width),
+                )),
                 Mark::Dashed(col) => area
-                    .draw(&PathElement::new(vec![(a, y), (a + 9, y)], col.stroke_width(2)))
+                    .draw(&PathElement::new(
+                        vec![(a, y), (a + 9, y)],
+                        col.stroke_width(2),
+                    ))
                     .and_then(|_| {
-                        area.draw(&PathElement::new(vec![(a + 15, y), (c, y)], col.stroke_width(2)))
+                        area.draw(&PathElement::new(
+                            vec![(a + 15, y), (c, y)],
+                            col.stroke_width(2),
+                        ))
                     }),
                 Mark::LineDot(col) => area
                     .draw(&PathElement::new(vec![(a, y), (c, y)], col.stroke_width(2)))
@@ -341,9 +359,10 @@ impl Legend {
                 Mark::Triangle(col) => area.draw(&TriangleMarker::new((b, y), 5, col.filled())),
                 Mark::Cross(col) => area.draw(&Cross::new((b, y), 5, col.stroke_width(2))),
                 Mark::Ring(col) => area.draw(&Circle::new((b, y), 7, col.stroke_width(2))),
-                Mark::Bar(col) => {
-                    area.draw(&Rectangle::new([(b - 6, y - 6), (b + 6, y + 6)], col.filled()))
-                }
+                Mark::Bar(col) => area.draw(&Rectangle::new(
+                    [(b - 6, y - 6), (b + 6, y + 6)],
+                    col.filled(),
+                )),
                 Mark::Blank => Ok(()),
             };
             r.map_err(pe)?;
@@ -457,16 +476,25 @@ pub fn latency_vs_rate(run: &RunSummary) -> Result<Option<String>, PlotError> {
     legend.add("p99: triangle, thin line", Mark::Triangle(BLACK));
     legend.add("p99.9: cross, dashed line", Mark::Cross(BLACK));
     if all().any(|p| p.saturated) {
-        legend.add("saturated: achieved < 95% of offered", Mark::Ring(SATURATED));
+        legend.add(
+            "saturated: achieved < 95% of offered",
+            Mark::Ring(SATURATED),
+        );
     }
     if all().any(|p| p.schedule_invalid && !p.saturated) {
-        legend.add("invalid: generator missed its schedule", Mark::Ring(INVALID));
+        legend.add(
+            "invalid: generator missed its schedule",
+            Mark::Ring(INVALID),
+        );
     }
     if !floors.is_empty() {
         legend.add("raw round trip p50 (the floor)", Mark::Dashed(GREY_LINE));
     }
 
-    let title = format!("{}: client latency vs offered rate (open loop)", run.scenario);
+    let title = format!(
+        "{}: client latency vs offered rate (open loop)",
+        run.scenario
+    );
     let svg = svg((PLOT_WIDTH + legend.width(), 650), |root| {
         let plot = with_legend(root, &title, &legend)?;
         let mut chart = ChartBuilder::on(&plot)
@@ -489,9 +517,18 @@ pub fn latency_vs_rate(run: &RunSummary) -> Result<Option<String>, PlotError> {
 
         for (i, (_, g)) in groups.iter().enumerate() {
             let c = color(i);
-            let p50: Vec<(f64, f64)> = g.iter().map(|p| (p.offered_rate, pos(p.latency.p50))).collect();
-            let p99: Vec<(f64, f64)> = g.iter().map(|p| (p.offered_rate, pos(p.latency.p99))).collect();
-            let p999: Vec<(f64, f64)> = g.iter().map(|p| (p.offered_rate, pos(p.latency.p999))).collect();
+            let p50: Vec<(f64, f64)> = g
+                .iter()
+                .map(|p| (p.offered_rate, pos(p.latency.p50)))
+                .collect();
+            let p99: Vec<(f64, f64)> = g
+                .iter()
+                .map(|p| (p.offered_rate, pos(p.latency.p99)))
+                .collect();
+            let p999: Vec<(f64, f64)> = g
+                .iter()
+                .map(|p| (p.offered_rate, pos(p.latency.p999)))
+                .collect();
             chart
                 .draw_series(LineSeries::new(p50.clone(), c.stroke_width(2)))
                 .map_err(pe)?;
@@ -589,15 +626,20 @@ fn spectrum_label(x: f64) -> String {
     format!("{p:.decimals$}%")
 }
 
+/// A point's name, whether it is flagged (saturated or invalid), and its latency histogram.
+type SpectrumPoint<'a> = (&'a str, bool, &'a hdrhistogram::Histogram<u64>);
+
 /// The points whose spectra are drawn: all of them, or when that is too many, the largest
-/// series that fits (else the first points of the first series).
+/// series that fits (else the first points of the first series); with the series chosen.
 fn spectrum_points<'a>(
     run: &'a RunSummary,
     hists: &'a [(String, PointHistograms)],
-) -> (Option<String>, Vec<(&'a str, bool, &'a hdrhistogram::Histogram<u64>)>) {
+) -> (Option<String>, Vec<SpectrumPoint<'a>>) {
     let mut all: Vec<(&str, &str, bool, &hdrhistogram::Histogram<u64>)> = Vec::new();
     for (name, metrics) in hists {
-        let Some(ih) = metrics.get("latency") else { continue };
+        let Some(ih) = metrics.get("latency") else {
+            continue;
+        };
         if ih.total.is_empty() {
             continue;
         }
@@ -607,7 +649,10 @@ fn spectrum_points<'a>(
         all.push((name.as_str(), series, flagged, &ih.total));
     }
     if all.len() <= MAX_SPECTRUM_CURVES {
-        return (None, all.into_iter().map(|(n, _, f, h)| (n, f, h)).collect());
+        return (
+            None,
+            all.into_iter().map(|(n, _, f, h)| (n, f, h)).collect(),
+        );
     }
     let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, s, _, _) in &all {
@@ -678,7 +723,10 @@ pub fn percentile_spectrum(
             .fold(0.0, f64::max),
     );
     let title = match &chosen {
-        Some(series) => format!("{}: client latency by percentile (series {series})", run.scenario),
+        Some(series) => format!(
+            "{}: client latency by percentile (series {series})",
+            run.scenario
+        ),
         None => format!("{}: client latency by percentile", run.scenario),
     };
     let mut legend = Legend::default();
@@ -744,13 +792,23 @@ impl LagModel {
         }
     }
 
-    /// Mean follower commit lag (ms) the model predicts at heartbeat `h_ms`, one-way delay `d_ms`.
-    pub fn mean_ms(self, h_ms: f64, d_ms: f64) -> f64 {
-        match self {
-            LagModel::Independent => h_ms / 2.0 + d_ms,
-            LagModel::ResetByAppends => h_ms + d_ms,
-            LagModel::Eager => d_ms,
-        }
+    /// Mean follower commit lag (ms) the model predicts at heartbeat `h_ms`, one-way delay
+    /// `d_ms`, with requests at `rate` per second spaced by `arrival`: the next request's
+    /// AppendEntries also carries the commit, so at rates near 1/H the lag stays below
+    /// H/2 + d (see [`crate::harness::model`]). A rate of 0 gives the pure sparse limit.
+    pub fn mean_ms(self, h_ms: f64, d_ms: f64, rate: f64, arrival: Arrival) -> f64 {
+        let m = model::LagModel {
+            commit_mode: match self {
+                LagModel::Eager => CommitMode::Eager,
+                _ => CommitMode::Piggyback,
+            },
+            append_resets_heartbeat: self == LagModel::ResetByAppends,
+            heartbeat: Duration::from_secs_f64(h_ms.max(0.0) / 1e3),
+            arrival,
+            rate,
+            one_way: Duration::from_secs_f64(d_ms.max(0.0) / 1e3),
+        };
+        m.mean().as_secs_f64() * 1e3
     }
 
     fn describe(self) -> &'static str {
@@ -794,23 +852,34 @@ pub fn commit_lag_vs_heartbeat(run: &RunSummary) -> Result<Option<String>, PlotE
         g.sort_by(|a, b| h_of(a).total_cmp(&h_of(b)));
     }
     // Distinct models to draw: by kind and delay, so the same line is drawn once.
-    let mut models: Vec<(LagModel, f64, Option<String>)> = Vec::new();
+    let mut models: Vec<(LagModel, f64, Option<String>, f64, Arrival)> = Vec::new();
     for (_, g) in &groups {
         for p in g {
             let m = LagModel::of(p);
             let (d, transport) = one_way_ms(run, p);
-            if !models.iter().any(|(k, dd, _)| *k == m && (dd - d).abs() < 1e-9) {
-                models.push((m, d, transport));
+            let rate = knob_f64(p, "workload.rate").unwrap_or(0.0);
+            let arrival = match knob_str(p, "workload.arrival").as_deref() {
+                Some("poisson") => Arrival::Poisson,
+                _ => Arrival::Constant,
+            };
+            if !models.iter().any(|(k, dd, _, r, a)| {
+                *k == m && (dd - d).abs() < 1e-9 && (r - rate).abs() < 1e-9 && *a == arrival
+            }) {
+                models.push((m, d, transport, rate, arrival));
             }
         }
     }
-    models.sort_by(|a, b| a.0.cmp(&b.0));
+    models.sort_by_key(|m| m.0);
     let all = || groups.iter().flat_map(|(_, g)| g.iter());
     let h_max = all().map(|p| h_of(p)).fold(0.0, f64::max);
     let x1 = if h_max > 0.0 { h_max * 1.1 } else { 1.0 };
     let y_max = all()
         .map(|p| p.commit_lag.p99.max(p.commit_lag.mean) / 1e3)
-        .chain(models.iter().map(|(m, d, _)| m.mean_ms(x1, *d)))
+        .chain(
+            models
+                .iter()
+                .map(|(m, d, _, r, a)| m.mean_ms(x1, *d, *r, *a)),
+        )
         .fold(0.0, f64::max);
     let y1 = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
 
@@ -820,12 +889,23 @@ pub fn commit_lag_vs_heartbeat(run: &RunSummary) -> Result<Option<String>, PlotE
     );
     let model_color = |i: usize| [BLACK, RGBColor(110, 110, 110), RGBColor(170, 60, 0)][i % 3];
     let mut legend = Legend::default();
-    for (i, (m, d, transport)) in models.iter().enumerate() {
+    for (i, (m, d, transport, rate, arrival)) in models.iter().enumerate() {
         let d_text = match transport {
             Some(t) => format!("d = {} ms (half the {t} RTT p50)", trim_num(*d)),
             None => "d = 0 (no baseline)".to_string(),
         };
-        legend.add(format!("model {}", m.describe()), Mark::Dashed(model_color(i)));
+        let d_text = if *m != LagModel::Eager && *rate > 0.0 {
+            format!(
+                "{d_text}; capped by the next request at {} req/s ({arrival:?})",
+                trim_num(*rate)
+            )
+        } else {
+            d_text
+        };
+        legend.add(
+            format!("model {}", m.describe()),
+            Mark::Dashed(model_color(i)),
+        );
         legend.add(format!("   {d_text}"), Mark::Blank);
     }
     for (i, (label, _)) in groups.iter().enumerate() {
@@ -852,21 +932,32 @@ pub fn commit_lag_vs_heartbeat(run: &RunSummary) -> Result<Option<String>, PlotE
             .draw()
             .map_err(pe)?;
 
-        for (i, (m, d, _)) in models.iter().enumerate() {
+        for (i, (m, d, _, r, a)) in models.iter().enumerate() {
             let line: Vec<(f64, f64)> = (0..=40)
                 .map(|k| {
                     let h = x1 * f64::from(k) / 40.0;
-                    (h, m.mean_ms(h, *d))
+                    (h, m.mean_ms(h, *d, *r, *a))
                 })
                 .collect();
             chart
-                .draw_series(DashedLineSeries::new(line, 8, 5, model_color(i).stroke_width(2)))
+                .draw_series(DashedLineSeries::new(
+                    line,
+                    8,
+                    5,
+                    model_color(i).stroke_width(2),
+                ))
                 .map_err(pe)?;
         }
         for (i, (_, g)) in groups.iter().enumerate() {
             let c = color(i);
-            let mean: Vec<(f64, f64)> = g.iter().map(|p| (h_of(p), p.commit_lag.mean / 1e3)).collect();
-            let p99: Vec<(f64, f64)> = g.iter().map(|p| (h_of(p), p.commit_lag.p99 / 1e3)).collect();
+            let mean: Vec<(f64, f64)> = g
+                .iter()
+                .map(|p| (h_of(p), p.commit_lag.mean / 1e3))
+                .collect();
+            let p99: Vec<(f64, f64)> = g
+                .iter()
+                .map(|p| (h_of(p), p.commit_lag.p99 / 1e3))
+                .collect();
             chart
                 .draw_series(LineSeries::new(mean.clone(), c.stroke_width(2)))
                 .map_err(pe)?;
@@ -920,7 +1011,8 @@ fn sparse_dense_points(run: &RunSummary) -> Vec<&PointSummary> {
     run.points
         .iter()
         .filter(|p| {
-            p.params.contains_key(RATE_KEY) && rates.get(p.series.as_str()).is_some_and(|r| r.len() == 2)
+            p.params.contains_key(RATE_KEY)
+                && rates.get(p.series.as_str()).is_some_and(|r| r.len() == 2)
         })
         .collect()
 }
@@ -1003,11 +1095,8 @@ pub fn sparse_vs_dense(run: &RunSummary) -> Result<Option<String>, PlotError> {
         .map(|(_, p)| p.commit_lag.p99.max(p.commit_lag.mean))
         .fold(0.0, f64::max);
     let labels: Vec<String> = cats.iter().map(|(l, _)| l.clone()).collect();
-    let title = format!(
-        "{}: sparse vs dense load, by commit mode",
-        run.scenario
-    );
-    let width = (300 + 170 * n as u32).clamp(1000, 2400);
+    let title = format!("{}: sparse vs dense load, by commit mode", run.scenario);
+    let width = (300 + 280 * n as u32).clamp(1000, 3000);
     let mut legend = Legend::default();
     legend.add("latency p50", Mark::Bar(color(0)));
     legend.add("p99", Mark::Bar(color(1)));
@@ -1064,6 +1153,7 @@ pub fn sparse_vs_dense(run: &RunSummary) -> Result<Option<String>, PlotError> {
         let mut chart = ChartBuilder::on(&panels[1])
             .caption("follower commit lag (bar: mean, whisker: p99)", font(17))
             .margin(12)
+            .margin_right(70)
             .x_label_area_size(55)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5..(n as f64 - 0.5), (y0..y1).log_scale())
@@ -1085,7 +1175,10 @@ pub fn sparse_vs_dense(run: &RunSummary) -> Result<Option<String>, PlotError> {
         chart
             .draw_series(cats.iter().enumerate().map(|(i, (_, p))| {
                 let x = i as f64;
-                Rectangle::new([(x - 0.25, y0), (x + 0.25, p.commit_lag.mean.max(y0))], c.filled())
+                Rectangle::new(
+                    [(x - 0.25, y0), (x + 0.25, p.commit_lag.mean.max(y0))],
+                    c.filled(),
+                )
             }))
             .map_err(pe)?;
         for (i, (_, p)) in cats.iter().enumerate() {
@@ -1107,7 +1200,11 @@ pub fn sparse_vs_dense(run: &RunSummary) -> Result<Option<String>, PlotError> {
             chart
                 .draw_series(std::iter::once(
                     EmptyElement::at((x, m))
-                        + Text::new(format!("mean {}", us_text(p.commit_lag.mean)), (6, -18), font(12)),
+                        + Text::new(
+                            format!("mean {}", us_text(p.commit_lag.mean)),
+                            (6, -18),
+                            font(12),
+                        ),
                 ))
                 .map_err(pe)?;
         }
@@ -1142,11 +1239,22 @@ mod tests {
 
     #[test]
     fn models_follow_the_brief() {
-        assert_eq!(LagModel::Independent.mean_ms(50.0, 1.0), 26.0);
-        assert_eq!(LagModel::ResetByAppends.mean_ms(50.0, 1.0), 51.0);
-        assert_eq!(LagModel::Eager.mean_ms(50.0, 1.0), 1.0);
-        let mut p = PointSummary::default();
-        p.config = toml::from_str("[raft]\ncommit_mode = \"eager\"\n").unwrap();
+        assert_eq!(
+            LagModel::Independent.mean_ms(50.0, 1.0, 0.0, Arrival::Constant),
+            26.0
+        );
+        assert_eq!(
+            LagModel::ResetByAppends.mean_ms(50.0, 1.0, 0.0, Arrival::Constant),
+            51.0
+        );
+        assert_eq!(
+            LagModel::Eager.mean_ms(50.0, 1.0, 0.0, Arrival::Constant),
+            1.0
+        );
+        let mut p = PointSummary {
+            config: toml::from_str("[raft]\ncommit_mode = \"eager\"\n").unwrap(),
+            ..Default::default()
+        };
         assert_eq!(LagModel::of(&p), LagModel::Eager);
         p.params
             .insert("raft.commit_mode".into(), "\"piggyback\"".into());

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::output::{write_file, OutputError};
-use super::summary::{LoadKind, PointSummary, RunSummary};
+use super::summary::{LoadKind, Percentiles, PointSummary, RunSummary};
 
 /// Writes `dir/report.md` for `run`, embedding the plots in `plots` (files under `dir`).
 pub fn write_report(dir: &Path, run: &RunSummary, plots: &[PathBuf]) -> Result<(), OutputError> {
@@ -40,12 +40,27 @@ pub fn fmt_us(us: f64) -> String {
 
 /// A rate in requests per second, compact.
 fn fmt_rate(r: f64) -> String {
-    if r >= 1e6 {
-        format!("{:.2}M", r / 1e6)
-    } else if r >= 1e4 {
-        format!("{:.1}k", r / 1e3)
+    let short = |x: f64| {
+        let s = format!("{x:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    if !r.is_finite() {
+        "-".to_string()
+    } else if r >= 1e6 {
+        format!("{}M", short(r / 1e6))
+    } else if r >= 1e3 {
+        format!("{}k", short(r / 1e3))
     } else {
         format!("{r:.0}")
+    }
+}
+
+/// A percentile of a histogram that may be empty: "-" rather than a misleading zero.
+fn pct(p: &Percentiles, v: f64) -> String {
+    if p.count == 0 {
+        "-".to_string()
+    } else {
+        fmt_us(v)
     }
 }
 
@@ -180,7 +195,10 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
         "- SATURATED: achieved below 95% of offered; INVALID: the generator missed its schedule. Neither is a valid latency point; both stay in the tables, marked. Histograms keep 3 significant digits.\n"
     );
 
-    let _ = writeln!(md, "## Baselines (the physical floor, measured in this run)\n");
+    let _ = writeln!(
+        md,
+        "## Baselines (the physical floor, measured in this run)\n"
+    );
     if run.baselines.is_empty() {
         let _ = writeln!(md, "No baseline was measured.\n");
     } else {
@@ -220,12 +238,12 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
                 offered(p),
                 fmt_rate(p.achieved_rate),
                 flags(p),
-                fmt_us(p.latency.p50),
-                fmt_us(p.latency.p99),
-                fmt_us(p.latency.p999),
+                pct(&p.latency, p.latency.p50),
+                pct(&p.latency, p.latency.p99),
+                pct(&p.latency, p.latency.p999),
                 fmt_opt_ratio(p.latency_p50_over_floor),
-                fmt_us(p.commit_lag.mean),
-                fmt_us(p.commit_lag.p99),
+                pct(&p.commit_lag, p.commit_lag.mean),
+                pct(&p.commit_lag, p.commit_lag.p99),
                 fmt_f(p.per_request.append_messages, 2),
                 fmt_f(p.per_request.raft_messages, 2),
                 fmt_f(p.batch_size.mean, 1),
@@ -253,7 +271,10 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
 
     let _ = writeln!(md, "## Points and their parameters\n");
     if !run.points.is_empty() {
-        let _ = writeln!(md, "| point | series | parameters | window |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| point | series | parameters | window |\n|---|---|---|---|"
+        );
         for p in &run.points {
             let params: Vec<String> = p
                 .params
@@ -281,8 +302,18 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
 /// A compact fixed-width table of the run's points for the terminal.
 pub fn table(run: &RunSummary) -> String {
     let header = [
-        "point", "offered/s", "achieved/s", "flags", "p50", "p99", "p99.9", "/floor", "lag mean",
-        "lag p99", "AE/req", "batch",
+        "point",
+        "offered/s",
+        "achieved/s",
+        "flags",
+        "p50",
+        "p99",
+        "p99.9",
+        "/floor",
+        "lag mean",
+        "lag p99",
+        "AE/req",
+        "batch",
     ];
     let rows: Vec<[String; 12]> = run
         .points
@@ -293,12 +324,12 @@ pub fn table(run: &RunSummary) -> String {
                 offered(p),
                 fmt_rate(p.achieved_rate),
                 flags(p),
-                fmt_us(p.latency.p50),
-                fmt_us(p.latency.p99),
-                fmt_us(p.latency.p999),
+                pct(&p.latency, p.latency.p50),
+                pct(&p.latency, p.latency.p99),
+                pct(&p.latency, p.latency.p999),
                 fmt_opt_ratio(p.latency_p50_over_floor),
-                fmt_us(p.commit_lag.mean),
-                fmt_us(p.commit_lag.p99),
+                pct(&p.commit_lag, p.commit_lag.mean),
+                pct(&p.commit_lag, p.commit_lag.p99),
                 fmt_f(p.per_request.append_messages, 2),
                 fmt_f(p.batch_size.mean, 1),
             ]

@@ -199,7 +199,9 @@ impl ElectionSafety {
             ),
             None => breach(
                 vec![node, leader],
-                format!("node {node} follows {leader} in term {term}, but nobody was elected in it"),
+                format!(
+                    "node {node} follows {leader} in term {term}, but nobody was elected in it"
+                ),
             ),
         }
     }
@@ -222,7 +224,6 @@ pub struct LogMatching {
 impl LogMatching {
     /// `node`, in `node_term`, stores `entries` (contiguous), after an entry of `prev_term`,
     /// replacing `replaced` (what it held from `entries[0].index` on).
-    #[allow(clippy::too_many_arguments)]
     pub fn stored(
         &mut self,
         node: NodeId,
@@ -374,12 +375,20 @@ impl StateMachineSafety {
     }
 
     /// `node` applies `e`.
-    pub fn applied(&mut self, node: NodeId, e: &Entry, committed: &CommittedLog) -> Result<(), Breach> {
+    pub fn applied(
+        &mut self,
+        node: NodeId,
+        e: &Entry,
+        committed: &CommittedLog,
+    ) -> Result<(), Breach> {
         let last = self.last_applied.entry(node).or_insert(0);
         if e.index != *last + 1 {
             return breach(
                 vec![node],
-                format!("node {node} applied index {} right after {}", e.index, *last),
+                format!(
+                    "node {node} applied index {} right after {}",
+                    e.index, *last
+                ),
             );
         }
         *last = e.index;
@@ -495,7 +504,8 @@ impl AcknowledgedDurability {
             }
             for ack in &self.acked {
                 let slot = seq.get((ack.index - 1) as usize);
-                let ok = slot.is_some_and(|a| a.index == ack.index && a.term == ack.term && a.id == ack.id);
+                let ok = slot
+                    .is_some_and(|a| a.index == ack.index && a.term == ack.term && a.id == ack.id);
                 if !ok {
                     return breach(
                         vec![node, ack.node],
@@ -549,7 +559,13 @@ impl Checker {
     }
 
     /// A violation of `property` at `time`, with this run's seed.
-    pub fn violation(&self, property: Property, time: Time, nodes: Vec<NodeId>, detail: String) -> Violation {
+    pub fn violation(
+        &self,
+        property: Property,
+        time: Time,
+        nodes: Vec<NodeId>,
+        detail: String,
+    ) -> Violation {
         Violation {
             property,
             seed: self.seed,
@@ -584,7 +600,13 @@ impl Checker {
     }
 
     /// `node` reports (through `role()`) that it plays `role` in `term`.
-    pub fn role_observed(&mut self, time: Time, node: NodeId, term: Term, role: Role) -> Result<(), Violation> {
+    pub fn role_observed(
+        &mut self,
+        time: Time,
+        node: NodeId,
+        term: Term,
+        role: Role,
+    ) -> Result<(), Violation> {
         if role != Role::Leader {
             return Ok(());
         }
@@ -609,7 +631,6 @@ impl Checker {
 
     /// `node`, in `node_term`, persists `entries` after an entry of `prev_term`, replacing
     /// `replaced`.
-    #[allow(clippy::too_many_arguments)]
     pub fn stored(
         &mut self,
         time: Time,
@@ -641,9 +662,9 @@ impl Checker {
         to: Index,
         entries: impl Iterator<Item = &'a Entry>,
     ) -> Result<(), Violation> {
-        let r = self
-            .state_machine_safety
-            .committed(node, term, from, to, entries, &mut self.committed);
+        let r =
+            self.state_machine_safety
+                .committed(node, term, from, to, entries, &mut self.committed);
         self.wrap(Property::StateMachineSafety, time, r)
     }
 

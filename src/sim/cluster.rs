@@ -14,8 +14,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::raft::{
-    Entry, Event, Index, LogStore, MemStore, Message, MessageBody, NodeId, ProposeError, RaftNode, Role, Stats,
-    Term, Time,
+    Entry, Event, Index, LogStore, MemStore, Message, MessageBody, NodeId, ProposeError, RaftNode,
+    Role, Stats, Term, Time,
 };
 
 use super::checker::{payload_id, Ack, Applied, Checker, Property, Violation};
@@ -24,6 +24,8 @@ use super::{derive_seed, SimError, STREAM_CLIENT, STREAM_FAULT, STREAM_NET, STRE
 
 /// Events at one virtual instant beyond this mean something feeds itself without end.
 const SAME_INSTANT_LIMIT: u64 = 2_000_000;
+/// Queued events beyond this mean messages multiply faster than they are delivered.
+const QUEUE_LIMIT: usize = 1_000_000;
 
 /// What happened in a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -382,7 +384,11 @@ impl Simulation {
     /// Processes the next event.
     pub(crate) fn step(&mut self) -> Result<(), Violation> {
         let Some(s) = self.queue.pop() else {
-            return Err(self.violation(Property::Liveness, vec![], "nothing left to happen".into()));
+            return Err(self.violation(
+                Property::Liveness,
+                vec![],
+                "nothing left to happen".into(),
+            ));
         };
         debug_assert!(s.at >= self.now);
         if s.at == self.now {
@@ -399,6 +405,17 @@ impl Simulation {
         }
         self.now = s.at;
         self.report.events += 1;
+        if self.report.events > self.cfg.event_budget || self.queue.len() > QUEUE_LIMIT {
+            return Err(self.violation(
+                Property::CoreContract,
+                vec![],
+                format!(
+                    "{} events processed and {} queued: a message storm or a livelock",
+                    self.report.events,
+                    self.queue.len()
+                ),
+            ));
+        }
         self.report.fingerprint = mix(mix(self.report.fingerprint, s.at.as_nanos()), s.ev.code());
         if self.trace {
             self.trace_event(&s.ev);
@@ -436,7 +453,10 @@ impl Simulation {
                         ae.prev_log_index,
                         ae.prev_log_term,
                         ae.entries.len(),
-                        ae.entries.first().zip(ae.entries.last()).map(|(a, b)| (a.index, b.index)),
+                        ae.entries
+                            .first()
+                            .zip(ae.entries.last())
+                            .map(|(a, b)| (a.index, b.index)),
                         ae.leader_commit,
                         ae.compact_floor
                     ),
@@ -546,7 +566,8 @@ impl Simulation {
         leader_done
             && self.nodes.iter().all(|sn| {
                 let r = sn.raft.as_ref().expect("checked above");
-                r.applied_index() == commit && (!self.cfg.checks || sn.applied.len() as Index == commit)
+                r.applied_index() == commit
+                    && (!self.cfg.checks || sn.applied.len() as Index == commit)
             })
     }
 
@@ -590,7 +611,11 @@ impl Simulation {
             return Ok(());
         };
         if now >= raft.next_deadline() {
-            sn.same_instant_ticks = if self.same_instant == 0 { 0 } else { sn.same_instant_ticks + 1 };
+            sn.same_instant_ticks = if self.same_instant == 0 {
+                0
+            } else {
+                sn.same_instant_ticks + 1
+            };
             if sn.same_instant_ticks > 10_000 {
                 let id = sn.id;
                 return Err(self.violation(
@@ -701,7 +726,9 @@ impl Simulation {
             let sn = &mut self.nodes[n];
             let raft = sn.raft.as_mut().expect("up");
             if let Some(hs) = rd.hard_state {
-                sn.store.save_hard_state(hs).expect("MemStore cannot fail here");
+                sn.store
+                    .save_hard_state(hs)
+                    .expect("MemStore cannot fail here");
             }
             if let (Some(first), Some(last)) = (rd.entries.first(), rd.entries.last()) {
                 if self.cfg.checks {
@@ -806,12 +833,21 @@ impl Simulation {
             return Ok(());
         }
         match *ev {
-            Event::RoleChanged { term, role } => self.checker.role_changed(now, sn.id, term, role, raft.log()),
-            Event::LeaderChanged { term, leader } => self.checker.leader_changed(now, sn.id, term, leader),
-            Event::CommitAdvanced { from, to } => {
+            Event::RoleChanged { term, role } => {
                 self.checker
-                    .commit_advanced(now, sn.id, raft.term(), from, to, raft.log().range(from + 1, to))
+                    .role_changed(now, sn.id, term, role, raft.log())
             }
+            Event::LeaderChanged { term, leader } => {
+                self.checker.leader_changed(now, sn.id, term, leader)
+            }
+            Event::CommitAdvanced { from, to } => self.checker.commit_advanced(
+                now,
+                sn.id,
+                raft.term(),
+                from,
+                to,
+                raft.log().range(from + 1, to),
+            ),
         }
     }
 
@@ -953,7 +989,9 @@ impl Simulation {
                 return Err(self.violation(
                     Property::CoreContract,
                     vec![id],
-                    format!("the store discarded up to {snap} but the state machine only applied {len}"),
+                    format!(
+                        "the store discarded up to {snap} but the state machine only applied {len}"
+                    ),
                 ));
             }
             // Entries in the discarded prefix live on in the snapshot; the rest is re-applied.
@@ -972,7 +1010,11 @@ impl Simulation {
             Ok(r) => r,
             Err(e) => {
                 let id = sn.id;
-                return Err(self.violation(Property::CoreContract, vec![id], format!("restore failed: {e}")));
+                return Err(self.violation(
+                    Property::CoreContract,
+                    vec![id],
+                    format!("restore failed: {e}"),
+                ));
             }
         };
         sn.raft = Some(raft);
@@ -1079,7 +1121,11 @@ impl Simulation {
 
     /// Clients stop waiting for proposals older than the client timeout.
     fn abandon_old_proposals(&mut self) {
-        let Some(cutoff) = self.now.as_nanos().checked_sub(self.cfg.client_timeout().as_nanos() as u64) else {
+        let Some(cutoff) = self
+            .now
+            .as_nanos()
+            .checked_sub(self.cfg.client_timeout().as_nanos() as u64)
+        else {
             return;
         };
         for sn in &mut self.nodes {
@@ -1120,7 +1166,8 @@ impl Simulation {
             let Some(raft) = self.nodes[n].raft.as_mut() else {
                 return;
             };
-            let Ok((index, term)) = raft.propose(Bytes::copy_from_slice(&id.to_be_bytes()), now) else {
+            let Ok((index, term)) = raft.propose(Bytes::copy_from_slice(&id.to_be_bytes()), now)
+            else {
                 if let Some(cl) = &mut self.closed {
                     cl.failed += 1;
                 }
@@ -1189,7 +1236,13 @@ impl Simulation {
                     sn.torn_crash = true;
                     let epoch = sn.epoch;
                     let at = self.now + self.cfg.raft.election_timeout;
-                    self.push(at, Ev::TornTimeout { node: victim, epoch });
+                    self.push(
+                        at,
+                        Ev::TornTimeout {
+                            node: victim,
+                            epoch,
+                        },
+                    );
                     self.push(at + downtime, Ev::Restart { node: victim });
                 } else {
                     self.crash(victim)?;

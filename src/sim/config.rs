@@ -8,6 +8,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::raft::{CommitMode, Config, ReplicationTrigger};
 
+/// Healthy mixed-fault runs process at most some 60 000 events.
+const DEFAULT_EVENT_BUDGET: u64 = 5_000_000;
+
 /// The network between every pair of nodes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetConfig {
@@ -94,6 +97,9 @@ pub struct SimConfig {
     pub duration: Duration,
     /// Whether to run the invariant checkers (off only for benchmarks).
     pub checks: bool,
+    /// Most events one run may process: far above what a healthy run needs, so a message
+    /// storm or livelock fails as a violation instead of eating the machine's memory.
+    pub event_budget: u64,
 }
 
 impl SimConfig {
@@ -124,6 +130,7 @@ impl SimConfig {
             warmup: Duration::from_millis(1_500),
             duration: Duration::from_secs(2),
             checks: true,
+            event_budget: DEFAULT_EVENT_BUDGET,
         }
     }
 
@@ -188,7 +195,11 @@ impl SimConfig {
         // bound; otherwise a starved configuration would fail liveness on throughput alone.
         let budget = replication_capacity(&raft, &net) * (election_timeout * 2 * 5).as_secs_f64();
         let expected = rate * (1 + max_burst) as f64 / 2.0 * duration.as_secs_f64();
-        let rate = if expected > budget { rate * budget / expected } else { rate };
+        let rate = if expected > budget {
+            rate * budget / expected
+        } else {
+            rate
+        };
         let max_outstanding = max_outstanding.min((budget / 4.0) as usize).max(4);
         let workload = Workload::Open {
             rate,
@@ -205,6 +216,7 @@ impl SimConfig {
             warmup: Duration::ZERO,
             duration,
             checks: true,
+            event_budget: DEFAULT_EVENT_BUDGET,
         }
     }
 
@@ -240,9 +252,14 @@ impl SimConfig {
 /// round trip, or a heartbeat interval when entries only leave on the tick.
 fn replication_capacity(raft: &Config, net: &NetConfig) -> f64 {
     let entry = (crate::raft::ENTRY_OVERHEAD + 8) as f64;
-    let per_msg = (raft.max_batch_entries as f64).min((raft.max_batch_bytes as f64 / entry).floor().max(1.0));
+    let per_msg =
+        (raft.max_batch_entries as f64).min((raft.max_batch_bytes as f64 / entry).floor().max(1.0));
     let window = (raft.max_inflight_msgs as f64)
-        .min((raft.max_inflight_bytes as f64 / (entry * per_msg)).ceil().max(1.0))
+        .min(
+            (raft.max_inflight_bytes as f64 / (entry * per_msg))
+                .ceil()
+                .max(1.0),
+        )
         .min(2.0);
     let rtt = (net.min_delay + net.max_delay).as_secs_f64() + 0.001;
     let round = match raft.trigger {

@@ -102,6 +102,7 @@ pub fn demo(seconds_virtual: f64, rate: f64, seed: u64) -> Result<DemoReport, Si
     let mut cfg = SimConfig::calm(3, seed);
     cfg.raft = crate::raft::Config::new(1, vec![1]);
     cfg.warmup = cfg.max_election_timeout() * 3;
+    cfg.event_budget = u64::MAX;
     cfg.duration = Duration::from_secs_f64(seconds_virtual.max(0.001));
     cfg.workload = Workload::Open {
         rate: rate.max(1e-6),
@@ -149,6 +150,7 @@ impl CommitRig {
         cfg.net.max_delay = Duration::from_micros(1);
         cfg.workload = Workload::Idle;
         cfg.checks = false;
+        cfg.event_budget = u64::MAX;
         // Never heal or probe: the rig drives the cluster by hand.
         cfg.duration = Duration::from_secs(1 << 30);
         let mut sim = Simulation::new(cfg)?;
@@ -168,7 +170,8 @@ impl CommitRig {
     /// leader applied them all; the result is the number acknowledged.
     pub fn commit(&mut self, total: u64, outstanding: usize) -> Result<u64, SimError> {
         let acked_before = self.sim.report().acknowledged;
-        self.sim.start_closed_loop(self.leader, total, outstanding)?;
+        self.sim
+            .start_closed_loop(self.leader, total, outstanding)?;
         while self
             .sim
             .closed
