@@ -1,7 +1,7 @@
 //! The core under deterministic simulation: thousands of seeded runs with mixed faults,
 //! calm runs that compare commit modes, and proof that the checker can fail.
 //!
-//! - `RAFTBENCH_SIM_SEEDS=<n>`: how many mixed-fault seeds to run (default 2000), split
+//! - `RAFTBENCH_SIM_SEEDS=<n>`: how many mixed-fault seeds to run (default 10 000), split
 //!   across the `mixed_faults_*` tests; `RAFTBENCH_SIM_SEED_START=<s>` shifts the range.
 //! - `RAFTBENCH_SIM_SEED=<n>`: replay exactly one seed with the `replay` test:
 //!   `RAFTBENCH_SIM_SEED=1234 cargo test --test simulation replay -- --nocapture`.
@@ -14,7 +14,7 @@ use raftbench::raft::{CommitMode, Entry, EntryKind, RaftLog, Role, Time};
 use raftbench::sim::checker::{Ack, Applied};
 use raftbench::sim::{self, Checker, Property, SimConfig, SimReport};
 
-const DEFAULT_SEEDS: u64 = 2000;
+const DEFAULT_SEEDS: u64 = 10_000;
 const SHARDS: u64 = 8;
 
 fn env_u64(name: &str) -> Option<u64> {
