@@ -129,6 +129,7 @@ fn run_with(points: Vec<PointSummary>) -> RunSummary {
         environment: environment::capture(),
         baselines: vec![Baseline {
             transport: "quic".into(),
+            threading: "per_node".into(),
             payload_bytes: 64,
             rtt: lag(90.0, 150.0),
         }],

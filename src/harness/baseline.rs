@@ -302,6 +302,11 @@ pub fn measure(spec: &BaselineSpec) -> Result<(Baseline, Histogram<u64>), Baseli
     };
     let baseline = Baseline {
         transport: spec.label(),
+        threading: match spec.threading {
+            Threading::PerNode => "per_node",
+            Threading::Shared => "shared",
+        }
+        .to_string(),
         payload_bytes: spec.payload_bytes,
         rtt: Percentiles::of_nanos(&h),
     };

@@ -204,13 +204,20 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
     } else {
         let _ = writeln!(
             md,
-            "| transport | payload | RTT p50 | p99 | p99.9 | max | samples |\n|---|---:|---:|---:|---:|---:|---:|"
+            "`-raw`: plain quinn / TCP ping-pong; without: through raftbench's own transports. \
+             With a thread per endpoint a round trip wakes the other thread twice, which costs far \
+             more on an idle VM than on a busy one: compare points with floors measured in the same state.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| transport | threading | payload | RTT p50 | p99 | p99.9 | max | samples |\n|---|---|---:|---:|---:|---:|---:|---:|"
         );
         for b in &run.baselines {
             let _ = writeln!(
                 md,
-                "| {} | {} B | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} B | {} | {} | {} | {} | {} |",
                 cell(&b.transport),
+                cell(&b.threading),
                 b.payload_bytes,
                 fmt_us(b.rtt.p50),
                 fmt_us(b.rtt.p99),
@@ -362,8 +369,9 @@ pub fn table(run: &RunSummary) -> String {
     for b in &run.baselines {
         let _ = writeln!(
             out,
-            "floor: {} round trip ({} B) p50 {}  p99 {}",
+            "floor: {} round trip ({}, {} B) p50 {}  p99 {}",
             b.transport,
+            b.threading,
             b.payload_bytes,
             fmt_us(b.rtt.p50),
             fmt_us(b.rtt.p99)

@@ -159,8 +159,12 @@ pub struct Environment {
 /// A raw transport round trip measured in the same run: the physical floor.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
-    /// `quic`, `tcp` or `mem`.
+    /// `quic`, `tcp` or `mem` through our transports; `quic-raw`, `tcp-raw` for plain quinn and TCP.
     pub transport: String,
+    /// The runtime arrangement it was measured in (`per_node` or `shared`): a thread
+    /// hand-off per direction costs far more on an idle VM than on a busy one.
+    #[serde(default)]
+    pub threading: String,
     /// Payload bytes per ping.
     pub payload_bytes: usize,
     /// Round-trip times.

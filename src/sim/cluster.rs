@@ -272,7 +272,10 @@ impl Simulation {
             last_probe: None,
             same_instant: 0,
             closed: None,
-            latency: Histogram::new(3).expect("3 significant digits is valid"),
+            // Bounded so that saturating_record clamps only beyond an hour: an auto-resizing
+            // histogram would clamp every value to its initial range instead of growing.
+            latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                .expect("bounds and 3 significant digits are valid"),
             latency_from: Time::ZERO,
             report: SimReport {
                 seed,
