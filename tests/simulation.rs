@@ -390,7 +390,10 @@ fn demo_reports_sparse_commits() {
     let r = sim::demo(2.0, 200.0, 5).unwrap();
     assert!(r.commits > 200, "{r:?}");
     // A commit needs at least a round trip to a follower (calm delays are at least 200 us).
-    assert!(r.commit_latency_p50 >= std::time::Duration::from_micros(400), "{r:?}");
+    assert!(
+        r.commit_latency_p50 >= std::time::Duration::from_micros(400),
+        "{r:?}"
+    );
     assert!(r.commit_latency_p50 <= r.commit_latency_p99);
     assert!(r.messages_per_commit > 0.0);
 }
