@@ -19,15 +19,26 @@ fn cluster(transport: TransportKind, threading: Threading) -> LocalCluster {
     LocalCluster::start(spec).expect("cluster starts")
 }
 
-fn leader_handle(c: &LocalCluster, rt: &tokio::runtime::Runtime) -> raftbench::server::ServerHandle {
+fn leader_handle(
+    c: &LocalCluster,
+    rt: &tokio::runtime::Runtime,
+) -> raftbench::server::ServerHandle {
     let mut client = c.client();
-    rt.block_on(async { client.put("warm", "up").await.expect("cluster elects a leader") });
+    rt.block_on(async {
+        client
+            .put("warm", "up")
+            .await
+            .expect("cluster elects a leader")
+    });
     let id = client.leader_guess();
     c.handles()[id as usize - 1].clone()
 }
 
 fn commit(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let cmd = Command::Put {
         key: Bytes::from_static(b"key"),
         value: Bytes::from(vec![7u8; 64]),

@@ -197,13 +197,10 @@ fn kill_leader_and_recover(transport: &str) {
         let start = Instant::now();
         loop {
             if let Ok(s) = client.status(old).await {
-                if s.applied_index >= target {
+                // Without pre-vote, the restarted node may time out before it hears from
+                // the leader and force one more election; it must still rejoin a leader.
+                if s.applied_index >= target && s.leader.is_some() {
                     assert!(s.term >= st.term);
-                    assert_eq!(
-                        s.leader,
-                        Some(new),
-                        "the restarted node follows the new leader"
-                    );
                     break;
                 }
             }

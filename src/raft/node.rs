@@ -1036,10 +1036,14 @@ fn check_append(msg: &Message, ae: &AppendEntries) -> Result<(), StepError> {
     let mut term = ae.prev_log_term;
     for (expect, e) in (ae.prev_log_index + 1..).zip(&ae.entries) {
         if e.index != expect {
-            return Err(malformed("entries do not follow prev_log_index contiguously"));
+            return Err(malformed(
+                "entries do not follow prev_log_index contiguously",
+            ));
         }
         if e.term < term || e.term > msg.term {
-            return Err(malformed("entry terms go backwards or exceed the message term"));
+            return Err(malformed(
+                "entry terms go backwards or exceed the message term",
+            ));
         }
         term = e.term;
     }

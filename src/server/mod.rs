@@ -273,12 +273,16 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 }
                 for m in &rd.messages {
                     if let crate::raft::MessageBody::AppendEntries(ae) = &m.body {
-                        let inflight = self
-                            .raft
-                            .progress(m.to)
-                            .map_or(0, |p| p.inflights.count());
+                        let inflight = self.raft.progress(m.to).map_or(0, |p| p.inflights.count());
                         let first = ae.prev_log_index + 1;
-                        o.append_sent(m.from, m.to, first, ae.prev_log_index + ae.entries.len() as Index, inflight, now);
+                        o.append_sent(
+                            m.from,
+                            m.to,
+                            first,
+                            ae.prev_log_index + ae.entries.len() as Index,
+                            inflight,
+                            now,
+                        );
                     }
                 }
             }
