@@ -43,6 +43,9 @@ impl LagModel {
         }
         let h = self.heartbeat.as_secs_f64();
         let r = self.rate;
+        if h <= 0.0 {
+            return Duration::from_secs_f64(d);
+        }
         let wait = match (self.append_resets_heartbeat, self.arrival) {
             (_, _) if r <= 0.0 => {
                 if self.append_resets_heartbeat {
@@ -63,7 +66,11 @@ impl LagModel {
             // E[min(U(0,H), Exp(r))] = (1/r) (1 - (1 - e^{-rH}) / (rH)).
             (false, Arrival::Poisson) => {
                 let x = r * h;
-                (1.0 - (1.0 - (-x).exp()) / x) / r
+                if x < 1e-6 {
+                    h / 2.0 // the series' first term; the closed form loses all precision here
+                } else {
+                    (1.0 - (1.0 - (-x).exp()) / x) / r
+                }
             }
             // E[min(H, g)].
             (true, Arrival::Constant) => h.min(1.0 / r),
@@ -107,6 +114,20 @@ mod tests {
         assert!(model(false, Arrival::Constant, 100.0, 1000.0) < 1.0);
         assert!(model(false, Arrival::Poisson, 100.0, 1000.0) < 1.0);
         assert!((model(true, Arrival::Constant, 100.0, 1000.0) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn every_input_gives_a_finite_lag() {
+        for resets in [false, true] {
+            for arrival in [Arrival::Constant, Arrival::Poisson] {
+                for h in [0.0, 1e-9, 1.0, 100.0] {
+                    for rate in [0.0, 1e-9, 200.0, 1e6] {
+                        let m = model(resets, arrival, h, rate);
+                        assert!(m.is_finite() && m >= 0.0, "{resets} {arrival:?} {h} {rate}: {m}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -95,7 +95,8 @@ pub struct PointSummary {
     pub load: LoadKind,
     /// Requests per second offered (open loop), or 0 (closed loop).
     pub offered_rate: f64,
-    /// Requests per second answered successfully within the measured window.
+    /// Successful answers per second that arrived within the measured window (whenever
+    /// their requests were scheduled): the throughput delivered.
     pub achieved_rate: f64,
     /// The achieved rate fell below 95% of the offered rate: not a valid latency point.
     pub saturated: bool,
