@@ -123,7 +123,10 @@ mod tests {
                 for h in [0.0, 1e-9, 1.0, 100.0] {
                     for rate in [0.0, 1e-9, 200.0, 1e6] {
                         let m = model(resets, arrival, h, rate);
-                        assert!(m.is_finite() && m >= 0.0, "{resets} {arrival:?} {h} {rate}: {m}");
+                        assert!(
+                            m.is_finite() && m >= 0.0,
+                            "{resets} {arrival:?} {h} {rate}: {m}"
+                        );
                     }
                 }
             }

@@ -352,8 +352,7 @@ pub fn run_point(
         achieved_rate: achieved,
         // Against the load the schedule really offered in the window, so that a Poisson
         // schedule's own variation is not taken for saturation.
-        saturated: !closed
-            && achieved < 0.95 * (scheduled_in_window as f64 / measured),
+        saturated: !closed && achieved < 0.95 * (scheduled_in_window as f64 / measured),
         schedule_invalid: !closed && sched.p99 > SCHEDULE_LIMIT.as_secs_f64() * 1e6,
         measured_seconds: measured,
         warmup_seconds: warmup.as_secs_f64(),

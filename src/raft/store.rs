@@ -145,26 +145,38 @@ impl LogStore for MemStore {
     }
 
     fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError> {
-        if lo <= self.snapshot_index {
-            return Err(StoreError::Compacted {
-                index: lo,
-                snapshot_index: self.snapshot_index,
-            });
-        }
-        let last_index = self.last_index();
-        if hi > last_index + 1 {
-            return Err(StoreError::Unavailable {
-                index: hi - 1,
-                last_index,
-            });
-        }
-        if hi <= lo {
-            return Ok(Vec::new());
-        }
-        let start = (lo - self.snapshot_index - 1) as usize;
-        let end = (hi - self.snapshot_index - 1) as usize;
-        Ok(self.entries.range(start..end).cloned().collect())
+        read_range(&self.entries, self.snapshot_index, lo, hi)
     }
+}
+
+/// Entries `[lo, hi)` of a log held in memory after `snapshot_index`, with the errors
+/// every [`LogStore`] gives for a range outside it (shared by the stores that keep an
+/// in-memory copy).
+pub fn read_range(
+    entries: &VecDeque<Entry>,
+    snapshot_index: Index,
+    lo: Index,
+    hi: Index,
+) -> Result<Vec<Entry>, StoreError> {
+    if lo <= snapshot_index {
+        return Err(StoreError::Compacted {
+            index: lo,
+            snapshot_index,
+        });
+    }
+    let last_index = snapshot_index + entries.len() as Index;
+    if hi > last_index + 1 {
+        return Err(StoreError::Unavailable {
+            index: hi - 1,
+            last_index,
+        });
+    }
+    if hi <= lo {
+        return Ok(Vec::new());
+    }
+    let start = (lo - snapshot_index - 1) as usize;
+    let end = (hi - snapshot_index - 1) as usize;
+    Ok(entries.range(start..end).cloned().collect())
 }
 
 /// The behaviour every [`LogStore`] must show, as a function a store's own tests call

@@ -78,6 +78,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::SyncPolicy;
+use crate::raft::store;
 use crate::raft::{Entry, EntryKind, HardState, Index, LogStore, StoreError, Term};
 
 /// Name of the log file inside a store's directory.
@@ -603,25 +604,7 @@ impl LogStore for FileStore {
     }
 
     fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError> {
-        if lo <= self.snapshot_index {
-            return Err(StoreError::Compacted {
-                index: lo,
-                snapshot_index: self.snapshot_index,
-            });
-        }
-        let last_index = self.last_index();
-        if hi > last_index + 1 {
-            return Err(StoreError::Unavailable {
-                index: hi - 1,
-                last_index,
-            });
-        }
-        if hi <= lo {
-            return Ok(Vec::new());
-        }
-        let start = (lo - self.snapshot_index - 1) as usize;
-        let end = (hi - self.snapshot_index - 1) as usize;
-        Ok(self.entries.range(start..end).cloned().collect())
+        store::read_range(&self.entries, self.snapshot_index, lo, hi)
     }
 }
 
