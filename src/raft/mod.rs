@@ -3,7 +3,7 @@
 //! Nothing in here touches a socket, a clock, a thread or an unseeded random source.
 //! Inputs are messages, proposals, the current time and acknowledgements; outputs are
 //! collected in a [`Ready`]. The same core runs under the simulator's virtual time
-//! ([`crate::sim`]) and under tokio with real transports.
+//! ([`crate::sim`]) and under the async runtime of [`crate::server`] with real transports.
 //!
 //! # Driving a node
 //!
