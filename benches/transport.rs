@@ -15,12 +15,9 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use raftbench::raft::message::{
-    AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody,
-};
-use raftbench::raft::types::{Entry, EntryKind};
+use raftbench::harness::baseline::{answer, append_batch};
+use raftbench::raft::message::Message;
 use raftbench::tls;
 use raftbench::transport::{
     wait_connected, Inbound, MemMode, MemNetwork, QuicSettings, QuicTransport, StreamMode,
@@ -52,44 +49,7 @@ impl Kind {
 }
 
 fn append(n: usize) -> Message {
-    let payload = Bytes::from(vec![0xab; 64]);
-    Message {
-        from: 1,
-        to: 2,
-        term: 1,
-        body: MessageBody::AppendEntries(AppendEntries {
-            prev_log_index: 1_000,
-            prev_log_term: 1,
-            entries: (0..n as u64)
-                .map(|i| Entry {
-                    term: 1,
-                    index: 1_001 + i,
-                    kind: EntryKind::Normal,
-                    data: payload.clone(),
-                })
-                .collect(),
-            leader_commit: 1_000,
-            compact_floor: 0,
-            kind: AppendKind::Entries,
-        }),
-    }
-}
-
-fn answer(m: &Message) -> Message {
-    let (prev, n) = match &m.body {
-        MessageBody::AppendEntries(ae) => (ae.prev_log_index, ae.entries.len() as u64),
-        _ => (0, 0),
-    };
-    Message {
-        from: m.to,
-        to: m.from,
-        term: m.term,
-        body: MessageBody::AppendEntriesResponse(AppendEntriesResponse {
-            prev_log_index: prev,
-            match_index: prev + n,
-            reject: None,
-        }),
-    }
+    append_batch(n, 64)
 }
 
 type Node = (Box<dyn Transport>, Inbound);

@@ -697,6 +697,13 @@ impl Pinger for TransportPing {
 
 /// An AppendEntries from node 1 to node 2 with one entry of `payload` bytes.
 fn append(payload: usize) -> Message {
+    append_batch(1, payload)
+}
+
+/// An AppendEntries from node 1 to node 2 carrying `entries` entries of `payload` bytes:
+/// the message the floors and the transport benchmark send.
+pub fn append_batch(entries: usize, payload: usize) -> Message {
+    let data = Bytes::from(vec![0xab; payload]);
     Message {
         from: 1,
         to: 2,
@@ -704,12 +711,14 @@ fn append(payload: usize) -> Message {
         body: MessageBody::AppendEntries(AppendEntries {
             prev_log_index: 1_000,
             prev_log_term: 1,
-            entries: vec![Entry {
-                term: 1,
-                index: 1_001,
-                kind: EntryKind::Normal,
-                data: Bytes::from(vec![0xab; payload]),
-            }],
+            entries: (0..entries as u64)
+                .map(|i| Entry {
+                    term: 1,
+                    index: 1_001 + i,
+                    kind: EntryKind::Normal,
+                    data: data.clone(),
+                })
+                .collect(),
             leader_commit: 1_000,
             compact_floor: 0,
             kind: AppendKind::Entries,
@@ -718,7 +727,7 @@ fn append(payload: usize) -> Message {
 }
 
 /// The success response a follower sends to `m`.
-fn answer(m: &Message) -> Message {
+pub fn answer(m: &Message) -> Message {
     let (prev, n) = match &m.body {
         MessageBody::AppendEntries(ae) => (ae.prev_log_index, ae.entries.len() as u64),
         _ => (0, 0),
