@@ -71,6 +71,13 @@ pub struct Timeline {
 }
 
 /// Per-follower lag histograms.
+///
+/// Each sits behind its own mutex, which only that follower's thread takes (and the
+/// harness once at the end), so it is never contended. `cargo bench --bench handoff`
+/// measured 24 M records/s for one mutex shared by three busy threads against 436 M/s for
+/// hdrhistogram's `sync` recorders; uncontended, the mutex costs a few tens of ns per
+/// record, and it lets the recorder keep per-interval histograms for the `.hlog` files,
+/// which `SyncHistogram`'s refresh-into-one model does not give.
 struct FollowerHists {
     commit: IntervalHistogram,
     apply: IntervalHistogram,
