@@ -13,8 +13,8 @@
 //! | 0x01 | [`Frame::Hello`]        | node id `u64`                                           |
 //! | 0x10 | AppendEntries           | header, prev index, prev term, commit, compact floor `u64`, kind `u8`, count `u32`, entries |
 //! | 0x11 | AppendEntriesResponse   | header, prev index, match index `u64`, reject tag, [conflict term tag (+`u64`), conflict index, last index `u64`] |
-//! | 0x12 | RequestVote             | header, last log index, last log term `u64`             |
-//! | 0x13 | RequestVoteResponse     | header, granted `u8`                                    |
+//! | 0x12 | RequestVote             | header, last log index, last log term `u64`, pre-vote `u8` |
+//! | 0x13 | RequestVoteResponse     | header, granted `u8`, pre-vote `u8`                     |
 //!
 //! The header of a Raft message is `from`, `to`, `term` (`u64` each). An entry is
 //! term `u64`, index `u64`, kind `u8`, data length `u32`, then the data bytes.
@@ -139,8 +139,8 @@ fn body_len(msg: &Message) -> usize {
                         Some(h) => 1 + h.conflict_term.map_or(0, |_| 8) + 2 * 8,
                     }
             }
-            MessageBody::RequestVote(_) => 2 * 8,
-            MessageBody::RequestVoteResponse(_) => 1,
+            MessageBody::RequestVote(_) => 2 * 8 + 1,
+            MessageBody::RequestVoteResponse(_) => 2,
         }
 }
 
@@ -212,8 +212,12 @@ pub fn encode(msg: &Message, buf: &mut BytesMut) {
         MessageBody::RequestVote(v) => {
             buf.put_u64(v.last_log_index);
             buf.put_u64(v.last_log_term);
+            buf.put_u8(v.pre_vote as u8);
         }
-        MessageBody::RequestVoteResponse(v) => buf.put_u8(v.granted as u8),
+        MessageBody::RequestVoteResponse(v) => {
+            buf.put_u8(v.granted as u8);
+            buf.put_u8(v.pre_vote as u8);
+        }
     }
 }
 
@@ -278,9 +282,11 @@ pub fn decode_body(mut body: Bytes) -> Result<Frame, CodecError> {
                 T_VOTE => MessageBody::RequestVote(RequestVote {
                     last_log_index: r.u64("last_log_index")?,
                     last_log_term: r.u64("last_log_term")?,
+                    pre_vote: r.flag("pre_vote")?,
                 }),
                 _ => MessageBody::RequestVoteResponse(RequestVoteResponse {
                     granted: r.flag("granted")?,
+                    pre_vote: r.flag("pre_vote")?,
                 }),
             };
             Frame::Raft(Message {
@@ -653,16 +659,29 @@ mod tests {
             from: 1,
             to: 2,
             term: 3,
-            body: MessageBody::RequestVoteResponse(RequestVoteResponse { granted: true }),
+            body: MessageBody::RequestVoteResponse(RequestVoteResponse {
+                granted: true,
+                pre_vote: false,
+            }),
         };
         let mut b = BytesMut::from(&frame_of(&vote)[..]);
-        let last = b.len() - 1;
-        b[last] = 2;
+        let granted_at = b.len() - 2;
+        b[granted_at] = 2;
         assert_eq!(
             decode(b.freeze()),
             Err(CodecError::Invalid {
                 field: "granted",
                 value: 2
+            })
+        );
+        let mut b = BytesMut::from(&frame_of(&vote)[..]);
+        let last = b.len() - 1;
+        b[last] = 7;
+        assert_eq!(
+            decode(b.freeze()),
+            Err(CodecError::Invalid {
+                field: "pre_vote",
+                value: 7
             })
         );
         let mut b = BytesMut::from(&frame_of(&ae(0))[..]);

@@ -69,6 +69,8 @@ pub struct RaftSettings {
     pub append_resets_heartbeat: bool,
     /// Whether a leader that lost its majority steps down (default true).
     pub check_quorum: bool,
+    /// Whether elections start with a pre-vote round (default true).
+    pub pre_vote: bool,
     /// Discard the applied log prefix in steps of this many entries (0: never; default 8192).
     pub compact_threshold: u64,
 }
@@ -88,6 +90,7 @@ impl Default for RaftSettings {
             trigger: c.trigger,
             append_resets_heartbeat: c.append_resets_heartbeat,
             check_quorum: c.check_quorum,
+            pre_vote: c.pre_vote,
             compact_threshold: c.compact_threshold,
         }
     }
@@ -132,6 +135,7 @@ impl RaftSettings {
             trigger: self.trigger,
             append_resets_heartbeat: self.append_resets_heartbeat,
             check_quorum: self.check_quorum,
+            pre_vote: self.pre_vote,
             compact_threshold: self.compact_threshold,
         };
         cfg.validate().map_err(|e| {

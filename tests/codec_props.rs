@@ -60,14 +60,16 @@ fn body() -> impl Strategy<Value = MessageBody> {
             })
         },
     );
-    let vote = (any::<u64>(), any::<u64>()).prop_map(|(i, t)| {
+    let vote = (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(i, t, pre_vote)| {
         MessageBody::RequestVote(RequestVote {
             last_log_index: i,
             last_log_term: t,
+            pre_vote,
         })
     });
-    let vote_resp = any::<bool>()
-        .prop_map(|granted| MessageBody::RequestVoteResponse(RequestVoteResponse { granted }));
+    let vote_resp = (any::<bool>(), any::<bool>()).prop_map(|(granted, pre_vote)| {
+        MessageBody::RequestVoteResponse(RequestVoteResponse { granted, pre_vote })
+    });
     prop_oneof![append, response, vote, vote_resp]
 }
 
@@ -172,7 +174,10 @@ fn each_error_variant_is_reachable() {
         from: 1,
         to: 2,
         term: 3,
-        body: MessageBody::RequestVoteResponse(RequestVoteResponse { granted: true }),
+        body: MessageBody::RequestVoteResponse(RequestVoteResponse {
+            granted: true,
+            pre_vote: false,
+        }),
     };
     let mut good = BytesMut::new();
     codec::encode(&m, &mut good);

@@ -190,6 +190,7 @@ fn vote_rules() {
                 body: MessageBody::RequestVote(RequestVote {
                     last_log_index: c.last.0,
                     last_log_term: c.last.1,
+                    pre_vote: false,
                 }),
             },
             ms(1),
@@ -541,8 +542,11 @@ impl Cluster {
 
 #[test]
 fn figure_8_old_term_entries_commit_only_through_a_current_term_entry() {
-    // S1 holds an entry of term 2 at index 2 that it never committed; it is elected in term 4.
-    let mut leader = node_with_log(1, &[1, 2], 3);
+    // S1 holds an entry of term 2 at index 2 that it never committed; it is elected in term 4
+    // (straight to a real election: pre-votes are tested on their own).
+    let mut cfg = Config::new(1, vec![1, 2, 3]);
+    cfg.pre_vote = false;
+    let mut leader = node_with_log_cfg(cfg, &[1, 2], 3);
     leader.tick(ms(2_000));
     assert_eq!(leader.role(), Role::Candidate);
     let term = leader.term();
@@ -557,6 +561,7 @@ fn figure_8_old_term_entries_commit_only_through_a_current_term_entry() {
                     term,
                     body: MessageBody::RequestVoteResponse(raftbench::raft::RequestVoteResponse {
                         granted: true,
+                        pre_vote: false,
                     }),
                 },
                 ms(2_001),
@@ -1023,4 +1028,141 @@ fn config_errors_name_the_field() {
     let c = Config::new(1, vec![1, 2, 2]);
     assert_eq!(c.validate().unwrap_err().field, "voters");
     assert!(RaftNode::new(Config::new(1, vec![]), 0, Time::ZERO).is_err());
+}
+
+#[test]
+fn pre_vote_rules() {
+    // Voter: log terms [1, 1, 2] at term 2. (heard from a leader just now?, candidate's
+    // message term, candidate's last (index, term), granted)
+    let cases = [
+        ("no leader, up to date, next term", false, 3, (3, 2), true),
+        ("no leader, candidate behind", false, 3, (2, 2), false),
+        ("no leader, term not ahead", false, 2, (9, 9), false),
+        (
+            "a live leader: refuse, however good the log",
+            true,
+            3,
+            (9, 9),
+            false,
+        ),
+    ];
+    for (name, leader_alive, term, last, want) in cases {
+        let mut node = node_with_log(1, &[1, 1, 2], 2);
+        if leader_alive {
+            node.step(append(2, 1, 2, (3, 2), vec![], 0), ms(1))
+                .unwrap();
+            let _ = node.ready();
+        }
+        node.step(
+            Message {
+                from: 3,
+                to: 1,
+                term,
+                body: MessageBody::RequestVote(RequestVote {
+                    last_log_index: last.0,
+                    last_log_term: last.1,
+                    pre_vote: true,
+                }),
+            },
+            ms(2),
+        )
+        .unwrap();
+        let rd = node.ready();
+        assert!(
+            rd.hard_state.is_none(),
+            "{name}: a pre-vote changes nothing to persist"
+        );
+        assert_eq!(
+            node.term(),
+            2,
+            "{name}: a pre-vote never raises the voter's term"
+        );
+        assert_eq!(node.hard_state().voted_for, None, "{name}");
+        match &all_messages(&rd)[..] {
+            [Message {
+                body: MessageBody::RequestVoteResponse(r),
+                term: t,
+                ..
+            }] => {
+                assert!(r.pre_vote, "{name}");
+                assert_eq!(r.granted, want, "{name}");
+                assert_eq!(*t, if want { term } else { 2 }, "{name}");
+            }
+            other => panic!("{name}: expected one answer, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_pre_candidate_raises_its_term_only_after_a_majority_of_pre_votes() {
+    let mut node = node_with_log(1, &[1], 1);
+    node.tick(ms(5_000));
+    assert_eq!(
+        node.term(),
+        1,
+        "timing out starts a pre-vote, not an election"
+    );
+    assert_eq!(node.role(), Role::Follower);
+    let rd = node.ready();
+    assert!(rd.hard_state.is_none());
+    let asked: Vec<_> = rd
+        .messages
+        .iter()
+        .filter(|m| matches!(&m.body, MessageBody::RequestVote(rv) if rv.pre_vote && m.term == 2))
+        .map(|m| m.to)
+        .collect();
+    assert_eq!(asked, vec![2, 3]);
+    node.step(
+        Message {
+            from: 2,
+            to: 1,
+            term: 2,
+            body: MessageBody::RequestVoteResponse(raftbench::raft::RequestVoteResponse {
+                granted: true,
+                pre_vote: true,
+            }),
+        },
+        ms(5_001),
+    )
+    .unwrap();
+    assert_eq!(
+        node.role(),
+        Role::Candidate,
+        "two of three pre-votes start the election"
+    );
+    assert_eq!(node.term(), 2);
+    assert_eq!(node.hard_state().voted_for, Some(1));
+}
+
+#[test]
+fn pre_vote_keeps_a_cut_off_node_from_unseating_a_live_leader() {
+    for pre_vote in [true, false] {
+        let mut c = Cluster::with(3, |cfg| cfg.pre_vote = pre_vote);
+        let l = c.elect();
+        let term = c.node(l).term();
+        let cut = if l == 3 { 2 } else { 3 };
+        // The node hears nothing for ten election timeouts, then the link heals.
+        c.drop_to = vec![cut];
+        c.advance_to(c.now + Duration::from_secs(10));
+        c.drop_to.clear();
+        c.advance_to(c.now + Duration::from_secs(2));
+        if pre_vote {
+            assert_eq!(
+                c.node(cut).term(),
+                term,
+                "its pre-votes were refused: term unchanged"
+            );
+            assert_eq!(c.leader(), Some(l), "the leader was never disturbed");
+            assert_eq!(c.node(l).term(), term);
+        } else {
+            assert!(
+                c.node(cut).term() > term + 5,
+                "without pre-vote its term climbs"
+            );
+            assert!(
+                c.node(l).term() > term,
+                "and its return forces a new term on everyone"
+            );
+        }
+    }
 }

@@ -197,10 +197,15 @@ fn kill_leader_and_recover(transport: &str) {
         let start = Instant::now();
         loop {
             if let Ok(s) = client.status(old).await {
-                // Without pre-vote, the restarted node may time out before it hears from
-                // the leader and force one more election; it must still rejoin a leader.
+                // Pre-vote keeps the restarted node, which times out before it hears from
+                // anyone, from forcing an election: it rejoins under the same leader.
                 if s.applied_index >= target && s.leader.is_some() {
-                    assert!(s.term >= st.term);
+                    assert_eq!(
+                        s.leader,
+                        Some(new),
+                        "the restarted node follows the new leader"
+                    );
+                    assert_eq!(s.term, st.term, "and did not disturb its term");
                     break;
                 }
             }

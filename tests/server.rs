@@ -56,7 +56,10 @@ async fn losing_leadership_fails_requests_in_flight_and_then_redirects() {
         from: 2,
         to: 1,
         term,
-        body: MessageBody::RequestVoteResponse(RequestVoteResponse { granted: true }),
+        body: MessageBody::RequestVoteResponse(RequestVoteResponse {
+            granted: true,
+            pre_vote: false,
+        }),
     });
     // Its first AppendEntries carries the no-op of its term.
     next_message(&mut inbox2, |m| m.is_append()).await;

@@ -60,6 +60,11 @@ pub struct Config {
     /// A leader that has not heard from a majority within an election timeout steps down,
     /// so a partitioned leader stops accepting proposals it cannot commit.
     pub check_quorum: bool,
+    /// Before an election, ask for pre-votes without raising the term (Raft thesis 9.6);
+    /// a node grants one only if it has not heard from a leader within the minimum
+    /// election timeout. A node that was partitioned or restarted then cannot force an
+    /// election on a cluster whose leader is alive.
+    pub pre_vote: bool,
     /// Discard the applied log prefix once this many entries can go (0: never discard).
     pub compact_threshold: u64,
 }
@@ -81,6 +86,7 @@ impl Config {
             trigger: ReplicationTrigger::Immediate,
             append_resets_heartbeat: false,
             check_quorum: true,
+            pre_vote: true,
             compact_threshold: 8192,
         }
     }

@@ -86,6 +86,9 @@ pub struct RequestVote {
     pub last_log_index: Index,
     /// Term of the candidate's last entry.
     pub last_log_term: Term,
+    /// A pre-vote (Raft thesis 9.6): "would you vote for me in the term after mine?"
+    /// Asks without raising anyone's term, so a node that cannot win does not disrupt.
+    pub pre_vote: bool,
 }
 
 /// The answer to RequestVote.
@@ -93,6 +96,8 @@ pub struct RequestVote {
 pub struct RequestVoteResponse {
     /// Whether the vote was granted.
     pub granted: bool,
+    /// Whether this answers a pre-vote.
+    pub pre_vote: bool,
 }
 
 impl Message {

@@ -141,9 +141,9 @@ pub struct Stats {
     pub entry_bytes_sent: u64,
     /// AppendEntries responses sent.
     pub append_responses: u64,
-    /// Vote requests sent.
+    /// Vote requests sent (pre-votes included).
     pub vote_requests: u64,
-    /// Vote responses sent.
+    /// Vote responses sent (pre-vote answers included).
     pub vote_responses: u64,
     /// Elections this node started.
     pub elections: u64,
@@ -185,6 +185,10 @@ pub struct RaftNode {
     heartbeat_deadline: Time,
     quorum_check_deadline: Time,
     votes: Vec<NodeId>,
+    /// Pre-votes granted so far, while a pre-vote round is under way.
+    prevotes: Option<Vec<NodeId>>,
+    /// When this node last heard from the leader of its term (None: no leader known).
+    leader_contact: Option<Time>,
     /// Per-follower progress, in `cfg.voters` order; None in the slot of this node.
     progress: Vec<Option<Progress>>,
     batcher: Batcher,
@@ -244,6 +248,8 @@ impl RaftNode {
             heartbeat_deadline: now,
             quorum_check_deadline: now,
             votes: Vec::new(),
+            prevotes: None,
+            leader_contact: None,
             progress: Vec::new(),
             batcher: Batcher::default(),
             hard_state_dirty: false,
@@ -295,7 +301,14 @@ impl RaftNode {
             check_append(&msg, ae)?;
         }
 
-        if msg.term > self.term {
+        // A pre-vote asks about the term after the candidate's, and a granted pre-vote
+        // answers with that term: neither may raise anyone's term.
+        let pre_vote_term = match &msg.body {
+            MessageBody::RequestVote(rv) => rv.pre_vote,
+            MessageBody::RequestVoteResponse(r) => r.pre_vote && r.granted,
+            _ => false,
+        };
+        if msg.term > self.term && !pre_vote_term {
             // Any message from a later term means ours is over (Figure 2, "All Servers").
             let leader = match msg.body {
                 MessageBody::AppendEntries(_) => Some(msg.from),
@@ -311,7 +324,13 @@ impl RaftNode {
                     self.on_append_response(msg.from, r);
                 }
             }
+            MessageBody::RequestVote(rv) if rv.pre_vote => self.on_pre_vote(msg.from, msg.term, rv),
             MessageBody::RequestVote(rv) => self.on_request_vote(msg.from, msg.term, rv),
+            MessageBody::RequestVoteResponse(r) if r.pre_vote => {
+                if r.granted && msg.term == self.term + 1 {
+                    self.on_pre_vote_granted(msg.from);
+                }
+            }
             MessageBody::RequestVoteResponse(r) => {
                 if msg.term == self.term && self.role == Role::Candidate && r.granted {
                     self.on_vote_granted(msg.from);
@@ -327,7 +346,11 @@ impl RaftNode {
         match self.role {
             Role::Follower | Role::Candidate => {
                 if now >= self.election_deadline {
-                    self.campaign();
+                    if self.cfg.pre_vote {
+                        self.pre_campaign();
+                    } else {
+                        self.campaign();
+                    }
                 }
             }
             Role::Leader => {
@@ -526,13 +549,79 @@ impl RaftNode {
         }
         self.set_role(Role::Follower);
         self.set_leader(leader);
+        self.leader_contact = leader.map(|_| self.now);
+        self.prevotes = None;
         self.progress.clear();
         self.votes.clear();
         self.batcher.clear();
         self.reset_election_deadline();
     }
 
+    /// Asks every peer whether it would vote for us in the next term, without raising ours.
+    fn pre_campaign(&mut self) {
+        self.set_leader(None);
+        self.leader_contact = None;
+        self.prevotes = Some(vec![self.cfg.id]);
+        self.reset_election_deadline();
+        if self.cfg.quorum() <= 1 {
+            self.campaign();
+            return;
+        }
+        let rv = RequestVote {
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote: true,
+        };
+        for i in 0..self.cfg.voters.len() {
+            let to = self.cfg.voters[i];
+            if to != self.cfg.id {
+                self.stats.vote_requests += 1;
+                // Nothing was changed, so nothing must be persisted first.
+                self.messages.push(Message {
+                    from: self.cfg.id,
+                    to,
+                    term: self.term + 1,
+                    body: MessageBody::RequestVote(rv.clone()),
+                });
+            }
+        }
+    }
+
+    fn on_pre_vote(&mut self, from: NodeId, term: Term, rv: RequestVote) {
+        let up_to_date =
+            (rv.last_log_term, rv.last_log_index) >= (self.log.last_term(), self.log.last_index());
+        // A node that hears from a live leader does not help unseat it (thesis 9.6).
+        let leader_alive = self.role == Role::Leader
+            || self
+                .leader_contact
+                .is_some_and(|t| self.now < t + self.cfg.election_timeout);
+        let granted = term > self.term && up_to_date && !leader_alive;
+        self.stats.vote_responses += 1;
+        self.messages.push(Message {
+            from: self.cfg.id,
+            to: from,
+            term: if granted { term } else { self.term },
+            body: MessageBody::RequestVoteResponse(RequestVoteResponse {
+                granted,
+                pre_vote: true,
+            }),
+        });
+    }
+
+    fn on_pre_vote_granted(&mut self, from: NodeId) {
+        let Some(prevotes) = self.prevotes.as_mut() else {
+            return;
+        };
+        if !prevotes.contains(&from) {
+            prevotes.push(from);
+        }
+        if prevotes.len() >= self.cfg.quorum() {
+            self.campaign();
+        }
+    }
+
     fn campaign(&mut self) {
+        self.prevotes = None;
         self.term += 1;
         self.voted_for = Some(self.cfg.id);
         self.hard_state_dirty = true;
@@ -549,6 +638,7 @@ impl RaftNode {
         let rv = RequestVote {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
+            pre_vote: false,
         };
         for i in 0..self.cfg.voters.len() {
             let to = self.cfg.voters[i];
@@ -585,7 +675,10 @@ impl RaftNode {
             from: self.cfg.id,
             to: from,
             term: self.term,
-            body: MessageBody::RequestVoteResponse(RequestVoteResponse { granted }),
+            body: MessageBody::RequestVoteResponse(RequestVoteResponse {
+                granted,
+                pre_vote: false,
+            }),
         });
     }
 
@@ -946,6 +1039,8 @@ impl RaftNode {
             self.become_follower(term, Some(from));
         } else {
             self.set_leader(Some(from));
+            self.leader_contact = Some(self.now);
+            self.prevotes = None;
             self.reset_election_deadline();
         }
 

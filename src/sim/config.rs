@@ -168,6 +168,7 @@ impl SimConfig {
         };
         raft.append_resets_heartbeat = r.random_bool(0.5);
         raft.check_quorum = r.random_bool(0.8);
+        raft.pre_vote = r.random_bool(0.5);
         raft.compact_threshold = pick(r, &[0, 5, 50, 50, 8192]);
 
         let net = NetConfig {
