@@ -15,7 +15,7 @@ use super::histograms::{IntervalHistogram, PointHistograms, Unit};
 use super::model;
 use super::output::{file_names, fresh_dir, read_interval_log, write_file, OutputError};
 use super::scenario::Arrival;
-use super::summary::{LoadKind, PointSummary, RunSummary};
+use super::summary::{Baseline, LoadKind, PointSummary, RunSummary};
 use crate::raft::CommitMode;
 
 /// The sweep knob of the offered rate.
@@ -444,10 +444,22 @@ pub fn latency_vs_rate(run: &RunSummary) -> Result<Option<String>, PlotError> {
         g.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
     }
     let all = || groups.iter().flat_map(|(_, g)| g.iter());
-    let floors: Vec<(String, f64)> = run
+    // The raw floors only (plain quinn and TCP), when measured: five close lines with
+    // their labels would bury each other.
+    let measured = |b: &&Baseline| b.rtt.count > 0 && b.rtt.p50 > 0.0;
+    let raw: Vec<&Baseline> = run
         .baselines
         .iter()
-        .filter(|b| b.rtt.count > 0 && b.rtt.p50 > 0.0)
+        .filter(measured)
+        .filter(|b| b.transport.ends_with("-raw"))
+        .collect();
+    let shown = if raw.is_empty() {
+        run.baselines.iter().filter(measured).collect()
+    } else {
+        raw
+    };
+    let floors: Vec<(String, f64)> = shown
+        .into_iter()
         .map(|b| (b.transport.clone(), b.rtt.p50))
         .collect();
     let (x0, x1) = decades(
