@@ -10,49 +10,18 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use raftbench::codec;
-use raftbench::raft::message::{
-    AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody,
-};
-use raftbench::raft::types::{Entry, EntryKind};
+use raftbench::harness::baseline::{answer, append_batch};
+use raftbench::raft::message::Message;
 
 const SIZES: [usize; 3] = [1, 64, 1_024];
 const PAYLOAD: usize = 64;
 
 fn append(n: usize) -> Message {
-    let data = Bytes::from(vec![0xab; PAYLOAD]);
-    Message {
-        from: 1,
-        to: 2,
-        term: 7,
-        body: MessageBody::AppendEntries(AppendEntries {
-            prev_log_index: 1_000,
-            prev_log_term: 7,
-            entries: (0..n as u64)
-                .map(|i| Entry {
-                    term: 7,
-                    index: 1_001 + i,
-                    kind: EntryKind::Normal,
-                    data: data.clone(),
-                })
-                .collect(),
-            leader_commit: 1_000,
-            compact_floor: 0,
-            kind: AppendKind::Entries,
-        }),
-    }
+    append_batch(n, PAYLOAD)
 }
 
 fn response() -> Message {
-    Message {
-        from: 2,
-        to: 1,
-        term: 7,
-        body: MessageBody::AppendEntriesResponse(AppendEntriesResponse {
-            prev_log_index: 1_000,
-            match_index: 1_001,
-            reject: None,
-        }),
-    }
+    answer(&append(1))
 }
 
 fn frame(msg: &Message) -> Bytes {
