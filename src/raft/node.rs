@@ -185,6 +185,8 @@ pub struct RaftNode {
     heartbeat_deadline: Time,
     quorum_check_deadline: Time,
     votes: Vec<NodeId>,
+    /// Scratch space for the commit computation.
+    match_scratch: Vec<Index>,
     /// Pre-votes granted so far, while a pre-vote round is under way.
     prevotes: Option<Vec<NodeId>>,
     /// When this node last heard from the leader of its term (None: no leader known).
@@ -248,6 +250,7 @@ impl RaftNode {
             heartbeat_deadline: now,
             quorum_check_deadline: now,
             votes: Vec::new(),
+            match_scratch: Vec::new(),
             prevotes: None,
             leader_contact: None,
             progress: Vec::new(),
@@ -980,15 +983,14 @@ impl RaftNode {
     }
 
     fn maybe_commit(&mut self) {
-        let mut matches: Vec<Index> = self
-            .progress
-            .iter()
-            .flatten()
-            .map(|pr| pr.match_index)
-            .collect();
+        // Runs on every acknowledgement: reuse one buffer rather than allocate.
+        let mut matches = std::mem::take(&mut self.match_scratch);
+        matches.clear();
+        matches.extend(self.progress.iter().flatten().map(|pr| pr.match_index));
         matches.push(self.persisted);
         matches.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matches[self.cfg.quorum() - 1];
+        self.match_scratch = matches;
         // Only an entry of the leader's own term commits by counting replicas (Figure 8).
         if candidate > self.commit && self.log.term(candidate) == Some(self.term) {
             self.set_commit(candidate);
