@@ -115,18 +115,10 @@ impl LogStore for MemStore {
     }
 
     fn compact(&mut self, upto: Index) -> Result<(), StoreError> {
-        if upto <= self.snapshot_index {
+        let Some((n, term)) = compaction(&self.entries, self.snapshot_index, upto)? else {
             return Ok(());
-        }
-        let last_index = self.last_index();
-        if upto > last_index {
-            return Err(StoreError::Unavailable {
-                index: upto,
-                last_index,
-            });
-        }
-        let n = (upto - self.snapshot_index) as usize;
-        self.snapshot_term = self.entries[n - 1].term;
+        };
+        self.snapshot_term = term;
         self.entries.drain(..n);
         self.snapshot_index = upto;
         Ok(())
@@ -177,6 +169,28 @@ pub fn read_range(
     let start = (lo - snapshot_index - 1) as usize;
     let end = (hi - snapshot_index - 1) as usize;
     Ok(entries.range(start..end).cloned().collect())
+}
+
+/// What compacting a log held in memory after `snapshot_index` up to `upto` discards:
+/// the number of entries and the term of the last one; None when `upto` is already
+/// discarded, an error when it is past the last entry (the [`LogStore::compact`] contract).
+pub fn compaction(
+    entries: &VecDeque<Entry>,
+    snapshot_index: Index,
+    upto: Index,
+) -> Result<Option<(usize, Term)>, StoreError> {
+    if upto <= snapshot_index {
+        return Ok(None);
+    }
+    let last_index = snapshot_index + entries.len() as Index;
+    if upto > last_index {
+        return Err(StoreError::Unavailable {
+            index: upto,
+            last_index,
+        });
+    }
+    let n = (upto - snapshot_index) as usize;
+    Ok(Some((n, entries[n - 1].term)))
 }
 
 /// The behaviour every [`LogStore`] must show, as a function a store's own tests call

@@ -543,18 +543,9 @@ impl FileStore {
     }
 
     fn compact_inner(&mut self, upto: Index) -> Result<(), StoreError> {
-        if upto <= self.snapshot_index {
+        let Some((n, term)) = store::compaction(&self.entries, self.snapshot_index, upto)? else {
             return Ok(());
-        }
-        let last_index = self.last_index();
-        if upto > last_index {
-            return Err(StoreError::Unavailable {
-                index: upto,
-                last_index,
-            });
-        }
-        let n = (upto - self.snapshot_index) as usize;
-        let term = self.entries[n - 1].term;
+        };
         let mut body = [0u8; META_BODY];
         body[0..8].copy_from_slice(&upto.to_be_bytes());
         body[8..16].copy_from_slice(&term.to_be_bytes());
