@@ -85,22 +85,22 @@ fn commit(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let (tx, rx) = crossbeam::channel::unbounded();
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                     let start = Instant::now();
                     rt.block_on(async {
                         for id in 0..n {
                             let req = Request {
                                 id,
                                 command: payload.clone(),
-                                reply: ReplyTo::Queue(tx.clone()),
+                                reply: ReplyTo::Channel(tx.clone()),
                             };
                             leader.send(req).await.expect("server accepts");
                         }
+                        for _ in 0..n {
+                            let a = rx.recv().await.expect("a reply per request");
+                            a.reply.expect("committed");
+                        }
                     });
-                    for _ in 0..n {
-                        let (_, r) = rx.recv().expect("a reply per request");
-                        r.expect("committed");
-                    }
                     total += start.elapsed();
                 }
                 total

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::kv::{Command, KvStore, Output};
-use crate::raft::{Config, MemStore, NodeId};
+use crate::raft::{Config, MemStore, Membership, NodeId};
 use crate::server::{ClientError, Observer, Reply, Server, ServerError, ServerHandle, ServerParts};
 use crate::shutdown::ShutdownController;
 use crate::tls::{self, NodeIdentity};
@@ -42,7 +42,7 @@ pub struct ClusterSpec {
     pub transport: TransportKind,
     /// Encode messages even in memory (only for `TransportKind::Mem`).
     pub mem_mode: MemMode,
-    /// The core's knobs; `id` and `voters` are filled in per node.
+    /// The core's knobs, the same for every node.
     pub raft: Config,
     /// QUIC parameters (only for `TransportKind::Quic`).
     pub quic: QuicSettings,
@@ -63,7 +63,7 @@ impl ClusterSpec {
             nodes,
             transport,
             mem_mode: MemMode::Move,
-            raft: Config::new(1, vec![1]),
+            raft: Config::default(),
             quic: QuicSettings::default(),
             transport_settings: TransportSettings::default(),
             threading: Threading::PerNode,
@@ -356,11 +356,9 @@ async fn node_main(s: NodeStart) {
         crate::transport::wait_connected(transport.as_ref(), peer).await;
     }
     let voters: Vec<NodeId> = (1..=spec.nodes as NodeId).collect();
-    let mut raft = spec.raft.clone();
-    raft.id = id;
-    raft.voters = voters;
     let parts = ServerParts {
-        raft,
+        members: Membership::new(id, voters),
+        raft: spec.raft.clone(),
         seed: spec.seed.wrapping_add(id),
         epoch: s.epoch,
         store: MemStore::new(),

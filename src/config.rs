@@ -1,15 +1,14 @@
-//! Configuration files: the Raft knobs in human units, and the cluster file that
-//! `raftbench node` and `raftbench client` read.
+//! Configuration files: the cluster file that `raftbench node` and `raftbench client`
+//! read. The core's knobs are [`crate::raft::Config`] itself, in files as in scenarios.
 //!
 //! Unknown keys are refused, and every error names the file and the key at fault.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::raft::{CommitMode, Config, NodeId, ReplicationTrigger};
+use crate::raft::{Config, Membership, NodeId};
 use crate::transport::{QuicSettings, TransportKind, TransportSettings};
 
 /// Why a configuration file was refused.
@@ -41,113 +40,6 @@ pub enum ConfigFileError {
         /// Why it cannot work.
         reason: String,
     },
-}
-
-/// The core's knobs as a config file spells them (durations in milliseconds).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RaftSettings {
-    /// Heartbeat interval in ms (default 50).
-    pub heartbeat_ms: f64,
-    /// Minimum election timeout in ms; each timeout is drawn from [this, 2 x this) (default 500).
-    pub election_timeout_ms: f64,
-    /// Most entries per AppendEntries (default 1024).
-    pub max_batch_entries: usize,
-    /// Most bytes per AppendEntries (default 1 MiB).
-    pub max_batch_bytes: usize,
-    /// How long a proposal may wait for more to join its batch, in ms (default 0).
-    pub linger_ms: f64,
-    /// AppendEntries in flight per follower (default 16).
-    pub max_inflight_msgs: usize,
-    /// Entry bytes in flight per follower (default 16 MiB).
-    pub max_inflight_bytes: usize,
-    /// `piggyback` (default) or `eager`.
-    pub commit_mode: CommitMode,
-    /// `immediate` (default) or `on_tick`.
-    pub trigger: ReplicationTrigger,
-    /// Whether an append restarts that follower's heartbeat timer (default false).
-    pub append_resets_heartbeat: bool,
-    /// Whether a leader that lost its majority steps down (default true).
-    pub check_quorum: bool,
-    /// Whether elections start with a pre-vote round (default true).
-    pub pre_vote: bool,
-    /// Discard the applied log prefix in steps of this many entries (0: never; default 8192).
-    pub compact_threshold: u64,
-}
-
-impl Default for RaftSettings {
-    fn default() -> Self {
-        let c = Config::new(1, vec![1]);
-        RaftSettings {
-            heartbeat_ms: c.heartbeat_interval.as_secs_f64() * 1e3,
-            election_timeout_ms: c.election_timeout.as_secs_f64() * 1e3,
-            max_batch_entries: c.max_batch_entries,
-            max_batch_bytes: c.max_batch_bytes,
-            linger_ms: c.linger.as_secs_f64() * 1e3,
-            max_inflight_msgs: c.max_inflight_msgs,
-            max_inflight_bytes: c.max_inflight_bytes,
-            commit_mode: c.commit_mode,
-            trigger: c.trigger,
-            append_resets_heartbeat: c.append_resets_heartbeat,
-            check_quorum: c.check_quorum,
-            pre_vote: c.pre_vote,
-            compact_threshold: c.compact_threshold,
-        }
-    }
-}
-
-fn ms(v: f64) -> Duration {
-    Duration::from_secs_f64(v.max(0.0) / 1e3)
-}
-
-impl RaftSettings {
-    /// The core configuration for node `id` of `voters`; the error names the key at fault
-    /// (as spelled in the file, under `prefix`).
-    pub fn to_core(
-        &self,
-        id: NodeId,
-        voters: Vec<NodeId>,
-        prefix: &str,
-    ) -> Result<Config, (String, String)> {
-        for (key, v) in [
-            ("heartbeat_ms", self.heartbeat_ms),
-            ("election_timeout_ms", self.election_timeout_ms),
-            ("linger_ms", self.linger_ms),
-        ] {
-            if !v.is_finite() || v < 0.0 {
-                return Err((
-                    format!("{prefix}{key}"),
-                    format!("must be a non-negative number, got {v}"),
-                ));
-            }
-        }
-        let cfg = Config {
-            id,
-            voters,
-            heartbeat_interval: ms(self.heartbeat_ms),
-            election_timeout: ms(self.election_timeout_ms),
-            max_batch_entries: self.max_batch_entries,
-            max_batch_bytes: self.max_batch_bytes,
-            linger: ms(self.linger_ms),
-            max_inflight_msgs: self.max_inflight_msgs,
-            max_inflight_bytes: self.max_inflight_bytes,
-            commit_mode: self.commit_mode,
-            trigger: self.trigger,
-            append_resets_heartbeat: self.append_resets_heartbeat,
-            check_quorum: self.check_quorum,
-            pre_vote: self.pre_vote,
-            compact_threshold: self.compact_threshold,
-        };
-        cfg.validate().map_err(|e| {
-            let key = match e.field {
-                "heartbeat_interval" => "heartbeat_ms",
-                "election_timeout" => "election_timeout_ms",
-                f => f,
-            };
-            (format!("{prefix}{key}"), e.reason)
-        })?;
-        Ok(cfg)
-    }
 }
 
 /// One member in a cluster file.
@@ -191,9 +83,9 @@ pub struct ClusterFile {
     /// How nodes persist.
     #[serde(default)]
     pub storage: StorageKind,
-    /// The core's knobs.
+    /// The core's knobs (the same type and names as a scenario's `raft` table).
     #[serde(default)]
-    pub raft: RaftSettings,
+    pub raft: Config,
     /// QUIC parameters.
     #[serde(default)]
     pub quic: QuicSettings,
@@ -267,8 +159,8 @@ impl ClusterFile {
             return Err(self.invalid("nodes.id", "0 is not a valid node id"));
         }
         self.raft
-            .to_core(ids[0], ids.clone(), "raft.")
-            .map_err(|(k, r)| self.invalid(k, r))?;
+            .validate()
+            .map_err(|e| self.invalid(format!("raft.{}", e.field), e.reason))?;
         Ok(())
     }
 
@@ -284,24 +176,21 @@ impl ClusterFile {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// The core configuration for member `id`.
+    /// Member `id`'s place in the cluster and the core's knobs.
     ///
     /// Node processes never discard their log prefix, whatever `raft.compact_threshold`
     /// says: the key-value store is not snapshotted, so a restarted node rebuilds it by
     /// re-applying the whole log, which must therefore still be there.
-    pub fn core_config(&self, id: NodeId) -> Result<Config, ConfigFileError> {
+    pub fn core_config(&self, id: NodeId) -> Result<(Membership, Config), ConfigFileError> {
         if self.node(id).is_none() {
             return Err(self.invalid(
                 "--id",
                 format!("{id} is not among the nodes {:?}", self.ids()),
             ));
         }
-        let mut cfg = self
-            .raft
-            .to_core(id, self.ids(), "raft.")
-            .map_err(|(k, r)| self.invalid(k, r))?;
+        let mut cfg = self.raft.clone();
         cfg.compact_threshold = 0;
-        Ok(cfg)
+        Ok((Membership::new(id, self.ids()), cfg))
     }
 
     /// The certificate directory, resolved against the file's directory.
@@ -369,7 +258,7 @@ client_addr = "127.0.0.1:7201"
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-configs/cluster-3.toml");
         let f = ClusterFile::load(&p).unwrap();
         assert_eq!(f.ids(), vec![1, 2, 3]);
-        assert_eq!(f.core_config(2).unwrap().voters, vec![1, 2, 3]);
+        assert_eq!(f.core_config(2).unwrap().0.voters, vec![1, 2, 3]);
         assert!(f.core_config(4).is_err());
     }
 }

@@ -20,13 +20,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Runs a scenario file and writes results/<name>/ (no command: bench-configs/default.toml).
+    /// Runs a scenario file and writes results/runs/<name>/ (no command: bench-configs/default.toml).
     Run {
         /// The scenario file.
         config: PathBuf,
-        /// Results directory (default: results/<scenario name>).
+        /// Results directory (default: results/runs/<scenario name>/, which git ignores).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write into results/<scenario name>/, replacing the published reference results.
+        #[arg(long, conflicts_with = "out")]
+        publish: bool,
+        /// Overrides a key of the scenario's base for every point, by the dotted path a
+        /// sweep uses (`--set workload.rate=500 --set raft.heartbeat_ms=10`); a series'
+        /// own `set` and sweeps still take precedence. Repeatable.
+        #[arg(long = "set", value_name = "KNOB=VALUE")]
+        set: Vec<String>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -125,9 +133,17 @@ fn main() -> Result<()> {
     match cli.command.unwrap_or_else(|| Cmd::Run {
         config: default_scenario(),
         out: None,
+        publish: false,
+        set: Vec::new(),
         quiet: false,
     }) {
-        Cmd::Run { config, out, quiet } => run(&config, out, quiet),
+        Cmd::Run {
+            config,
+            out,
+            publish,
+            set,
+            quiet,
+        } => run(&config, out, publish, &set, quiet),
         Cmd::Report { dir } => {
             let summary = raftbench::harness::output::read_run(&dir)?;
             let plots = raftbench::harness::plots::write_plots(&dir, &summary, &[])?;
@@ -236,10 +252,28 @@ fn default_scenario() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench-configs/default.toml")
 }
 
-fn run(config: &std::path::Path, out: Option<PathBuf>, quiet: bool) -> Result<()> {
-    use raftbench::harness::{report, runner, scenario::Scenario};
-    let sc = Scenario::load(config)?;
-    let out_dir = out.unwrap_or_else(|| PathBuf::from("results").join(&sc.file.name));
+fn run(
+    config: &std::path::Path,
+    out: Option<PathBuf>,
+    publish: bool,
+    set: &[String],
+    quiet: bool,
+) -> Result<()> {
+    use raftbench::harness::{report, run, scenario::Scenario};
+    let overrides = set
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+            None => anyhow::bail!("--set {kv}: expected KNOB=VALUE, e.g. --set workload.rate=500"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sc = Scenario::load_with(config, &overrides)?;
+    // A plain run never replaces the published references: it writes under results/runs/.
+    let out_dir = match (out, publish) {
+        (Some(dir), _) => dir,
+        (None, true) => PathBuf::from("results").join(&sc.file.name),
+        (None, false) => PathBuf::from("results/runs").join(&sc.file.name),
+    };
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build measures the compiler, not Raft; use --release");
     }
@@ -250,9 +284,9 @@ fn run(config: &std::path::Path, out: Option<PathBuf>, quiet: bool) -> Result<()
         config.display(),
         out_dir.display()
     );
-    let summary = runner::run_scenario(
+    let summary = run::run_scenario(
         &sc,
-        &runner::RunOptions {
+        &run::RunOptions {
             out_dir: out_dir.clone(),
             progress: !quiet,
         },

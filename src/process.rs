@@ -49,7 +49,7 @@ pub async fn run_node(
     id: NodeId,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeProcessError> {
-    let cfg = file.core_config(id)?;
+    let (members, cfg) = file.core_config(id)?;
     let me = file.node(id).expect("core_config checked the id").clone();
     let peers: HashMap<NodeId, std::net::SocketAddr> = file
         .nodes
@@ -82,6 +82,7 @@ pub async fn run_node(
     let data = file.node_data_dir(id);
     let server_task = match file.storage {
         StorageKind::Memory => spawn_server(
+            members,
             cfg,
             seed,
             epoch,
@@ -98,7 +99,16 @@ pub async fn run_node(
             };
             let store = FileStore::open(&data, sync)?;
             tracing::info!(node = id, dir = %data.display(), last_index = store.last_index(), term = store.hard_state().term, "log store opened");
-            spawn_server(cfg, seed, epoch, store, transport.clone(), inbox, &ctl)?
+            spawn_server(
+                members,
+                cfg,
+                seed,
+                epoch,
+                store,
+                transport.clone(),
+                inbox,
+                &ctl,
+            )?
         }
     };
     let (handle, server_task) = server_task;
@@ -124,7 +134,9 @@ type Spawned = (
     tokio::task::JoinHandle<crate::kv::KvStore>,
 );
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_server<S: LogStore + Send + 'static>(
+    members: crate::raft::Membership,
     raft: crate::raft::Config,
     seed: u64,
     epoch: Instant,
@@ -134,6 +146,7 @@ fn spawn_server<S: LogStore + Send + 'static>(
     ctl: &ShutdownController,
 ) -> Result<Spawned, NodeProcessError> {
     let (server, handle) = Server::new(ServerParts {
+        members,
         raft,
         seed,
         epoch,

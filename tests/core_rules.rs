@@ -6,9 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use raftbench::raft::{
     next_after_reject, AppendEntries, AppendEntriesResponse, AppendKind, CommitMode, Config, Entry,
-    EntryKind, HardState, Index, LogStore, MemStore, Message, MessageBody, NodeId, ProgressState,
-    RaftLog, RaftNode, Ready, RejectHint, ReplicationTrigger, RequestVote, Role, StepError, Term,
-    Time,
+    EntryKind, HardState, Index, LogStore, MemStore, Membership, Message, MessageBody, NodeId,
+    ProgressState, RaftLog, RaftNode, Ready, RejectHint, ReplicationTrigger, RequestVote, Role,
+    StepError, Term, Time,
 };
 
 fn ms(n: u64) -> Time {
@@ -27,10 +27,10 @@ fn entry(index: Index, term: Term) -> Entry {
 /// A node of a 3-node cluster rebuilt from a store holding `terms` (the term of each entry
 /// from index 1) and hard state `term`.
 fn node_with_log(id: NodeId, terms: &[Term], term: Term) -> RaftNode {
-    node_with_log_cfg(Config::new(id, vec![1, 2, 3]), terms, term)
+    node_with_log_cfg(id, Config::default(), terms, term)
 }
 
-fn node_with_log_cfg(cfg: Config, terms: &[Term], term: Term) -> RaftNode {
+fn node_with_log_cfg(id: NodeId, cfg: Config, terms: &[Term], term: Term) -> RaftNode {
     let mut store = MemStore::new();
     let entries: Vec<Entry> = terms
         .iter()
@@ -44,7 +44,14 @@ fn node_with_log_cfg(cfg: Config, terms: &[Term], term: Term) -> RaftNode {
             voted_for: None,
         })
         .unwrap();
-    RaftNode::restore(cfg, 7, Time::ZERO, &store).unwrap()
+    RaftNode::restore(
+        Membership::new(id, vec![1, 2, 3]),
+        cfg,
+        7,
+        Time::ZERO,
+        &store,
+    )
+    .unwrap()
 }
 
 fn all_messages(rd: &Ready) -> Vec<Message> {
@@ -180,8 +187,14 @@ fn vote_rules() {
                 voted_for: c.voted_before,
             })
             .unwrap();
-        let mut node =
-            RaftNode::restore(Config::new(1, vec![1, 2, 3]), 1, Time::ZERO, &store).unwrap();
+        let mut node = RaftNode::restore(
+            Membership::new(1, vec![1, 2, 3]),
+            Config::default(),
+            1,
+            Time::ZERO,
+            &store,
+        )
+        .unwrap();
         node.step(
             Message {
                 from: 2,
@@ -421,13 +434,13 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn new(cfgs: Vec<Config>) -> Cluster {
+    fn new(cfgs: Vec<(Membership, Config)>) -> Cluster {
         let n = cfgs.len();
         Cluster {
             nodes: cfgs
                 .into_iter()
                 .enumerate()
-                .map(|(i, c)| RaftNode::new(c, i as u64, Time::ZERO).unwrap())
+                .map(|(i, (m, c))| RaftNode::new(m, c, i as u64, Time::ZERO).unwrap())
                 .collect(),
             stores: vec![MemStore::new(); n],
             queue: VecDeque::new(),
@@ -443,9 +456,9 @@ impl Cluster {
             voters
                 .iter()
                 .map(|&id| {
-                    let mut c = Config::new(id, voters.clone());
+                    let mut c = Config::default();
                     f(&mut c);
-                    c
+                    (Membership::new(id, voters.clone()), c)
                 })
                 .collect(),
         )
@@ -544,9 +557,11 @@ impl Cluster {
 fn figure_8_old_term_entries_commit_only_through_a_current_term_entry() {
     // S1 holds an entry of term 2 at index 2 that it never committed; it is elected in term 4
     // (straight to a real election: pre-votes are tested on their own).
-    let mut cfg = Config::new(1, vec![1, 2, 3]);
-    cfg.pre_vote = false;
-    let mut leader = node_with_log_cfg(cfg, &[1, 2], 3);
+    let cfg = Config {
+        pre_vote: false,
+        ..Config::default()
+    };
+    let mut leader = node_with_log_cfg(1, cfg, &[1, 2], 3);
     leader.tick(ms(2_000));
     assert_eq!(leader.role(), Role::Candidate);
     let term = leader.term();
@@ -1005,7 +1020,8 @@ fn restart_keeps_term_vote_and_log() {
     let before = (c.node(f).hard_state(), c.node(f).log().last_index());
     let store = c.stores[f as usize - 1].clone();
     let cfg = c.node(f).config().clone();
-    let restored = RaftNode::restore(cfg, 99, c.now, &store).unwrap();
+    let members = c.node(f).membership().clone();
+    let restored = RaftNode::restore(members, cfg, 99, c.now, &store).unwrap();
     assert_eq!((restored.hard_state(), restored.log().last_index()), before);
     assert_eq!(
         restored.commit_index(),
@@ -1017,17 +1033,18 @@ fn restart_keeps_term_vote_and_log() {
 
 #[test]
 fn config_errors_name_the_field() {
-    let mut c = Config::new(1, vec![1, 2, 3]);
+    let mut c = Config::default();
     c.heartbeat_interval = c.election_timeout;
-    assert_eq!(c.validate().unwrap_err().field, "heartbeat_interval");
-    let mut c = Config::new(1, vec![1, 2, 3]);
+    assert_eq!(c.validate().unwrap_err().field, "heartbeat_ms");
+    let mut c = Config::default();
     c.max_inflight_msgs = 0;
     assert_eq!(c.validate().unwrap_err().field, "max_inflight_msgs");
-    let c = Config::new(4, vec![1, 2, 3]);
-    assert_eq!(c.validate().unwrap_err().field, "id");
-    let c = Config::new(1, vec![1, 2, 2]);
-    assert_eq!(c.validate().unwrap_err().field, "voters");
-    assert!(RaftNode::new(Config::new(1, vec![]), 0, Time::ZERO).is_err());
+    let m = Membership::new(4, vec![1, 2, 3]);
+    assert_eq!(m.validate().unwrap_err().field, "id");
+    let m = Membership::new(1, vec![1, 2, 2]);
+    assert_eq!(m.validate().unwrap_err().field, "voters");
+    let m = Membership::new(1, vec![]);
+    assert!(RaftNode::new(m, Config::default(), 0, Time::ZERO).is_err());
 }
 
 #[test]

@@ -1,15 +1,14 @@
 //! The harness sees what it claims to see: a 200 ms leader stall lands in the open-loop
-//! tail (and mostly escapes a closed loop), and follower commit lag at sparse load follows
-//! the heartbeat model. Effects asserted here are far larger than machine noise.
+//! tail (and mostly escapes a closed loop), every answer is attributed to the phases of its
+//! latency, and eager commit notices buy a shorter follower lag with messages. Effects
+//! asserted here are far larger than machine noise; agreement with the lag models needs
+//! many samples and lives in the published runs, not here.
 
 use std::path::Path;
 
-use std::time::Duration;
-
-use raftbench::harness::model::LagModel;
-use raftbench::harness::run::run_point;
-use raftbench::harness::scenario::{Arrival, Point, Scenario};
-use raftbench::raft::CommitMode;
+use raftbench::harness::point::run_point;
+use raftbench::harness::reply_recorder::PHASES;
+use raftbench::harness::scenario::{Point, Scenario};
 
 fn points(text: &str) -> Vec<Point> {
     Scenario::parse(Path::new("tests/harness.rs"), text)
@@ -22,7 +21,7 @@ fn a_leader_stall_shows_in_the_open_loop_tail_not_in_a_closed_loop() {
     let ps = points(
         r#"
 name = "stall"
-[base.phases]
+[base.timing]
 warmup_s = 0.5
 measure_s = 2.0
 [base.faults]
@@ -65,61 +64,52 @@ set = { "workload.mode" = "closed_loop", "workload.clients" = 4 }
 }
 
 #[test]
-fn sparse_piggyback_commit_lag_follows_the_heartbeat_model() {
-    // Poisson arrivals at 5/s: far sparser than one per heartbeat, and never in step with it.
+fn every_answer_gives_one_sample_to_every_phase_and_the_phases_add_up() {
+    // Dense: many requests per round trip, batches, the pipeline and the reply path all busy.
     let ps = points(
         r#"
-name = "model"
+name = "phases"
 [base.workload]
-rate = 5.0
+rate = 20000.0
 arrival = "poisson"
-[base.phases]
-warmup_s = 0.5
-measure_s = 8.0
+[base.timing]
+warmup_s = 0.3
+measure_s = 1.5
 [[series]]
-name = "hb"
-sweep = [ { knob = "raft.heartbeat_ms", values = [20.0, 50.0] } ]
+name = "dense"
 "#,
     );
-    for p in &ps {
-        let (s, _) = run_point(p, None, &|_| {}).unwrap();
-        // Heartbeats on a timer that appends do not reset: lag ~ Uniform(0, H) + d (the
-        // model also accounts for the rare request that beats the heartbeat), with d the
-        // one-way delay: half the replication round trip measured in the same run.
-        let d = s.phases.replication.p50 / 2.0;
-        let model = LagModel {
-            commit_mode: CommitMode::Piggyback,
-            append_resets_heartbeat: false,
-            heartbeat: Duration::from_secs_f64(p.config.raft.heartbeat_ms / 1e3),
-            arrival: Arrival::Poisson,
-            rate: p.config.workload.rate,
-            one_way: Duration::from_secs_f64(d / 1e6),
-        }
-        .mean()
-        .as_secs_f64()
-            * 1e6;
-        let mean = s.commit_lag.mean;
-        eprintln!(
-            "{}: mean commit lag {mean:.0} us, model {model:.0} us",
-            p.name
-        );
-        assert!(
-            s.commit_lag.count >= 40,
-            "{}: {} lag samples",
-            p.name,
-            s.commit_lag.count
-        );
-        assert!(
-            (mean - model).abs() <= 0.25 * model,
-            "{}: mean follower commit lag {mean:.0} us vs model {model:.0} us",
-            p.name
-        );
-        assert_eq!(s.followers.len(), 2);
-        assert!(
-            s.per_request.heartbeats > 0.0,
-            "sparse load leans on heartbeats"
+    let (s, h) = run_point(&ps[0], None, &|_| {}).unwrap();
+    eprintln!(
+        "ok {}, missing {}, mismatched {}, latency p50 {} us",
+        s.ok, s.phase_samples_missing, s.phase_sum_mismatch, s.latency.p50
+    );
+    assert!(s.ok > 10_000, "{} answers", s.ok);
+    assert_eq!(s.phase_samples_missing, 0);
+    assert_eq!(h["latency"].total.len(), s.ok);
+    for name in PHASES {
+        assert_eq!(
+            h[&format!("phase.{name}")].total.len(),
+            s.ok,
+            "phase {name} has one sample per answer"
         );
     }
+    // Per request the phases add up to the latency within 5 us for 99.9% of requests...
+    assert!(
+        s.phase_sum_mismatch * 1000 <= s.ok,
+        "{} of {} requests' phases do not add up",
+        s.phase_sum_mismatch,
+        s.ok
+    );
+    // ...and so their means do, up to the histograms' three significant digits.
+    let p = &s.phases;
+    let sum = p.queue.mean + p.batch_wait.mean + p.replication.mean + p.apply.mean + p.reply.mean;
+    assert!(
+        (sum - s.latency.mean).abs() <= 5.0 + 0.002 * s.latency.mean,
+        "phase means add up to {sum:.1} us, latency mean {:.1} us",
+        s.latency.mean
+    );
+    assert!(p.replication.min > 0.0, "a commit needs a round trip");
 }
 
 #[test]
@@ -131,8 +121,8 @@ name = "eager"
 rate = 20.0
 arrival = "poisson"
 [base.raft]
-heartbeat_ms = 50.0
-[base.phases]
+heartbeat_ms = 200.0
+[base.timing]
 warmup_s = 0.5
 measure_s = 3.0
 [[series]]
@@ -151,8 +141,10 @@ sweep = [ { knob = "raft.commit_mode", values = ["piggyback", "eager"] } ]
         eager.per_request.commit_notices >= 1.5,
         "one notice per follower per commit"
     );
+    // Piggybacked, a follower waits for the next request or heartbeat (tens of ms at 20/s
+    // with a 200 ms heartbeat); eager, for one message: two orders of magnitude apart.
     assert!(
-        eager.commit_lag.mean * 10.0 < pig.commit_lag.mean,
+        eager.commit_lag.mean * 5.0 < pig.commit_lag.mean,
         "eager lag {} us vs piggyback {} us",
         eager.commit_lag.mean,
         pig.commit_lag.mean

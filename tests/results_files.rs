@@ -97,6 +97,7 @@ fn point(
         unanswered: 0,
         latency: latency.clone(),
         schedule_error: lag(5.0, 20.0),
+        generator_thread: Default::default(),
         followers: vec![FollowerLag {
             node: 2,
             commit_lag: lag(commit_lag_us.0, commit_lag_us.1),
@@ -105,6 +106,8 @@ fn point(
         commit_lag: lag(commit_lag_us.0, commit_lag_us.1),
         apply_lag: lag(commit_lag_us.0 + 3.0, commit_lag_us.1 + 5.0),
         phases: Default::default(),
+        phase_samples_missing: 0,
+        phase_sum_mismatch: 0,
         batch_size: batch,
         pipeline_depth: lag(1.5, 3.0),
         per_request: Costs {

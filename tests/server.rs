@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use raftbench::kv::Command;
 use raftbench::raft::{
-    AppendEntries, AppendKind, Config, MemStore, Message, MessageBody, NodeId, RequestVoteResponse,
+    AppendEntries, AppendKind, Config, MemStore, Membership, Message, MessageBody, NodeId,
+    RequestVoteResponse,
 };
 use raftbench::server::{ClientError, Server, ServerParts};
 use raftbench::shutdown::ShutdownController;
@@ -31,13 +32,14 @@ async fn losing_leadership_fails_requests_in_flight_and_then_redirects() {
     let (t1, inbox1) = net.join(1, 1024);
     let (peer2, mut inbox2) = net.join(2, 1024);
     let (_peer3, _inbox3) = net.join(3, 1024);
-    let mut cfg = Config::new(1, vec![1, 2, 3]);
+    let mut cfg = Config::default();
     cfg.election_timeout = Duration::from_millis(50);
     cfg.heartbeat_interval = Duration::from_millis(10);
     cfg.check_quorum = false;
     // The script answers a real vote request; a pre-vote round would only add a step.
     cfg.pre_vote = false;
     let (server, handle) = Server::new(ServerParts {
+        members: Membership::new(1, vec![1, 2, 3]),
         raft: cfg,
         seed: 7,
         epoch: std::time::Instant::now(),

@@ -4,13 +4,22 @@
 //! Poisson spacing, from the seed) and measures latency from that slot, so a stall that
 //! delays sending is charged to the requests it delayed (no coordinated omission). It
 //! also measures how late it actually sent each request: a generator that cannot keep its
-//! schedule invalidates the point. Timer wheels tick in milliseconds, so the generator
-//! sleeps only while the next slot is far off and yields the core until the slot arrives
-//! for the last stretch; when it falls behind it sends every due request at once.
+//! schedule invalidates the point. Timer wheels tick in milliseconds, so the generator has
+//! a thread of its own that waits with the kernel's high-resolution timers, in a real-time
+//! scheduling class where the user may have one ([`GeneratorThread`]): on a 2-core machine
+//! shared with the nodes, a normal thread waits for a scheduler time slice (about 1 ms at
+//! the 99th percentile) before it can send. When it falls behind it sends every due request
+//! at once.
+//!
+//! The closed loop is N clients with one request outstanding each; its latency counts from
+//! the actual send, and its results are labelled closed-loop everywhere.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
@@ -18,15 +27,16 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::harness::histograms::{IntervalHistogram, Unit};
 use crate::harness::scenario::{Arrival, Workload};
+use crate::harness::target::LoadPort;
+use crate::harness::window::Window;
 use crate::kv::Command;
-use crate::server::{Reply, ReplyTo, Request, ServerHandle};
+use crate::server::{Answer, ReplyTo, Request};
 
-/// Sleep only when the next slot is further off than this; yield the core closer to it.
-/// Small, because yielding keeps a core busy: at dense rates the generator would otherwise
-/// spin all the time and take a core from the nodes it measures. A sleep overshoots by
-/// about 50 us on these VMs, so dense schedules leave in small bursts, a little late; the
-/// lateness is measured and reported.
-const SLEEP_SLACK: Duration = Duration::from_micros(50);
+/// Sleep only when the next slot is further off than this; spin for the last stretch.
+/// With a real-time class and a 1 ns timer slack a sleep on these VMs wakes 5-20 us late,
+/// so a short spin absorbs it; spinning longer would take a core from the nodes at dense
+/// rates, where slots are a few microseconds apart and the wait is mostly a sleep.
+const SPIN_WINDOW: Duration = Duration::from_micros(20);
 
 /// Makes the command of request `i`, deterministically from the seed.
 pub struct CommandMaker {
@@ -126,22 +136,53 @@ impl Intended {
     }
 }
 
+/// How the generator's thread is scheduled, as it reports in each point's summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorThread {
+    /// `SCHED_FIFO`: runs as soon as a slot is due, ahead of the nodes it measures.
+    Realtime,
+    /// The normal time-sharing class (the real-time one was refused): it may wait for a
+    /// time slice, which shows as schedule error.
+    #[default]
+    Normal,
+}
+
+impl GeneratorThread {
+    /// Puts the calling thread in a real-time class if it may, and asks for the finest
+    /// timer slack either way; says which class it got.
+    pub fn enter() -> GeneratorThread {
+        // SAFETY: prctl and sched_setscheduler act on the calling thread with plain values.
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+            let param = libc::sched_param { sched_priority: 1 };
+            if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
+                return GeneratorThread::Realtime;
+            }
+        }
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "the load generator could not take a real-time scheduling class \
+             (needs CAP_SYS_NICE or an RLIMIT_RTPRIO); its schedule error will be larger"
+        );
+        GeneratorThread::Normal
+    }
+}
+
 /// An open-loop generator.
 pub struct OpenLoop {
     /// Where requests go.
-    pub leader: ServerHandle,
-    /// Where replies go.
-    pub replies: crossbeam::channel::Sender<(u64, Reply)>,
+    pub port: LoadPort,
+    /// Where answers go.
+    pub answers: mpsc::UnboundedSender<Answer>,
     /// Intended times by request id.
     pub intended: Arc<Intended>,
-    /// The cluster's clock origin.
-    pub epoch: Instant,
     /// First slot.
     pub start: Instant,
     /// No slot at or after this.
     pub end: Instant,
-    /// The measured window (slots in it count), as offsets from `epoch`.
-    pub window: (Duration, Duration),
+    /// The measured window (slots in it count).
+    pub window: Window,
     /// Requests per second.
     pub rate: f64,
     /// Spacing.
@@ -154,7 +195,7 @@ pub struct OpenLoop {
     pub interval: Duration,
 }
 
-/// What a generator reports when it stops.
+/// What a generator did.
 pub struct GeneratorReport {
     /// Requests sent, in all.
     pub sent: u64,
@@ -163,15 +204,20 @@ pub struct GeneratorReport {
     pub in_window: u64,
     /// Lateness of each send in the window: actual minus intended (ns).
     pub schedule_error: IntervalHistogram,
+    /// How the generator's thread was scheduled.
+    pub thread: GeneratorThread,
 }
 
 impl OpenLoop {
-    /// Runs on the calling thread (which must be outside any tokio runtime) until `end`.
+    /// Runs the schedule on the calling thread (which it moves to a real-time class if it
+    /// may) until `end`; answers go to `answers`.
     pub fn run(mut self) -> GeneratorReport {
+        let thread = GeneratorThread::enter();
         let mut err = IntervalHistogram::new(Unit::Nanos, self.interval);
         let mut sent = 0u64;
         let mut in_window = 0u64;
         let schedule = Schedule::new(self.rate, self.arrival, self.seed);
+        let epoch = self.window.epoch;
         for offset in schedule {
             let slot = self.start + offset;
             if slot >= self.end {
@@ -179,21 +225,18 @@ impl OpenLoop {
             }
             wait_until(slot);
             let now = Instant::now();
-            let slot_t = slot.duration_since(self.epoch);
+            let slot_t = slot.duration_since(epoch);
             self.intended.set(sent, slot_t.as_nanos() as u64);
-            if slot_t >= self.window.0 && slot_t < self.window.1 {
+            if let Some(off) = self.window.offset(slot_t) {
                 in_window += 1;
-                err.record(
-                    slot_t - self.window.0,
-                    now.duration_since(slot).as_nanos() as u64,
-                );
+                err.record(off, now.duration_since(slot).as_nanos() as u64);
             }
             let req = Request {
                 id: sent,
                 command: self.commands.next_command(),
-                reply: ReplyTo::Queue(self.replies.clone()),
+                reply: ReplyTo::Channel(self.answers.clone()),
             };
-            if self.leader.blocking_send(req).is_err() {
+            if self.port.blocking_send(req).is_err() {
                 break; // the server is gone
             }
             sent += 1;
@@ -203,11 +246,59 @@ impl OpenLoop {
             sent,
             in_window,
             schedule_error: err,
+            thread,
         }
     }
 }
 
-/// Waits until `t`: sleeps while it is far off, then yields the core until it arrives.
+/// A closed loop: `clients` clients with one request outstanding each. It runs on the
+/// task that receives the answers: each answer sends that client's next request.
+pub struct ClosedLoop {
+    /// Where requests go.
+    pub port: LoadPort,
+    /// Where answers go.
+    pub answers: mpsc::UnboundedSender<Answer>,
+    /// Send times by request id (latency counts from the actual send).
+    pub intended: Arc<Intended>,
+    /// The measured window (sends in it count).
+    pub window: Window,
+    /// The commands.
+    pub commands: CommandMaker,
+    /// Requests sent so far (the next request's id).
+    pub sent: u64,
+    /// Of which sent in the measured window.
+    pub in_window: u64,
+}
+
+impl ClosedLoop {
+    /// Sends one request; false if the leader is gone.
+    pub async fn send_one(&mut self) -> bool {
+        let now = self.window.epoch.elapsed();
+        self.intended.set(self.sent, now.as_nanos() as u64);
+        if self.window.offset(now).is_some() {
+            self.in_window += 1;
+        }
+        let req = Request {
+            id: self.sent,
+            command: self.commands.next_command(),
+            reply: ReplyTo::Channel(self.answers.clone()),
+        };
+        self.sent += 1;
+        self.port.send(req).await.is_ok()
+    }
+
+    /// What the loop did (a closed loop keeps no schedule, so it has no schedule error).
+    pub fn report(&self, interval: Duration) -> GeneratorReport {
+        GeneratorReport {
+            sent: self.sent,
+            in_window: self.in_window,
+            schedule_error: IntervalHistogram::new(Unit::Nanos, interval),
+            thread: GeneratorThread::Normal,
+        }
+    }
+}
+
+/// Waits until `t`: sleeps while it is far off, then spins for the last [`SPIN_WINDOW`].
 pub fn wait_until(t: Instant) {
     loop {
         let now = Instant::now();
@@ -215,10 +306,10 @@ pub fn wait_until(t: Instant) {
             return;
         }
         let left = t - now;
-        if left > SLEEP_SLACK {
-            std::thread::sleep(left - SLEEP_SLACK / 2);
+        if left > SPIN_WINDOW {
+            std::thread::sleep(left - SPIN_WINDOW);
         } else {
-            std::thread::yield_now();
+            std::hint::spin_loop();
         }
     }
 }

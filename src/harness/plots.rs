@@ -108,11 +108,12 @@ fn latency_from_hlog(dir: &Path, run: &RunSummary) -> Vec<(String, PointHistogra
 // Data helpers.
 
 /// A value of a point's configuration by dotted path (`raft.commit_mode`).
-fn config_value<'a>(p: &'a PointSummary, key: &str) -> Option<&'a toml::Value> {
+fn config_value(p: &PointSummary, key: &str) -> Option<toml::Value> {
+    let table = toml::Table::try_from(&p.config).ok()?;
     let mut parts = key.split('.');
-    let mut v = p.config.get(parts.next()?)?;
+    let mut v = table.get(parts.next()?)?.clone();
     for part in parts {
-        v = v.as_table()?.get(part)?;
+        v = v.as_table()?.get(part)?.clone();
     }
     Some(v)
 }
@@ -125,8 +126,8 @@ fn knob_f64(p: &PointSummary, key: &str) -> Option<f64> {
         }
     }
     match config_value(p, key)? {
-        toml::Value::Integer(i) => Some(*i as f64),
-        toml::Value::Float(f) => Some(*f),
+        toml::Value::Integer(i) => Some(i as f64),
+        toml::Value::Float(f) => Some(f),
         _ => None,
     }
 }

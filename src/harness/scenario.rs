@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Threading;
-use crate::config::{ConfigFileError, RaftSettings};
-use crate::raft::NodeId;
+use crate::config::ConfigFileError;
+use crate::raft::Config;
 use crate::transport::{MemMode, QuicSettings, TransportKind, TransportSettings};
 
 /// The cluster under test.
@@ -113,10 +113,10 @@ impl Default for Workload {
     }
 }
 
-/// How long each point runs.
+/// How long each point runs (the `timing` table; `phases` is accepted as its old name).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Phases {
+pub struct Timing {
     /// Seconds of load before measuring (excluded from every result; default 2).
     pub warmup_s: f64,
     /// Seconds measured (default 5).
@@ -125,9 +125,9 @@ pub struct Phases {
     pub interval_s: f64,
 }
 
-impl Default for Phases {
+impl Default for Timing {
     fn default() -> Self {
-        Phases {
+        Timing {
             warmup_s: 2.0,
             measure_s: 5.0,
             interval_s: 1.0,
@@ -152,11 +152,12 @@ pub struct PointConfig {
     /// The cluster.
     pub cluster: ClusterSection,
     /// The core's knobs.
-    pub raft: RaftSettings,
+    pub raft: Config,
     /// The requests.
     pub workload: Workload,
     /// Warm-up and measured window.
-    pub phases: Phases,
+    #[serde(alias = "phases")]
+    pub timing: Timing,
     /// Injected faults.
     pub faults: Faults,
     /// Seed of everything random in the point (arrivals, keys, election timeouts);
@@ -282,15 +283,34 @@ fn value_label(v: &toml::Value) -> String {
 impl Scenario {
     /// Reads, expands and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ConfigFileError> {
+        Scenario::load_with(path, &[])
+    }
+
+    /// Reads a scenario file and overrides keys of its base (`--set knob=value`): each
+    /// value is read as TOML (`500`, `2.5`, `true`, `"eager"`), and as a string if it is
+    /// not valid TOML (`eager`).
+    pub fn load_with(
+        path: &Path,
+        overrides: &[(String, String)],
+    ) -> Result<Scenario, ConfigFileError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Scenario::parse(path, &text)
+        Scenario::parse_with(path, &text, overrides)
     }
 
     /// Expands scenario `text` (as if read from `path`).
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ConfigFileError> {
+        Scenario::parse_with(path, text, &[])
+    }
+
+    /// Expands scenario `text` (as if read from `path`) with `overrides` of its base.
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        overrides: &[(String, String)],
+    ) -> Result<Scenario, ConfigFileError> {
         let mut file: ScenarioFile =
             toml::from_str(text).map_err(|source| ConfigFileError::Parse {
                 path: path.to_owned(),
@@ -302,7 +322,14 @@ impl Scenario {
         if file.series.is_empty() {
             return Err(invalid(path, "series", "must list at least one series"));
         }
-        let base = toml::Table::try_from(&file.base).expect("a point config serializes");
+        let mut base = toml::Table::try_from(&file.base).expect("a point config serializes");
+        for (k, raw) in overrides {
+            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.clone()));
+            set_path(&mut base, k, value).map_err(|r| invalid(path, format!("--set {k}"), r))?;
+        }
         let mut points = Vec::new();
         for (si, series) in file.series.iter().enumerate() {
             let mut table = base.clone();
@@ -406,8 +433,9 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     if c.cluster.nodes == 0 {
         return bad("cluster.nodes", "must be at least 1".into());
     }
-    let voters: Vec<NodeId> = (1..=c.cluster.nodes as NodeId).collect();
-    c.raft.to_core(1, voters, "raft.")?;
+    c.raft
+        .validate()
+        .map_err(|e| (format!("raft.{}", e.field), e.reason))?;
     let w = &c.workload;
     if w.mode == LoadMode::OpenLoop && !(w.rate.is_finite() && w.rate > 0.0) {
         return bad("workload.rate", format!("must be above 0, got {}", w.rate));
@@ -424,20 +452,20 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     if w.keys == 0 {
         return bad("workload.keys", "must be at least 1".into());
     }
-    let p = &c.phases;
+    let p = &c.timing;
     for (k, v) in [
-        ("phases.warmup_s", p.warmup_s),
-        ("phases.measure_s", p.measure_s),
+        ("timing.warmup_s", p.warmup_s),
+        ("timing.measure_s", p.measure_s),
     ] {
         if !(v.is_finite() && v >= 0.0) {
             return bad(k, format!("must be a non-negative number, got {v}"));
         }
     }
     if p.measure_s <= 0.0 {
-        return bad("phases.measure_s", "must be above 0".into());
+        return bad("timing.measure_s", "must be above 0".into());
     }
     if !(p.interval_s.is_finite() && p.interval_s > 0.0) {
-        return bad("phases.interval_s", "must be above 0".into());
+        return bad("timing.interval_s", "must be above 0".into());
     }
     if c.faults.leader_stall_ms < 0.0 {
         return bad("faults.leader_stall_ms", "must not be negative".into());
@@ -448,6 +476,7 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<Scenario, String> {
         Scenario::parse(Path::new("bench-configs/x.toml"), text).map_err(|e| e.to_string())
@@ -480,7 +509,10 @@ set = { "raft.heartbeat_ms" = 5.0 }
             ]
         );
         assert_eq!(s.points[3].config.workload.rate, 1000.0);
-        assert_eq!(s.points[4].config.raft.heartbeat_ms, 5.0);
+        assert_eq!(
+            s.points[4].config.raft.heartbeat_interval,
+            Duration::from_millis(5)
+        );
         assert_eq!(s.points[0].config.seed, 1, "points inherit the master seed");
     }
 

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::harness::load::GeneratorThread;
+use crate::harness::scenario::PointConfig;
+
 /// Percentiles of one histogram, in microseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
@@ -116,6 +119,9 @@ pub struct PointSummary {
     pub latency: Percentiles,
     /// The generator's scheduling error: actual send minus intended send.
     pub schedule_error: Percentiles,
+    /// How the generator's thread was scheduled (`realtime` or `normal`).
+    #[serde(default)]
+    pub generator_thread: GeneratorThread,
     /// Commit and apply lag of each follower.
     pub followers: Vec<FollowerLag>,
     /// Commit lag over all followers together.
@@ -124,6 +130,13 @@ pub struct PointSummary {
     pub apply_lag: Percentiles,
     /// Where the time went.
     pub phases: Phases,
+    /// Successful answers in the window whose phases could not be attributed (no trace, or
+    /// stamps out of order): every other one gave one sample to every phase. Must be 0.
+    #[serde(default)]
+    pub phase_samples_missing: u64,
+    /// Successful answers whose phases add up to more than 5 us away from their latency.
+    #[serde(default)]
+    pub phase_sum_mismatch: u64,
     /// Entries per AppendEntries that carried entries (the batch size distribution; not microseconds).
     pub batch_size: Percentiles,
     /// AppendEntries in flight to a follower right after the leader sent one (pipeline depth; not microseconds).
@@ -133,7 +146,7 @@ pub struct PointSummary {
     /// Median client latency over the run's baseline round trip (same transport), if measured.
     pub latency_p50_over_floor: Option<f64>,
     /// The configuration of this point, exactly as run.
-    pub config: toml::Table,
+    pub config: PointConfig,
 }
 
 /// The machine and build a run happened on.

@@ -27,71 +27,23 @@ pub enum ReplicationTrigger {
     OnTick,
 }
 
-/// How a core node behaves. Durations are in virtual or real time alike.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Config {
+/// Who is in the cluster and which member this node is: fixed for a node's life, and kept
+/// apart from the knobs so that one [`Config`] serves every node of a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
     /// This node's id; must be in `voters`.
     pub id: NodeId,
     /// Every voting member, this node included.
     pub voters: Vec<NodeId>,
-    /// How often a leader sends an AppendEntries to an idle follower.
-    pub heartbeat_interval: Duration,
-    /// Minimum election timeout; each timeout is drawn uniformly from [this, 2 x this).
-    pub election_timeout: Duration,
-    /// Most entries in one AppendEntries.
-    pub max_batch_entries: usize,
-    /// Most payload bytes (with per-entry overhead) in one AppendEntries; one entry always fits.
-    pub max_batch_bytes: usize,
-    /// How long a proposal may wait at the leader for more to join its batch (0: none).
-    pub linger: Duration,
-    /// Most AppendEntries carrying entries in flight to one follower (the pipeline window).
-    pub max_inflight_msgs: usize,
-    /// Most entry bytes in flight to one follower.
-    pub max_inflight_bytes: usize,
-    /// When followers learn that commit advanced.
-    pub commit_mode: CommitMode,
-    /// When new entries are sent.
-    pub trigger: ReplicationTrigger,
-    /// Whether sending an AppendEntries to a follower restarts that follower's heartbeat timer.
-    /// True (as etcd and raft-rs do not, but many implementations do) makes a sparse-load
-    /// follower learn commits a full interval late; false keeps one leader-wide periodic timer,
-    /// so the wait is uniform over the interval.
-    pub append_resets_heartbeat: bool,
-    /// A leader that has not heard from a majority within an election timeout steps down,
-    /// so a partitioned leader stops accepting proposals it cannot commit.
-    pub check_quorum: bool,
-    /// Before an election, ask for pre-votes without raising the term (Raft thesis 9.6);
-    /// a node grants one only if it has not heard from a leader within the minimum
-    /// election timeout. A node that was partitioned or restarted then cannot force an
-    /// election on a cluster whose leader is alive.
-    pub pre_vote: bool,
-    /// Discard the applied log prefix once this many entries can go (0: never discard).
-    pub compact_threshold: u64,
 }
 
-impl Config {
-    /// A configuration with the defaults for node `id` of `voters`.
-    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
-        Config {
-            id,
-            voters,
-            heartbeat_interval: Duration::from_millis(50),
-            election_timeout: Duration::from_millis(500),
-            max_batch_entries: 1024,
-            max_batch_bytes: 1 << 20,
-            linger: Duration::ZERO,
-            max_inflight_msgs: 16,
-            max_inflight_bytes: 16 << 20,
-            commit_mode: CommitMode::Piggyback,
-            trigger: ReplicationTrigger::Immediate,
-            append_resets_heartbeat: false,
-            check_quorum: true,
-            pre_vote: true,
-            compact_threshold: 8192,
-        }
+impl Membership {
+    /// Node `id` of `voters`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Membership {
+        Membership { id, voters }
     }
 
-    /// Checks the values make sense together; the error names the offending field.
+    /// Checks that this node is a member and nobody is named twice.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, reason: String| Err(ConfigError { field, reason });
         if self.voters.is_empty() {
@@ -109,14 +61,97 @@ impl Config {
         if sorted.len() != self.voters.len() {
             return bad("voters", format!("{:?} names a node twice", self.voters));
         }
+        Ok(())
+    }
+
+    /// Votes needed to win an election or commit an entry: a majority, counting the leader.
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
+
+/// Every knob of the core, as configuration files spell them: the field names below are
+/// the Rust names, and files use the serde names (durations in milliseconds:
+/// `heartbeat_ms`, `election_timeout_ms`, `linger_ms`). Missing keys take the defaults;
+/// unknown keys are refused. Durations are in virtual or real time alike.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// How often a leader sends an AppendEntries to an idle follower (default 50 ms).
+    #[serde(rename = "heartbeat_ms", with = "millis")]
+    pub heartbeat_interval: Duration,
+    /// Minimum election timeout; each timeout is drawn uniformly from [this, 2 x this)
+    /// (default 500 ms).
+    #[serde(rename = "election_timeout_ms", with = "millis")]
+    pub election_timeout: Duration,
+    /// Most entries in one AppendEntries (default 1024).
+    pub max_batch_entries: usize,
+    /// Most payload bytes (with per-entry overhead) in one AppendEntries; one entry always
+    /// fits (default 1 MiB).
+    pub max_batch_bytes: usize,
+    /// How long a proposal may wait at the leader for more to join its batch (default 0: none).
+    #[serde(rename = "linger_ms", with = "millis")]
+    pub linger: Duration,
+    /// Most AppendEntries carrying entries in flight to one follower: the pipeline window
+    /// (default 16).
+    pub max_inflight_msgs: usize,
+    /// Most entry bytes in flight to one follower (default 16 MiB).
+    pub max_inflight_bytes: usize,
+    /// When followers learn that commit advanced: `piggyback` (default) or `eager`.
+    pub commit_mode: CommitMode,
+    /// When new entries are sent: `immediate` (default) or `on_tick`.
+    pub trigger: ReplicationTrigger,
+    /// Whether sending an AppendEntries to a follower restarts that follower's heartbeat timer.
+    /// True (as etcd and raft-rs do not, but many implementations do) makes a sparse-load
+    /// follower learn commits a full interval late; false (default) keeps one leader-wide
+    /// periodic timer, so the wait is uniform over the interval.
+    pub append_resets_heartbeat: bool,
+    /// A leader that has not heard from a majority within an election timeout steps down,
+    /// so a partitioned leader stops accepting proposals it cannot commit (default true).
+    pub check_quorum: bool,
+    /// Before an election, ask for pre-votes without raising the term (Raft thesis 9.6);
+    /// a node grants one only if it has not heard from a leader within the minimum
+    /// election timeout. A node that was partitioned or restarted then cannot force an
+    /// election on a cluster whose leader is alive (default true).
+    pub pre_vote: bool,
+    /// Discard the applied log prefix once this many entries can go (0: never discard;
+    /// default 8192).
+    pub compact_threshold: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout: Duration::from_millis(500),
+            max_batch_entries: 1024,
+            max_batch_bytes: 1 << 20,
+            linger: Duration::ZERO,
+            max_inflight_msgs: 16,
+            max_inflight_bytes: 16 << 20,
+            commit_mode: CommitMode::Piggyback,
+            trigger: ReplicationTrigger::Immediate,
+            append_resets_heartbeat: false,
+            check_quorum: true,
+            pre_vote: true,
+            compact_threshold: 8192,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the values make sense together; the error names the offending key as files
+    /// spell it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: String| Err(ConfigError { field, reason });
         if self.heartbeat_interval.is_zero() {
-            return bad("heartbeat_interval", "must be above zero".into());
+            return bad("heartbeat_ms", "must be above zero".into());
         }
         if self.heartbeat_interval >= self.election_timeout {
             return bad(
-                "heartbeat_interval",
+                "heartbeat_ms",
                 format!(
-                    "{:?} must be below election_timeout {:?}, or followers start elections under a live leader",
+                    "{:?} must be below election_timeout_ms {:?}, or followers start elections under a live leader",
                     self.heartbeat_interval, self.election_timeout
                 ),
             );
@@ -138,10 +173,27 @@ impl Config {
         }
         Ok(())
     }
+}
 
-    /// Votes needed to win an election or commit an entry: a majority, counting the leader.
-    pub fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+/// Durations as (fractional) milliseconds in files; a negative or non-finite number is
+/// refused with the value in the message.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1e3)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        if !ms.is_finite() || ms < 0.0 {
+            return Err(serde::de::Error::custom(format!(
+                "must be a non-negative number of milliseconds, got {ms}"
+            )));
+        }
+        Ok(Duration::from_secs_f64(ms / 1e3))
     }
 }
 

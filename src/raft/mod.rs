@@ -9,10 +9,11 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use raftbench::raft::{Config, MemStore, LogStore, RaftNode, Time};
+//! use raftbench::raft::{Config, LogStore, MemStore, Membership, RaftNode, Time};
 //!
 //! // A one-node cluster elects itself at its first election timeout.
-//! let mut node = RaftNode::new(Config::new(1, vec![1]), 42, Time::ZERO).unwrap();
+//! let members = Membership::new(1, vec![1]);
+//! let mut node = RaftNode::new(members, Config::default(), 42, Time::ZERO).unwrap();
 //! let mut store = MemStore::new();
 //! let mut now = Time::ZERO;
 //! let mut applied = Vec::new();
@@ -81,7 +82,7 @@ pub mod store;
 pub mod types;
 
 pub use batcher::Batcher;
-pub use config::{CommitMode, Config, ConfigError, ReplicationTrigger};
+pub use config::{CommitMode, Config, ConfigError, Membership, ReplicationTrigger};
 pub use log::RaftLog;
 pub use message::{
     AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,

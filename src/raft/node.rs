@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::batcher::Batcher;
-use super::config::{CommitMode, Config, ConfigError, ReplicationTrigger};
+use super::config::{CommitMode, Config, ConfigError, Membership, ReplicationTrigger};
 use super::log::RaftLog;
 use super::message::{
     AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
@@ -41,6 +41,20 @@ pub enum Event {
         from: Index,
         /// New commit index.
         to: Index,
+    },
+    /// The leader put entries `first..=last` into an AppendEntries to `to` (heartbeats and
+    /// commit notices carry none and are not reported). Drivers measure batch sizes and the
+    /// pipeline from these, without walking the outgoing messages.
+    EntriesSent {
+        /// The follower.
+        to: NodeId,
+        /// First entry carried.
+        first: Index,
+        /// Last entry carried.
+        last: Index,
+        /// AppendEntries with entries now unacknowledged by that follower, this one included
+        /// (a probe is not counted: it is alone by definition).
+        inflight: usize,
     },
 }
 
@@ -160,6 +174,7 @@ impl Stats {
 ///
 /// See the [module documentation](super) for how to drive it.
 pub struct RaftNode {
+    members: Membership,
     cfg: Config,
     rng: ChaCha8Rng,
     now: Time,
@@ -191,7 +206,7 @@ pub struct RaftNode {
     prevotes: Option<Vec<NodeId>>,
     /// When this node last heard from the leader of its term (None: no leader known).
     leader_contact: Option<Time>,
-    /// Per-follower progress, in `cfg.voters` order; None in the slot of this node.
+    /// Per-follower progress, in `members.voters` order; None in the slot of this node.
     progress: Vec<Option<Progress>>,
     batcher: Batcher,
     hard_state_dirty: bool,
@@ -204,9 +219,16 @@ pub struct RaftNode {
 
 impl RaftNode {
     /// A fresh node with an empty log, as at first boot. `seed` drives its election timeouts.
-    pub fn new(cfg: Config, seed: u64, now: Time) -> Result<RaftNode, ConfigError> {
+    pub fn new(
+        members: Membership,
+        cfg: Config,
+        seed: u64,
+        now: Time,
+    ) -> Result<RaftNode, ConfigError> {
+        members.validate()?;
         cfg.validate()?;
         Ok(RaftNode::build(
+            members,
             cfg,
             seed,
             now,
@@ -218,19 +240,35 @@ impl RaftNode {
     /// A node rebuilt from what it persisted, as after a crash: volatile state starts over
     /// at the store's discarded prefix, which the driver's state machine already reflects.
     pub fn restore(
+        members: Membership,
         cfg: Config,
         seed: u64,
         now: Time,
         store: &impl LogStore,
     ) -> Result<RaftNode, RestoreError> {
+        members.validate()?;
         cfg.validate()?;
         let (snap_index, snap_term) = store.snapshot_point();
         let entries = store.entries(snap_index + 1, store.last_index() + 1)?;
         let log = RaftLog::new(snap_index, snap_term, entries);
-        Ok(RaftNode::build(cfg, seed, now, store.hard_state(), log))
+        Ok(RaftNode::build(
+            members,
+            cfg,
+            seed,
+            now,
+            store.hard_state(),
+            log,
+        ))
     }
 
-    fn build(cfg: Config, seed: u64, now: Time, hs: HardState, log: RaftLog) -> RaftNode {
+    fn build(
+        members: Membership,
+        cfg: Config,
+        seed: u64,
+        now: Time,
+        hs: HardState,
+        log: RaftLog,
+    ) -> RaftNode {
         let snap = log.snapshot_index();
         let persisted = log.last_index();
         let mut node = RaftNode {
@@ -261,6 +299,7 @@ impl RaftNode {
             persisted_messages: Vec::new(),
             events: Vec::new(),
             stats: Stats::default(),
+            members,
             cfg,
         };
         node.reset_election_deadline();
@@ -291,13 +330,13 @@ impl RaftNode {
     /// Handles a message from a peer.
     pub fn step(&mut self, msg: Message, now: Time) -> Result<(), StepError> {
         self.advance_time(now);
-        if msg.to != self.cfg.id {
+        if msg.to != self.members.id {
             return Err(StepError::WrongRecipient {
                 to: msg.to,
-                me: self.cfg.id,
+                me: self.members.id,
             });
         }
-        if msg.from == self.cfg.id || !self.cfg.voters.contains(&msg.from) {
+        if msg.from == self.members.id || !self.members.voters.contains(&msg.from) {
             return Err(StepError::UnknownPeer(msg.from));
         }
         if let MessageBody::AppendEntries(ae) = &msg.body {
@@ -455,11 +494,15 @@ impl RaftNode {
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
-        self.cfg.id
+        self.members.id
     }
     /// The configuration the node runs with.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+    /// Who is in the cluster, and which member this node is.
+    pub fn membership(&self) -> &Membership {
+        &self.members
     }
     /// Current term.
     pub fn term(&self) -> Term {
@@ -494,7 +537,7 @@ impl RaftNode {
     }
     /// The leader's view of follower `peer`, if this node leads.
     pub fn progress(&self, peer: NodeId) -> Option<&Progress> {
-        let i = self.cfg.voters.iter().position(|&v| v == peer)?;
+        let i = self.members.voters.iter().position(|&v| v == peer)?;
         self.progress.get(i)?.as_ref()
     }
     /// Counters of what this node sent.
@@ -564,9 +607,9 @@ impl RaftNode {
     fn pre_campaign(&mut self) {
         self.set_leader(None);
         self.leader_contact = None;
-        self.prevotes = Some(vec![self.cfg.id]);
+        self.prevotes = Some(vec![self.members.id]);
         self.reset_election_deadline();
-        if self.cfg.quorum() <= 1 {
+        if self.members.quorum() <= 1 {
             self.campaign();
             return;
         }
@@ -575,13 +618,13 @@ impl RaftNode {
             last_log_term: self.log.last_term(),
             pre_vote: true,
         };
-        for i in 0..self.cfg.voters.len() {
-            let to = self.cfg.voters[i];
-            if to != self.cfg.id {
+        for i in 0..self.members.voters.len() {
+            let to = self.members.voters[i];
+            if to != self.members.id {
                 self.stats.vote_requests += 1;
                 // Nothing was changed, so nothing must be persisted first.
                 self.messages.push(Message {
-                    from: self.cfg.id,
+                    from: self.members.id,
                     to,
                     term: self.term + 1,
                     body: MessageBody::RequestVote(rv.clone()),
@@ -601,7 +644,7 @@ impl RaftNode {
         let granted = term > self.term && up_to_date && !leader_alive;
         self.stats.vote_responses += 1;
         self.messages.push(Message {
-            from: self.cfg.id,
+            from: self.members.id,
             to: from,
             term: if granted { term } else { self.term },
             body: MessageBody::RequestVoteResponse(RequestVoteResponse {
@@ -618,7 +661,7 @@ impl RaftNode {
         if !prevotes.contains(&from) {
             prevotes.push(from);
         }
-        if prevotes.len() >= self.cfg.quorum() {
+        if prevotes.len() >= self.members.quorum() {
             self.campaign();
         }
     }
@@ -626,15 +669,15 @@ impl RaftNode {
     fn campaign(&mut self) {
         self.prevotes = None;
         self.term += 1;
-        self.voted_for = Some(self.cfg.id);
+        self.voted_for = Some(self.members.id);
         self.hard_state_dirty = true;
         self.stats.elections += 1;
         self.set_leader(None);
         self.set_role(Role::Candidate);
         self.votes.clear();
-        self.votes.push(self.cfg.id);
+        self.votes.push(self.members.id);
         self.reset_election_deadline();
-        if self.votes.len() >= self.cfg.quorum() {
+        if self.votes.len() >= self.members.quorum() {
             self.become_leader();
             return;
         }
@@ -643,13 +686,13 @@ impl RaftNode {
             last_log_term: self.log.last_term(),
             pre_vote: false,
         };
-        for i in 0..self.cfg.voters.len() {
-            let to = self.cfg.voters[i];
-            if to != self.cfg.id {
+        for i in 0..self.members.voters.len() {
+            let to = self.members.voters[i];
+            if to != self.members.id {
                 self.stats.vote_requests += 1;
                 // Our own vote must be on disk before we ask for others.
                 self.persisted_messages.push(Message {
-                    from: self.cfg.id,
+                    from: self.members.id,
                     to,
                     term: self.term,
                     body: MessageBody::RequestVote(rv.clone()),
@@ -675,7 +718,7 @@ impl RaftNode {
         }
         self.stats.vote_responses += 1;
         self.persisted_messages.push(Message {
-            from: self.cfg.id,
+            from: self.members.id,
             to: from,
             term: self.term,
             body: MessageBody::RequestVoteResponse(RequestVoteResponse {
@@ -689,22 +732,22 @@ impl RaftNode {
         if !self.votes.contains(&from) {
             self.votes.push(from);
         }
-        if self.votes.len() >= self.cfg.quorum() {
+        if self.votes.len() >= self.members.quorum() {
             self.become_leader();
         }
     }
 
     fn become_leader(&mut self) {
         self.set_role(Role::Leader);
-        self.set_leader(Some(self.cfg.id));
+        self.set_leader(Some(self.members.id));
         let next = self.log.last_index() + 1;
         let now = self.now;
         self.progress = self
-            .cfg
+            .members
             .voters
             .iter()
             .map(|&v| {
-                (v != self.cfg.id).then(|| {
+                (v != self.members.id).then(|| {
                     Progress::new(
                         next,
                         self.cfg.max_inflight_msgs,
@@ -718,7 +761,7 @@ impl RaftNode {
         self.quorum_check_deadline = now + self.cfg.election_timeout;
         // Entries of earlier terms commit only once one of ours does (section 5.4.2).
         self.append_entry(EntryKind::Noop, Bytes::new());
-        if self.cfg.voters.len() == 1 {
+        if self.members.voters.len() == 1 {
             self.maybe_commit();
         }
     }
@@ -731,7 +774,7 @@ impl RaftNode {
             }
             pr.recent_active = false;
         }
-        active >= self.cfg.quorum()
+        active >= self.members.quorum()
     }
 
     // ----- leader: log and replication ----------------------------------------------
@@ -826,7 +869,7 @@ impl RaftNode {
                 self.log
                     .batch(next, self.cfg.max_batch_entries, self.cfg.max_batch_bytes);
             let n = entries.len() as Index;
-            let to = self.cfg.voters[slot];
+            let to = self.members.voters[slot];
             let commit = self.commit.min(prev + n);
             let now = self.now;
             let pr = self.progress[slot].as_mut().expect("checked above");
@@ -839,12 +882,21 @@ impl RaftNode {
                 pr.next_index = next + n;
                 pr.inflights.add(prev + n, bytes);
             }
+            let inflight = pr.inflights.count();
             self.stats.appends += 1;
             self.stats.entries_sent += n;
             self.stats.entry_bytes_sent += bytes as u64;
+            if n > 0 {
+                self.events.push(Event::EntriesSent {
+                    to,
+                    first: next,
+                    last: prev + n,
+                    inflight,
+                });
+            }
             let floor = self.compact_floor_as_leader();
             self.messages.push(Message {
-                from: self.cfg.id,
+                from: self.members.id,
                 to,
                 term: self.term,
                 body: MessageBody::AppendEntries(AppendEntries {
@@ -887,10 +939,10 @@ impl RaftNode {
             AppendKind::CommitNotice => self.stats.commit_notices += 1,
             AppendKind::Entries => self.stats.appends += 1,
         }
-        let to = self.cfg.voters[slot];
+        let to = self.members.voters[slot];
         let floor = self.compact_floor_as_leader();
         self.messages.push(Message {
-            from: self.cfg.id,
+            from: self.members.id,
             to,
             term: self.term,
             body: MessageBody::AppendEntries(AppendEntries {
@@ -953,7 +1005,7 @@ impl RaftNode {
     }
 
     fn on_append_response(&mut self, from: NodeId, r: AppendEntriesResponse) {
-        let Some(slot) = self.cfg.voters.iter().position(|&v| v == from) else {
+        let Some(slot) = self.members.voters.iter().position(|&v| v == from) else {
             return;
         };
         let now = self.now;
@@ -989,7 +1041,7 @@ impl RaftNode {
         matches.extend(self.progress.iter().flatten().map(|pr| pr.match_index));
         matches.push(self.persisted);
         matches.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matches[self.cfg.quorum() - 1];
+        let candidate = matches[self.members.quorum() - 1];
         self.match_scratch = matches;
         // Only an entry of the leader's own term commits by counting replicas (Figure 8).
         if candidate > self.commit && self.log.term(candidate) == Some(self.term) {
@@ -1111,7 +1163,7 @@ impl RaftNode {
     ) {
         self.stats.append_responses += 1;
         self.persisted_messages.push(Message {
-            from: self.cfg.id,
+            from: self.members.id,
             to,
             term: self.term,
             body: MessageBody::AppendEntriesResponse(AppendEntriesResponse {

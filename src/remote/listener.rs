@@ -64,21 +64,21 @@ async fn serve(
     mut shutdown: Shutdown,
 ) -> Result<(), ConnError> {
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::unbounded_channel::<crate::server::Answer>();
     let (status_tx, mut status_rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(async move {
         let mut out = BytesMut::new();
         loop {
             tokio::select! {
                 r = rx.recv() => match r {
-                    Some((id, reply)) => encode_reply(id, &reply, &mut out),
+                    Some(a) => encode_reply(a.id, &a.reply, &mut out),
                     None => return,
                 },
                 Some((id, st)) = status_rx.recv() => encode_status(id, &st, &mut out),
             }
             // Gather whatever else is ready into the same write.
-            while let Ok((id, reply)) = rx.try_recv() {
-                encode_reply(id, &reply, &mut out);
+            while let Ok(a) = rx.try_recv() {
+                encode_reply(a.id, &a.reply, &mut out);
             }
             if wr.write_all(&out).await.is_err() {
                 return;

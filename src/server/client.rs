@@ -4,10 +4,41 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::kv::{Command, CommandError, Output};
-use crate::raft::{Index, NodeId, Role, Stats, Term};
+use crate::raft::{Index, NodeId, Role, Stats, Term, Time};
 
 /// The answer to one request.
 pub type Reply = Result<Output, ClientError>;
+
+/// When the leader handled one committed request, on the node's clock (the epoch its
+/// [`super::ServerParts`] names). The stamps travel with the answer, so a client can split
+/// its latency into phases without joining anything afterwards; they never decrease:
+/// `accepted <= sent <= committed <= applied`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// The log index the request took.
+    pub index: Index,
+    /// The leader appended it to its log.
+    pub accepted: Time,
+    /// The first AppendEntries carrying it left (the commit instant when none was needed:
+    /// a single-node cluster).
+    pub sent: Time,
+    /// The leader saw it committed.
+    pub committed: Time,
+    /// The leader applied it and was about to answer.
+    pub applied: Time,
+}
+
+/// A reply to a request that named an id, as queued consumers receive it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The id the request carried.
+    pub id: u64,
+    /// The outcome.
+    pub reply: Reply,
+    /// When the leader handled it; present on every successful reply that went through the
+    /// log (all of them: Gets are linearized through the log too).
+    pub trace: Option<Trace>,
+}
 
 /// Why a request did not succeed. All but `BadCommand` are worth retrying.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,24 +66,20 @@ pub enum ClientError {
 pub enum ReplyTo {
     /// A one-off waiter.
     Oneshot(oneshot::Sender<Reply>),
-    /// A load generator's shared reply queue; replies carry the request id.
-    Queue(crossbeam::channel::Sender<(u64, Reply)>),
-    /// An async consumer's queue (a network connection's writer); replies carry the id.
-    Channel(mpsc::UnboundedSender<(u64, Reply)>),
+    /// A queue shared by many requests in flight (a network connection's writer, a load
+    /// generator); answers carry the request id and the leader's [`Trace`].
+    Channel(mpsc::UnboundedSender<Answer>),
 }
 
 impl ReplyTo {
     /// Delivers the reply; a waiter that has gone away is ignored.
-    pub fn send(self, id: u64, reply: Reply) {
+    pub fn send(self, id: u64, reply: Reply, trace: Option<Trace>) {
         match self {
             ReplyTo::Oneshot(tx) => {
                 let _ = tx.send(reply);
             }
-            ReplyTo::Queue(tx) => {
-                let _ = tx.send((id, reply));
-            }
             ReplyTo::Channel(tx) => {
-                let _ = tx.send((id, reply));
+                let _ = tx.send(Answer { id, reply, trace });
             }
         }
     }

@@ -8,7 +8,7 @@
 
 mod client;
 
-pub use client::{ClientError, NodeStatus, Reply, ReplyTo, Request, ServerHandle};
+pub use client::{Answer, ClientError, NodeStatus, Reply, ReplyTo, Request, ServerHandle, Trace};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 
 use crate::kv::KvStore;
 use crate::raft::{
-    Config, EntryKind, Event, Index, LogStore, MemStore, Message, NodeId, RaftNode, Role, Term,
-    Time,
+    Config, EntryKind, Event, Index, LogStore, MemStore, Membership, Message, NodeId, RaftNode,
+    Role, Term, Time,
 };
 use crate::shutdown::Shutdown;
 use crate::transport::{Inbound, Transport};
@@ -28,8 +28,10 @@ use crate::transport::{Inbound, Transport};
 /// large enough to batch, small enough that timers and replies are not starved.
 const MAX_DRAIN: usize = 4096;
 
-/// Timestamps of what happens inside a node, for the harness to measure commit and apply lag.
-/// Called on the node's own task: implementations must be cheap and must not block.
+/// Timestamps of what happens inside a node, for the harness to measure follower commit and
+/// apply lag, batch sizes and the pipeline. Called on the node's own task: implementations
+/// must be cheap and must not block. Per-request timestamps do not go through here: they
+/// travel with each answer as a [`Trace`].
 pub trait Observer: Send + Sync + 'static {
     /// The node's commit index moved from `from` to `to` at `at` (on the leader: the
     /// entries committed; on a follower: it learned that they had).
@@ -38,11 +40,10 @@ pub trait Observer: Send + Sync + 'static {
     fn applied(&self, node: NodeId, role: Role, upto: Index, at: Time);
     /// The node's role or leader changed.
     fn role_changed(&self, _node: NodeId, _role: Role, _term: Term, _at: Time) {}
-    /// The leader accepted client request `request` as entry `index` at `at`.
-    fn proposed(&self, _node: NodeId, _request: u64, _index: Index, _at: Time) {}
-    /// The leader sent follower `to` an AppendEntries with entries `first..=last` (none when
-    /// `first > last`) at `at`, leaving `inflight` AppendEntries unacknowledged to it.
-    fn append_sent(
+    /// The leader sent follower `to` an AppendEntries with entries `first..=last` at `at`,
+    /// leaving `inflight` AppendEntries unacknowledged to it (the core's
+    /// [`Event::EntriesSent`]).
+    fn entries_sent(
         &self,
         _node: NodeId,
         _to: NodeId,
@@ -56,7 +57,9 @@ pub trait Observer: Send + Sync + 'static {
 
 /// Everything a server is built from.
 pub struct ServerParts<S> {
-    /// The core's configuration.
+    /// Which member this node is.
+    pub members: Membership,
+    /// The core's knobs.
     pub raft: Config,
     /// Seed for the core's election timeouts.
     pub seed: u64,
@@ -72,12 +75,66 @@ pub struct ServerParts<S> {
     pub observer: Option<Arc<dyn Observer>>,
 }
 
+/// A proposal waiting for its entry to be applied, with the stamps its [`Trace`] will carry.
 struct PendingReply {
     index: Index,
     term: Term,
     id: u64,
     reply: ReplyTo,
+    accepted: Time,
+    sent: Option<Time>,
 }
+
+/// The leader's pending replies, in index order, and how far AppendEntries have carried
+/// them: the first `stamped` have their `sent` instant.
+#[derive(Default)]
+struct Pending {
+    queue: VecDeque<PendingReply>,
+    stamped: usize,
+    /// Highest index sent to any follower in this leadership.
+    sent_upto: Index,
+}
+
+impl Pending {
+    fn push(&mut self, p: PendingReply) {
+        self.queue.push_back(p);
+    }
+
+    fn pop_front(&mut self) -> Option<PendingReply> {
+        let p = self.queue.pop_front()?;
+        self.stamped = self.stamped.saturating_sub(1);
+        Some(p)
+    }
+
+    /// Entries up to `last` left the leader at `at`.
+    fn sent(&mut self, last: Index, at: Time) {
+        if last <= self.sent_upto {
+            return;
+        }
+        self.sent_upto = last;
+        while let Some(p) = self.queue.get_mut(self.stamped) {
+            if p.index > last {
+                break;
+            }
+            p.sent = Some(at);
+            self.stamped += 1;
+        }
+    }
+
+    /// Leadership ended: every pending reply is handed back, the send mark forgotten.
+    fn drain(&mut self) -> impl Iterator<Item = PendingReply> + '_ {
+        self.stamped = 0;
+        self.sent_upto = 0;
+        self.queue.drain(..)
+    }
+}
+
+/// An applied entry's outcome, held until the whole batch is applied and stamped.
+type Applied = (
+    Index,
+    Term,
+    Option<Result<crate::kv::Output, crate::kv::CommandError>>,
+);
 
 /// One node's driver task state.
 pub struct Server<S = MemStore> {
@@ -87,7 +144,9 @@ pub struct Server<S = MemStore> {
     transport: Arc<dyn Transport>,
     inbox: Inbound,
     requests: mpsc::Receiver<Request>,
-    pending: VecDeque<PendingReply>,
+    pending: Pending,
+    /// Scratch for one Ready's applied entries (kept to reuse its allocation).
+    applied: Vec<Applied>,
     epoch: Instant,
     observer: Option<Arc<dyn Observer>>,
     status: tokio::sync::watch::Sender<NodeStatus>,
@@ -115,8 +174,8 @@ impl<S: LogStore + Send + 'static> Server<S> {
     /// Builds a server and the handle clients submit through.
     pub fn new(parts: ServerParts<S>) -> Result<(Server<S>, ServerHandle), ServerError> {
         let now = Time::from_nanos(parts.epoch.elapsed().as_nanos() as u64);
-        let id = parts.raft.id;
-        let raft = RaftNode::restore(parts.raft, parts.seed, now, &parts.store)?;
+        let id = parts.members.id;
+        let raft = RaftNode::restore(parts.members, parts.raft, parts.seed, now, &parts.store)?;
         let (tx, rx) = mpsc::channel(65_536);
         let (control_tx, control) = mpsc::unbounded_channel();
         let (status, status_rx) = tokio::sync::watch::channel(NodeStatus {
@@ -132,7 +191,8 @@ impl<S: LogStore + Send + 'static> Server<S> {
             transport: parts.transport,
             inbox: parts.inbox,
             requests: rx,
-            pending: VecDeque::new(),
+            pending: Pending::default(),
+            applied: Vec::new(),
             epoch: parts.epoch,
             observer: parts.observer,
         };
@@ -197,7 +257,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
         }
         self.fail_pending(|| ClientError::ShuttingDown);
         while let Ok(r) = self.requests.try_recv() {
-            r.reply.send(r.id, Err(ClientError::ShuttingDown));
+            r.reply.send(r.id, Err(ClientError::ShuttingDown), None);
         }
         self.kv
     }
@@ -242,19 +302,17 @@ impl<S: LogStore + Send + 'static> Server<S> {
     fn propose(&mut self, r: Request) {
         let now = self.now();
         match self.raft.propose(r.command, now) {
-            Ok((index, term)) => {
-                if let Some(o) = &self.observer {
-                    o.proposed(self.raft.id(), r.id, index, now);
-                }
-                self.pending.push_back(PendingReply {
-                    index,
-                    term,
-                    id: r.id,
-                    reply: r.reply,
-                })
-            }
+            Ok((index, term)) => self.pending.push(PendingReply {
+                index,
+                term,
+                id: r.id,
+                reply: r.reply,
+                accepted: now,
+                sent: None,
+            }),
             Err(crate::raft::ProposeError::NotLeader { leader }) => {
-                r.reply.send(r.id, Err(ClientError::NotLeader { leader }))
+                r.reply
+                    .send(r.id, Err(ClientError::NotLeader { leader }), None)
             }
         }
     }
@@ -262,28 +320,31 @@ impl<S: LogStore + Send + 'static> Server<S> {
     fn process_ready(&mut self) {
         while self.raft.has_ready() {
             let rd = self.raft.ready();
-            if let Some(o) = &self.observer {
-                let now = self.now();
-                // Commit times first: a follower on another thread may learn of a commit
-                // from the messages below before this thread gets back to the events.
-                for ev in &rd.events {
-                    if let Event::CommitAdvanced { from, to } = *ev {
-                        o.commit_advanced(self.raft.id(), self.raft.role(), from, to, now);
+            let id = self.raft.id();
+            // One instant for the round: the commit times the observer sees and the ones
+            // the answers carry are the same, and AppendEntries leave after it.
+            let now = self.now();
+            for ev in &rd.events {
+                match *ev {
+                    Event::CommitAdvanced { from, to } => {
+                        // Commit times first: a follower on another thread may learn of a
+                        // commit from the messages below before this thread gets back here.
+                        if let Some(o) = &self.observer {
+                            o.commit_advanced(id, self.raft.role(), from, to, now);
+                        }
                     }
-                }
-                for m in &rd.messages {
-                    if let crate::raft::MessageBody::AppendEntries(ae) = &m.body {
-                        let inflight = self.raft.progress(m.to).map_or(0, |p| p.inflights.count());
-                        let first = ae.prev_log_index + 1;
-                        o.append_sent(
-                            m.from,
-                            m.to,
-                            first,
-                            ae.prev_log_index + ae.entries.len() as Index,
-                            inflight,
-                            now,
-                        );
+                    Event::EntriesSent {
+                        to,
+                        first,
+                        last,
+                        inflight,
+                    } => {
+                        self.pending.sent(last, now);
+                        if let Some(o) = &self.observer {
+                            o.entries_sent(id, to, first, last, inflight, now);
+                        }
                     }
+                    Event::RoleChanged { .. } | Event::LeaderChanged { .. } => {}
                 }
             }
             for m in rd.messages {
@@ -304,37 +365,39 @@ impl<S: LogStore + Send + 'static> Server<S> {
             for m in rd.persisted_messages {
                 self.transport.send(m);
             }
-            let now = self.now();
             let role = self.raft.role();
-            let id = self.raft.id();
             for ev in &rd.events {
-                match *ev {
-                    Event::CommitAdvanced { .. } => {}
-                    Event::RoleChanged { term, role } => {
-                        if let Some(o) = &self.observer {
-                            o.role_changed(id, role, term, now);
-                        }
-                        if role != Role::Leader {
-                            // Entries we proposed may still commit under another leader, but
-                            // we can no longer tell the client: it must retry (and may see it twice).
-                            self.fail_pending(|| ClientError::LeadershipLost);
-                        }
+                if let Event::RoleChanged { term, role } = *ev {
+                    if let Some(o) = &self.observer {
+                        o.role_changed(id, role, term, self.now());
                     }
-                    Event::LeaderChanged { .. } => {}
+                    if role != Role::Leader {
+                        // Entries we proposed may still commit under another leader, but
+                        // we can no longer tell the client: it must retry (and may see it twice).
+                        self.fail_pending(|| ClientError::LeadershipLost);
+                    }
                 }
             }
             if let Some(last) = rd.committed.last().map(|e| e.index) {
+                let mut applied = std::mem::take(&mut self.applied);
                 for e in &rd.committed {
                     let out = match e.kind {
                         EntryKind::Noop => None,
                         EntryKind::Normal => Some(self.kv.apply(&e.data)),
                     };
-                    self.answer(e.index, e.term, out);
+                    applied.push((e.index, e.term, out));
                 }
                 self.raft.applied(last);
+                // Stamped once the whole batch is applied and before any answer leaves, so
+                // that a client never holds an answer older than its `applied` stamp.
+                let applied_at = self.now();
                 if let Some(o) = &self.observer {
-                    o.applied(id, role, last, self.now());
+                    o.applied(id, role, last, applied_at);
                 }
+                for (index, term, out) in applied.drain(..) {
+                    self.answer(index, term, out, now, applied_at);
+                }
+                self.applied = applied;
             }
             if let Some(upto) = rd.compact_to {
                 self.store
@@ -344,34 +407,45 @@ impl<S: LogStore + Send + 'static> Server<S> {
         }
     }
 
+    /// Answers the pending requests up to `index` (committed at `committed`, applied at
+    /// `applied`); those whose entry was replaced by another leader's learn that.
     fn answer(
         &mut self,
         index: Index,
         term: Term,
         out: Option<Result<crate::kv::Output, crate::kv::CommandError>>,
+        committed: Time,
+        applied: Time,
     ) {
-        while let Some(p) = self.pending.front() {
+        while let Some(p) = self.pending.queue.front() {
             if p.index > index {
                 break;
             }
             let p = self.pending.pop_front().expect("front exists");
             if p.index < index || p.term != term {
                 // Our entry at that index was replaced by another leader's.
-                p.reply.send(p.id, Err(ClientError::LeadershipLost));
+                p.reply.send(p.id, Err(ClientError::LeadershipLost), None);
                 continue;
             }
-            let reply = match &out {
-                Some(Ok(o)) => Ok(o.clone()),
-                Some(Err(e)) => Err(ClientError::BadCommand(e.clone())),
-                None => Err(ClientError::LeadershipLost),
+            let trace = Trace {
+                index,
+                accepted: p.accepted,
+                sent: p.sent.unwrap_or(committed).min(committed),
+                committed,
+                applied,
             };
-            p.reply.send(p.id, reply);
+            let (reply, trace) = match &out {
+                Some(Ok(o)) => (Ok(o.clone()), Some(trace)),
+                Some(Err(e)) => (Err(ClientError::BadCommand(e.clone())), Some(trace)),
+                None => (Err(ClientError::LeadershipLost), None),
+            };
+            p.reply.send(p.id, reply, trace);
         }
     }
 
     fn fail_pending(&mut self, err: impl Fn() -> ClientError) {
-        for p in self.pending.drain(..) {
-            p.reply.send(p.id, Err(err()));
+        for p in self.pending.drain() {
+            p.reply.send(p.id, Err(err()), None);
         }
     }
 }

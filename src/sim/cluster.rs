@@ -231,7 +231,8 @@ impl Simulation {
         for i in 0..n {
             let id = i as NodeId + 1;
             let raft = RaftNode::new(
-                cfg.node_config(id),
+                cfg.membership(id),
+                cfg.raft.clone(),
                 derive_seed(cfg.seed, STREAM_NODE, id << 32),
                 Time::ZERO,
             )?;
@@ -816,7 +817,7 @@ impl Simulation {
         let now = self.now;
         let sn = &self.nodes[n];
         let raft = sn.raft.as_ref().expect("up");
-        if self.trace {
+        if self.trace && !matches!(ev, Event::EntriesSent { .. }) {
             let terms = match *ev {
                 Event::CommitAdvanced { from, to } => {
                     let t: Vec<_> = raft.log().range(from + 1, to).map(|e| e.term).collect();
@@ -851,6 +852,7 @@ impl Simulation {
                 to,
                 raft.log().range(from + 1, to),
             ),
+            Event::EntriesSent { .. } => Ok(()),
         }
     }
 
@@ -1009,7 +1011,13 @@ impl Simulation {
         let sn = &mut self.nodes[n];
         sn.incarnation += 1;
         let seed = derive_seed(self.cfg.seed, STREAM_NODE, sn.id << 32 | sn.incarnation);
-        let raft = match RaftNode::restore(self.cfg.node_config(sn.id), seed, now, &sn.store) {
+        let raft = match RaftNode::restore(
+            self.cfg.membership(sn.id),
+            self.cfg.raft.clone(),
+            seed,
+            now,
+            &sn.store,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 let id = sn.id;

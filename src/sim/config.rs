@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::raft::{CommitMode, Config, ReplicationTrigger};
+use crate::raft::{CommitMode, Config, Membership, ReplicationTrigger};
 
 /// Healthy mixed-fault runs process at most some 60 000 events.
 const DEFAULT_EVENT_BUDGET: u64 = 5_000_000;
@@ -108,7 +108,7 @@ impl SimConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(super::derive_seed(seed, super::STREAM_CONFIG, 0));
         let min_us = rng.random_range(200..=1_000u64);
         let max_us = min_us + rng.random_range(0..=2_000u64);
-        let mut raft = Config::new(1, vec![1]);
+        let mut raft = Config::default();
         raft.heartbeat_interval = Duration::from_millis(30);
         raft.election_timeout = Duration::from_millis(300);
         SimConfig {
@@ -147,7 +147,7 @@ impl SimConfig {
         let min_us = r.random_range(0..=2_000u64);
         let max_us = min_us + r.random_range(0..=et_ms * 1_000 / 5);
 
-        let mut raft = Config::new(1, vec![1]);
+        let mut raft = Config::default();
         raft.heartbeat_interval = heartbeat_interval;
         raft.election_timeout = election_timeout;
         raft.max_batch_entries = pick(r, &[1, 2, 8, 64, 1024]);
@@ -222,12 +222,8 @@ impl SimConfig {
     }
 
     /// The core configuration of node `id`.
-    pub fn node_config(&self, id: u64) -> Config {
-        Config {
-            id,
-            voters: (1..=self.nodes as u64).collect(),
-            ..self.raft.clone()
-        }
+    pub fn membership(&self, id: u64) -> Membership {
+        Membership::new(id, (1..=self.nodes as u64).collect())
     }
 
     /// How long a client waits for the outcome of an accepted proposal before giving up on it

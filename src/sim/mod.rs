@@ -100,7 +100,7 @@ pub struct DemoReport {
 /// (after a warm-up that elects a leader), with the default core configuration.
 pub fn demo(seconds_virtual: f64, rate: f64, seed: u64) -> Result<DemoReport, SimError> {
     let mut cfg = SimConfig::calm(3, seed);
-    cfg.raft = crate::raft::Config::new(1, vec![1]);
+    cfg.raft = crate::raft::Config::default();
     cfg.warmup = cfg.max_election_timeout() * 3;
     cfg.event_budget = u64::MAX;
     cfg.duration = Duration::from_secs_f64(seconds_virtual.max(0.001));

@@ -1,8 +1,10 @@
-//! Timestamps from inside the nodes, turned into follower lags and per-request phases.
+//! Timestamps from inside the nodes, turned into follower lags, batch sizes and pipeline
+//! depths (per-request phases travel with the answers instead: see
+//! [`crate::harness::reply_recorder`]).
 //!
 //! The nodes call the [`Observer`] methods on their own threads; the recorder keeps, per
-//! log index, when the leader first sent it, committed it and applied it, in rings of
-//! atomics tagged with the index (so a slot reused 2^20 entries later is never mistaken).
+//! log index, when the leader committed it, in a ring of atomics tagged with the index
+//! (so a slot reused 2^20 entries later is never mistaken).
 //! A follower's commit or apply is compared against the leader's commit time at once, and
 //! only the lag is kept. In-process nodes share one clock (`CLOCK_MONOTONIC`), so these
 //! differences are exact up to the clock's resolution.
@@ -44,30 +46,10 @@ impl TaggedRing {
         self.tags[i].store(tag, Relaxed);
     }
 
-    fn set_if_absent(&self, tag: u64, value: u64) {
-        let i = (tag & MASK) as usize;
-        if self.tags[i].load(Relaxed) != tag {
-            self.set(tag, value);
-        }
-    }
-
     fn get(&self, tag: u64) -> Option<u64> {
         let i = (tag & MASK) as usize;
         (self.tags[i].load(Relaxed) == tag).then(|| self.values[i].load(Relaxed))
     }
-}
-
-/// What one request's life looked like inside the leader, for the phase breakdown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeline {
-    /// The leader accepted the proposal.
-    pub proposed: Time,
-    /// The first AppendEntries carrying it left.
-    pub first_sent: Time,
-    /// The leader committed it.
-    pub committed: Time,
-    /// The leader applied it.
-    pub applied: Time,
 }
 
 /// Per-follower lag histograms.
@@ -83,37 +65,29 @@ struct FollowerHists {
     apply: IntervalHistogram,
 }
 
-/// The harness's [`Observer`].
-pub struct Recorder {
+/// The harness's [`Observer`] inside the nodes.
+pub struct NodeRecorder {
     nodes: usize,
     window_start: AtomicU64,
     window_end: AtomicU64,
     interval: Duration,
-    request_index: TaggedRing,
-    request_proposed: TaggedRing,
-    first_sent: TaggedRing,
     committed: TaggedRing,
-    applied: TaggedRing,
     last_applied: Box<[AtomicU64]>,
     followers: Box<[Mutex<FollowerHists>]>,
     batch_size: Mutex<IntervalHistogram>,
     pipeline_depth: Mutex<IntervalHistogram>,
 }
 
-impl Recorder {
+impl NodeRecorder {
     /// A recorder for nodes `1..=nodes` whose interval histograms are `interval` long.
-    pub fn new(nodes: usize, interval: Duration) -> Recorder {
+    pub fn new(nodes: usize, interval: Duration) -> NodeRecorder {
         let hist = |u| IntervalHistogram::new(u, interval);
-        Recorder {
+        NodeRecorder {
             nodes,
             window_start: AtomicU64::new(u64::MAX),
             window_end: AtomicU64::new(u64::MAX),
             interval,
-            request_index: TaggedRing::new(),
-            request_proposed: TaggedRing::new(),
-            first_sent: TaggedRing::new(),
             committed: TaggedRing::new(),
-            applied: TaggedRing::new(),
             last_applied: (0..=nodes).map(|_| AtomicU64::new(0)).collect(),
             followers: (0..=nodes)
                 .map(|_| {
@@ -141,21 +115,9 @@ impl Recorder {
         (t >= start && t < end).then(|| Duration::from_nanos(t - start))
     }
 
-    /// The leader-side timeline of client request `request`, once it has been applied.
-    pub fn timeline(&self, request: u64) -> Option<Timeline> {
-        let index = self.request_index.get(request)?;
-        let proposed = self.request_proposed.get(request)?;
-        Some(Timeline {
-            proposed: Time::from_nanos(proposed),
-            first_sent: Time::from_nanos(self.first_sent.get(index)?),
-            committed: Time::from_nanos(self.committed.get(index)?),
-            applied: Time::from_nanos(self.applied.get(index)?),
-        })
-    }
-
     /// Takes the histograms: commit and apply lag per follower (keyed by node id, empty
     /// for nodes that never followed), batch sizes, pipeline depths.
-    pub fn take(&self) -> RecorderHistograms {
+    pub fn take(&self) -> NodeHistograms {
         let fresh = |u| IntervalHistogram::new(u, self.interval);
         let mut followers = Vec::new();
         for (id, f) in self.followers.iter().enumerate().skip(1) {
@@ -179,7 +141,7 @@ impl Recorder {
         );
         batch.finish();
         depth.finish();
-        RecorderHistograms {
+        NodeHistograms {
             followers,
             batch_size: batch,
             pipeline_depth: depth,
@@ -192,8 +154,8 @@ impl Recorder {
     }
 }
 
-/// The histograms a [`Recorder`] collected.
-pub struct RecorderHistograms {
+/// The histograms a [`NodeRecorder`] collected.
+pub struct NodeHistograms {
     /// (follower, commit lag, apply lag) for every node id.
     pub followers: Vec<(NodeId, IntervalHistogram, IntervalHistogram)>,
     /// Entries per AppendEntries that carried entries.
@@ -202,7 +164,7 @@ pub struct RecorderHistograms {
     pub pipeline_depth: IntervalHistogram,
 }
 
-impl Observer for Recorder {
+impl Observer for NodeRecorder {
     fn commit_advanced(&self, node: NodeId, role: Role, from: Index, to: Index, at: Time) {
         let at = at.as_nanos();
         if role == Role::Leader {
@@ -231,9 +193,6 @@ impl Observer for Recorder {
         let from = last.swap(upto, Relaxed);
         let at = at.as_nanos();
         if role == Role::Leader {
-            for i in from + 1..=upto {
-                self.applied.set(i, at);
-            }
             return;
         }
         let mut f = self.followers[node as usize]
@@ -248,12 +207,7 @@ impl Observer for Recorder {
         }
     }
 
-    fn proposed(&self, _node: NodeId, request: u64, index: Index, at: Time) {
-        self.request_index.set(request, index);
-        self.request_proposed.set(request, at.as_nanos());
-    }
-
-    fn append_sent(
+    fn entries_sent(
         &self,
         _node: NodeId,
         _to: NodeId,
@@ -262,14 +216,7 @@ impl Observer for Recorder {
         inflight: usize,
         at: Time,
     ) {
-        if last < first {
-            return; // a heartbeat or commit notice: no batch
-        }
-        let at = at.as_nanos();
-        for i in first..=last {
-            self.first_sent.set_if_absent(i, at);
-        }
-        if let Some(off) = self.in_window(at) {
+        if let Some(off) = self.in_window(at.as_nanos()) {
             self.batch_size
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

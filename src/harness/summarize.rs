@@ -1,0 +1,156 @@
+//! From what a point recorded to what it publishes: a pure function of histograms and
+//! counts, so that every figure of `summary.json` is computed in one place and a test can
+//! feed it by hand.
+
+use std::time::Duration;
+
+use crate::harness::histograms::{IntervalHistogram, PointHistograms, Unit};
+use crate::harness::load::GeneratorReport;
+use crate::harness::node_recorder::NodeHistograms;
+use crate::harness::reply_recorder::{ReplyRecorder, PHASES};
+use crate::harness::scenario::{LoadMode, Point};
+use crate::harness::summary::{Costs, FollowerLag, LoadKind, Percentiles, Phases, PointSummary};
+use crate::harness::target::Counters;
+use crate::raft::NodeId;
+
+/// A point whose generator was later than this at the 99th percentile is invalid.
+pub const SCHEDULE_LIMIT: Duration = Duration::from_millis(1);
+
+/// A point whose achieved rate fell below this fraction of the offered rate is saturated.
+pub const SATURATION_FRACTION: f64 = 0.95;
+
+/// Everything a point recorded.
+pub struct Recorded {
+    /// The client side: latency, phases and answer counts (finished).
+    pub replies: ReplyRecorder,
+    /// The node side: follower lags, batch sizes, pipeline depths.
+    pub nodes: NodeHistograms,
+    /// What the generator did.
+    pub generator: GeneratorReport,
+    /// Target counters at the start of the measured window.
+    pub before: Counters,
+    /// Target counters at its end.
+    pub after: Counters,
+    /// The leader during the point.
+    pub leader: NodeId,
+    /// The measured window's length.
+    pub measured: Duration,
+    /// The warm-up's length.
+    pub warmup: Duration,
+}
+
+/// The point's summary and the histograms its files are written from.
+pub fn summarize(
+    point: &Point,
+    rec: Recorded,
+    floor_p50_us: Option<f64>,
+) -> (PointSummary, PointHistograms) {
+    let c = &point.config;
+    let closed = c.workload.mode == LoadMode::ClosedLoop;
+    let interval = Duration::from_secs_f64(c.timing.interval_s);
+    let Recorded {
+        replies: r,
+        nodes,
+        generator,
+        before,
+        after,
+        leader,
+        measured,
+        warmup,
+    } = rec;
+    let mut hists = PointHistograms::new();
+
+    let mut commit_all = IntervalHistogram::new(Unit::Nanos, interval);
+    let mut apply_all = IntervalHistogram::new(Unit::Nanos, interval);
+    let mut followers = Vec::new();
+    for (id, commit, apply) in nodes.followers {
+        if id == leader {
+            continue;
+        }
+        commit_all.merge(&commit);
+        apply_all.merge(&apply);
+        followers.push(FollowerLag {
+            node: id,
+            commit_lag: Percentiles::of_nanos(&commit.total),
+            apply_lag: Percentiles::of_nanos(&apply.total),
+        });
+        hists.insert(format!("commit_lag.node{id}"), commit);
+        hists.insert(format!("apply_lag.node{id}"), apply);
+    }
+
+    let secs = measured.as_secs_f64();
+    let achieved = r.delivered as f64 / secs;
+    let ok = r.ok;
+    let per = |d: u64| if ok == 0 { 0.0 } else { d as f64 / ok as f64 };
+    let sched = Percentiles::of_nanos(&generator.schedule_error.total);
+    let lat = Percentiles::of_nanos(&r.latency.total);
+    let phase = |i: usize| Percentiles::of_nanos(&r.phases[i].total);
+    let summary = PointSummary {
+        name: point.name.clone(),
+        series: point.series.clone(),
+        params: point.params.iter().cloned().collect(),
+        load: if closed {
+            LoadKind::ClosedLoop
+        } else {
+            LoadKind::OpenLoop
+        },
+        offered_rate: if closed { 0.0 } else { c.workload.rate },
+        achieved_rate: achieved,
+        // Against the load the schedule really offered in the window, so that a Poisson
+        // schedule's own variation is not taken for saturation.
+        saturated: !closed && achieved < SATURATION_FRACTION * (generator.in_window as f64 / secs),
+        schedule_invalid: !closed && sched.p99 > SCHEDULE_LIMIT.as_secs_f64() * 1e6,
+        measured_seconds: secs,
+        warmup_seconds: warmup.as_secs_f64(),
+        ok,
+        errors: r.errors,
+        // Requests scheduled in the window but not answered count against the point.
+        unanswered: generator.in_window.saturating_sub(ok + r.errors),
+        latency_p50_over_floor: floor_p50_us
+            .filter(|f| *f > 0.0 && lat.count > 0)
+            .map(|f| lat.p50 / f),
+        latency: lat,
+        schedule_error: sched,
+        generator_thread: generator.thread,
+        followers,
+        commit_lag: Percentiles::of_nanos(&commit_all.total),
+        apply_lag: Percentiles::of_nanos(&apply_all.total),
+        phases: Phases {
+            queue: phase(0),
+            batch_wait: phase(1),
+            replication: phase(2),
+            apply: phase(3),
+            reply: phase(4),
+        },
+        phase_samples_missing: r.phase_samples_missing,
+        phase_sum_mismatch: r.phase_sum_mismatch,
+        batch_size: Percentiles::scaled(&nodes.batch_size.total, 1.0),
+        pipeline_depth: Percentiles::scaled(&nodes.pipeline_depth.total, 1.0),
+        per_request: Costs {
+            append_messages: per(after.leader_appends - before.leader_appends),
+            heartbeats: per(after.leader_heartbeats - before.leader_heartbeats),
+            commit_notices: per(after.leader_notices - before.leader_notices),
+            raft_messages: per(after.raft_messages - before.raft_messages),
+            wire_bytes: per(after.wire_bytes - before.wire_bytes),
+            cpu_seconds: if ok == 0 {
+                0.0
+            } else {
+                after.cpu.saturating_sub(before.cpu).as_secs_f64() / ok as f64
+            },
+        },
+        config: c.clone(),
+    };
+    let ReplyRecorder {
+        latency, phases, ..
+    } = r;
+    hists.insert("latency".into(), latency);
+    for (name, h) in PHASES.iter().zip(phases) {
+        hists.insert(format!("phase.{name}"), h);
+    }
+    hists.insert("schedule_error".into(), generator.schedule_error);
+    hists.insert("commit_lag".into(), commit_all);
+    hists.insert("apply_lag".into(), apply_all);
+    hists.insert("batch_size".into(), nodes.batch_size);
+    hists.insert("pipeline_depth".into(), nodes.pipeline_depth);
+    (summary, hists)
+}
