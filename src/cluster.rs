@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::kv::{Command, KvStore, Output};
 use crate::raft::{Config, MemStore, Membership, NodeId};
+use crate::redirect::{Failure, Redirects};
 use crate::server::{ClientError, Observer, Reply, Server, ServerError, ServerHandle, ServerParts};
 use crate::shutdown::ShutdownController;
 use crate::tls::{self, NodeIdentity};
@@ -388,54 +389,47 @@ async fn node_main(s: NodeStart) {
 #[derive(Clone)]
 pub struct ClusterClient {
     handles: Vec<ServerHandle>,
-    leader: usize,
-    /// How long one call keeps retrying before it gives up.
-    pub deadline: Duration,
+    redirects: Redirects,
 }
 
 impl ClusterClient {
-    /// A client of the servers behind `handles`.
+    /// A client of the servers behind `handles`, giving up on a call after 10 s.
     pub fn new(handles: Vec<ServerHandle>) -> ClusterClient {
+        let members = handles.iter().map(ServerHandle::node).collect();
         ClusterClient {
             handles,
-            leader: 0,
-            deadline: Duration::from_secs(10),
+            redirects: Redirects::new(members, Duration::from_secs(10)),
         }
+    }
+
+    /// How long one call keeps retrying before it gives up.
+    pub fn set_deadline(&mut self, d: Duration) {
+        self.redirects.deadline = d;
     }
 
     /// The node the client currently sends to.
     pub fn leader_guess(&self) -> NodeId {
-        self.handles[self.leader].node()
+        self.redirects.current()
     }
 
-    /// Runs `cmd` on the cluster, retrying through leader changes.
+    /// Runs `cmd` on the cluster, retrying through leader changes ([`crate::redirect`]).
     pub async fn call(&mut self, cmd: &Command) -> Reply {
-        let start = Instant::now();
-        let mut backoff = Duration::from_millis(1);
+        self.redirects.start();
         loop {
-            let r = self.handles[self.leader].submit(cmd).await;
-            let retry = match &r {
+            let node = self.redirects.current();
+            let h = self.handles.iter().find(|h| h.node() == node);
+            let r = h.expect("members are the handles' nodes").submit(cmd).await;
+            let failure = match &r {
                 Ok(_) | Err(ClientError::BadCommand(_)) => return r,
-                Err(ClientError::NotLeader { leader: Some(l) }) => {
-                    if let Some(i) = self.handles.iter().position(|h| h.node() == *l) {
-                        self.leader = i;
-                    }
-                    // A redirect to a known leader is worth trying at once.
-                    Duration::ZERO
-                }
-                Err(ClientError::NotLeader { leader: None })
-                | Err(ClientError::LeadershipLost)
-                | Err(ClientError::ShuttingDown) => {
-                    self.leader = (self.leader + 1) % self.handles.len();
-                    backoff
+                Err(ClientError::NotLeader { leader }) => Failure::NotLeader(*leader),
+                Err(ClientError::LeadershipLost) | Err(ClientError::ShuttingDown) => {
+                    Failure::Unavailable
                 }
             };
-            if start.elapsed() > self.deadline {
-                return r;
-            }
-            if !retry.is_zero() {
-                tokio::time::sleep(retry).await;
-                backoff = (backoff * 2).min(Duration::from_millis(100));
+            match self.redirects.failed(failure) {
+                None => return r,
+                Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+                Some(_) => {}
             }
         }
     }

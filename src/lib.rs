@@ -7,6 +7,7 @@
 //! - [`shutdown`]: graceful shutdown with a broadcast and a drop guard.
 //! - [`cluster`]: an in-process cluster over any transport, and a client for it.
 //! - [`process`]: one node as its own OS process.
+//! - [`redirect`]: the one leader-finding and retry policy of every client.
 //! - [`sim`]: a simulated cluster with virtual time and invariant checkers.
 //! - [`storage`]: durable log stores (a log file with torn-tail recovery).
 //! - [`harness`]: the benchmark harness (scenarios, load, recorders, results).
@@ -22,6 +23,7 @@ pub mod harness;
 pub mod kv;
 pub mod process;
 pub mod raft;
+pub mod redirect;
 pub mod remote;
 pub mod server;
 pub mod shutdown;

@@ -154,3 +154,130 @@ pub fn summarize(
     hists.insert("pipeline_depth".into(), nodes.pipeline_depth);
     (summary, hists)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::load::{GeneratorThread, Intended};
+    use crate::harness::node_recorder::NodeRecorder;
+    use crate::harness::scenario::{PointConfig, Timing};
+    use crate::harness::window::Window;
+    use crate::raft::Time;
+    use crate::server::{Answer, Trace};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    const MS: u64 = 1_000_000;
+
+    fn point(rate: f64) -> Point {
+        let mut config = PointConfig::default();
+        config.workload.rate = rate;
+        config.timing = Timing {
+            warmup_s: 1.0,
+            measure_s: 1.0,
+            interval_s: 1.0,
+        };
+        Point {
+            name: "p".into(),
+            series: "s".into(),
+            params: Vec::new(),
+            config,
+        }
+    }
+
+    /// A point of `offered` requests scheduled 1 ms apart from t = 0.5 s (half in warm-up),
+    /// of which the first `answered` get an answer 100 us after their slot, and a generator
+    /// whose lateness is `late_ns` for every send.
+    fn recorded(offered: u64, answered: u64, late_ns: u64) -> Recorded {
+        let epoch = Instant::now();
+        let window = Window {
+            epoch,
+            start: Duration::from_secs(1),
+            end: Duration::from_secs(2),
+        };
+        let intended = Arc::new(Intended::new(1 << 12));
+        let mut replies = ReplyRecorder::new(window, intended.clone(), Duration::from_secs(1));
+        let mut err = IntervalHistogram::new(Unit::Nanos, Duration::from_secs(1));
+        let mut in_window = 0;
+        for id in 0..offered {
+            let slot = 500 * MS + id * MS;
+            intended.set(id, slot);
+            if let Some(off) = window.offset(Duration::from_nanos(slot)) {
+                in_window += 1;
+                err.record(off, late_ns);
+            }
+            if id < answered {
+                let t = |d: u64| Time::from_nanos(slot + d * 1_000);
+                let a = Answer {
+                    id,
+                    reply: Ok(crate::kv::Output::Done),
+                    trace: Some(Trace {
+                        index: id + 1,
+                        accepted: t(10),
+                        sent: t(20),
+                        committed: t(80),
+                        applied: t(90),
+                    }),
+                };
+                replies.record(&a, epoch + Duration::from_nanos(slot + 100_000));
+            }
+        }
+        replies.finish();
+        err.finish();
+        Recorded {
+            replies,
+            nodes: NodeRecorder::new(3, Duration::from_secs(1)).take(),
+            generator: GeneratorReport {
+                sent: offered,
+                in_window,
+                schedule_error: err,
+                thread: GeneratorThread::Realtime,
+            },
+            before: Counters::default(),
+            after: Counters::default(),
+            leader: 1,
+            measured: Duration::from_secs(1),
+            warmup: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn warm_up_is_excluded_and_phases_follow_the_trace() {
+        let (s, h) = summarize(&point(1000.0), recorded(1500, 1500, 10_000), None);
+        // Slots from 0.5 s to 2.0 s: only the 1000 in [1 s, 2 s) count.
+        assert_eq!((s.ok, s.unanswered, s.errors), (1000, 0, 0));
+        assert_eq!(h["latency"].total.len(), 1000);
+        assert!((s.latency.p50 - 100.0).abs() < 0.1, "{}", s.latency.p50);
+        assert!((s.phases.replication.p50 - 60.0).abs() < 0.1);
+        assert!((s.phases.reply.p50 - 10.0).abs() < 0.1);
+        assert_eq!(s.phase_samples_missing, 0);
+        assert!(!s.saturated && !s.schedule_invalid);
+        assert_eq!(s.generator_thread, GeneratorThread::Realtime);
+    }
+
+    #[test]
+    fn a_point_below_95_percent_of_its_offered_load_is_saturated() {
+        // 1000 offered in the window; answered: 500 in warm-up + 949 in the window.
+        let (s, _) = summarize(&point(1000.0), recorded(1500, 1449, 10_000), None);
+        assert_eq!(s.unanswered, 51);
+        assert!(s.saturated, "achieved {} of 1000/s", s.achieved_rate);
+        let (s, _) = summarize(&point(1000.0), recorded(1500, 1451, 10_000), None);
+        assert!(!s.saturated, "achieved {} of 1000/s", s.achieved_rate);
+    }
+
+    #[test]
+    fn a_generator_late_by_more_than_1_ms_at_p99_invalidates_the_point() {
+        let (s, _) = summarize(&point(1000.0), recorded(1500, 1500, 1_100_000), None);
+        assert!(
+            s.schedule_invalid,
+            "p99 lateness {} us",
+            s.schedule_error.p99
+        );
+        let (s, _) = summarize(&point(1000.0), recorded(1500, 1500, 900_000), None);
+        assert!(
+            !s.schedule_invalid,
+            "p99 lateness {} us",
+            s.schedule_error.p99
+        );
+    }
+}

@@ -133,7 +133,7 @@ fn find_leader(cluster: &LocalCluster, within: Duration) -> Result<ServerHandle,
             reason: e.to_string(),
         })?;
     let mut client = cluster.client();
-    client.deadline = within;
+    client.set_deadline(within);
     rt.block_on(client.put("raftbench-warmup", "x"))
         .map_err(|_| TargetError::NoLeader(within))?;
     let id = client.leader_guess();

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,6 +13,7 @@ use super::{
 };
 use crate::kv::{Command, Output};
 use crate::raft::NodeId;
+use crate::redirect::{Failure, Redirects};
 use crate::server::NodeStatus;
 
 /// Why a remote call failed for good.
@@ -99,37 +100,29 @@ impl RemoteClient {
 
     /// Runs `cmd`, following redirects and retrying through leader changes until the deadline.
     pub async fn call(&mut self, cmd: &Command) -> Result<Output, RemoteError> {
-        let start = Instant::now();
         let payload = cmd.encode();
-        let mut backoff = Duration::from_millis(5);
+        let mut redirects =
+            Redirects::new(self.nodes.iter().map(|(n, _)| *n).collect(), self.deadline);
+        redirects.prefer(self.current());
         loop {
-            let failure = match self.try_once(&payload).await {
+            let (failure, why) = match self.try_once(&payload).await {
                 Ok(Ok(out)) => return Ok(out),
                 Ok(Err(RemoteReplyError::BadCommand(why))) => {
                     return Err(RemoteError::BadCommand(why))
                 }
-                Ok(Err(RemoteReplyError::NotLeader(Some(l)))) if l != self.current() => {
-                    if let Some(i) = self.nodes.iter().position(|(n, _)| *n == l) {
-                        self.current = i;
-                        self.conn = None;
-                        continue;
-                    }
-                    format!("redirected to unknown node {l}")
+                Ok(Err(RemoteReplyError::NotLeader(l))) => {
+                    (Failure::NotLeader(l), format!("not the leader; try {l:?}"))
                 }
-                Ok(Err(e)) => {
-                    self.rotate();
-                    format!("{e:?}")
-                }
-                Err(e) => {
-                    self.rotate();
-                    e
-                }
+                Ok(Err(e)) => (Failure::Unavailable, format!("{e:?}")),
+                Err(e) => (Failure::Unavailable, e),
             };
-            if start.elapsed() > self.deadline {
-                return Err(RemoteError::Timeout(self.deadline, failure));
+            let wait = redirects.failed(failure);
+            self.prefer(redirects.current());
+            match wait {
+                None => return Err(RemoteError::Timeout(self.deadline, why)),
+                Some(w) if !w.is_zero() => tokio::time::sleep(w).await,
+                Some(_) => {}
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(200));
         }
     }
 
@@ -151,11 +144,6 @@ impl RemoteClient {
                 "answered a status request with a reply".into(),
             )),
         }
-    }
-
-    fn rotate(&mut self) {
-        self.current = (self.current + 1) % self.nodes.len();
-        self.conn = None;
     }
 
     async fn try_once(
