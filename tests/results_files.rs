@@ -16,7 +16,7 @@ use raftbench::harness::output::{self, file_names, read_run, sanitize, write_run
 use raftbench::harness::plots::{self, write_plots};
 use raftbench::harness::report::{self, write_report};
 use raftbench::harness::summary::{
-    Baseline, Costs, FollowerLag, LoadKind, Percentiles, PointSummary, RunSummary,
+    Baseline, Costs, Floor, FollowerLag, LoadKind, Percentiles, PointSummary, RunSummary,
 };
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -118,7 +118,16 @@ fn point(
             wire_bytes: 300.0,
             cpu_seconds: 2e-5,
         },
+        floor: Some(Floor {
+            transport: "quic-raw".into(),
+            threading: "per_node".into(),
+            rate: offered,
+            arrival: "poisson".into(),
+            payload_bytes: 64,
+            rtt: lag(90.0, 150.0),
+        }),
         latency_p50_over_floor: Some(latency.p50 / 90.0),
+        latency_p99_over_floor: Some(latency.p99 / 150.0),
         config: toml::from_str(config).expect("test config is TOML"),
     }
 }

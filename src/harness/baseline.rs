@@ -38,6 +38,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::histograms::SIGFIGS;
+use super::load::Schedule;
+use super::scenario::{Arrival, LoadMode, PointConfig};
+use super::summary::Floor;
 use super::summary::{Baseline, Percentiles};
 use crate::cluster::Threading;
 use crate::raft::message::{
@@ -102,6 +105,23 @@ pub struct BaselineSpec {
     pub samples: usize,
     /// QUIC parameters, as the cluster uses them (raw and transport QUIC).
     pub quic: QuicSettings,
+    /// Pings at a point's arrival process and rate instead of back to back, so that the
+    /// endpoints are as idle between pings as the cluster is between requests (None: back
+    /// to back, both threads warm).
+    pub pace: Option<Pace>,
+}
+
+/// A ping schedule: the arrival process, rate and seed of the point a floor judges. One
+/// ping is in flight at a time: a slot that comes due while a ping is out waits for it, so
+/// at rates above one per round trip the pings run back to back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pace {
+    /// Pings per second.
+    pub rate: f64,
+    /// Their spacing.
+    pub arrival: Arrival,
+    /// The schedule's seed.
+    pub seed: u64,
 }
 
 impl BaselineSpec {
@@ -115,6 +135,7 @@ impl BaselineSpec {
             warmup: DEFAULT_WARMUP,
             samples: DEFAULT_SAMPLES,
             quic: QuicSettings::default(),
+            pace: None,
         }
     }
 
@@ -125,8 +146,12 @@ impl BaselineSpec {
 
     /// Upper bound on the whole measurement; only a broken peer reaches it.
     fn guard(&self) -> Duration {
+        let paced = self.pace.map_or(Duration::ZERO, |p| {
+            Duration::from_secs_f64(2.0 * self.samples as f64 / p.rate.max(1e-3))
+        });
         SETUP_ALLOWANCE
             + self.warmup
+            + paced
             + PER_SAMPLE_ALLOWANCE * self.samples.min(u32::MAX as usize) as u32
     }
 }
@@ -209,7 +234,7 @@ pub fn measure(spec: &BaselineSpec) -> Result<(Baseline, Histogram<u64>), Baseli
             let s = spec.clone();
             let one = guarded(spec.guard(), async move {
                 let mut p = QuicRawPing::connect(id1, &s, addr_rx).await?;
-                let h = time_loop(&mut p, s.warmup, s.samples).await;
+                let h = time_loop(&mut p, &s).await;
                 p.conn.close(0u32.into(), b"done");
                 h
             });
@@ -221,7 +246,7 @@ pub fn measure(spec: &BaselineSpec) -> Result<(Baseline, Histogram<u64>), Baseli
             let s = spec.clone();
             let one = guarded(spec.guard(), async move {
                 let mut p = TcpRawPing::connect(s.payload_bytes, addr_rx).await?;
-                time_loop(&mut p, s.warmup, s.samples).await
+                time_loop(&mut p, &s).await
             });
             run_pair(spec.threading, one, two, &stop)?
         }
@@ -243,9 +268,7 @@ pub fn measure(spec: &BaselineSpec) -> Result<(Baseline, Histogram<u64>), Baseli
                 payload: Bytes::from(vec![0xab; spec.payload_bytes]),
             };
             let s = spec.clone();
-            let one = guarded(spec.guard(), async move {
-                time_loop(&mut p, s.warmup, s.samples).await
-            });
+            let one = guarded(spec.guard(), async move { time_loop(&mut p, &s).await });
             run_pair(spec.threading, one, two, &stop)?
         }
         (FloorLevel::Transport, kind) => {
@@ -295,7 +318,7 @@ pub fn measure(spec: &BaselineSpec) -> Result<(Baseline, Histogram<u64>), Baseli
                     t,
                     inbox,
                 };
-                time_loop(&mut p, s.warmup, s.samples).await
+                time_loop(&mut p, &s).await
             });
             run_pair(spec.threading, one, two, &stop)?
         }
@@ -311,6 +334,76 @@ pub fn measure(spec: &BaselineSpec) -> Result<(Baseline, Histogram<u64>), Baseli
         rtt: Percentiles::of_nanos(&h),
     };
     Ok((baseline, h))
+}
+
+/// How long a rate-matched floor pings at most (plus warm-up).
+const RATE_MATCHED_SECONDS: f64 = 3.0;
+/// Most round trips a rate-matched floor records.
+const RATE_MATCHED_SAMPLES: usize = 2_000;
+
+/// What makes two points' floors the same measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloorKey {
+    transport: TransportKind,
+    threading: Threading,
+    pace: Option<Pace>,
+    payload_bytes: usize,
+}
+
+impl FloorKey {
+    /// The floor `c` is judged against: its transport's raw round trip, with its threading,
+    /// at its arrival process and rate (back to back for a closed loop).
+    pub fn of(c: &PointConfig) -> FloorKey {
+        let w = &c.workload;
+        FloorKey {
+            transport: c.cluster.transport,
+            threading: c.cluster.threading,
+            pace: (w.mode == LoadMode::OpenLoop).then_some(Pace {
+                rate: w.rate,
+                arrival: w.arrival,
+                seed: c.seed,
+            }),
+            payload_bytes: DEFAULT_PAYLOAD_BYTES,
+        }
+    }
+}
+
+/// Measures the floor of point `c` ([`FloorKey::of`]): up to [`RATE_MATCHED_SAMPLES`] round
+/// trips or [`RATE_MATCHED_SECONDS`] of them, whichever comes first. None (logged) if it
+/// could not be measured.
+pub fn rate_matched(c: &PointConfig) -> Option<Floor> {
+    let key = FloorKey::of(c);
+    let samples = match key.pace {
+        Some(p) => ((p.rate * RATE_MATCHED_SECONDS) as usize).clamp(100, RATE_MATCHED_SAMPLES),
+        None => RATE_MATCHED_SAMPLES,
+    };
+    let spec = BaselineSpec {
+        samples,
+        quic: c.cluster.quic.clone(),
+        pace: key.pace,
+        payload_bytes: key.payload_bytes,
+        ..BaselineSpec::new(key.transport, FloorLevel::Raw, key.threading)
+    };
+    match measure(&spec) {
+        Ok((b, _)) => Some(Floor {
+            transport: b.transport,
+            threading: b.threading,
+            rate: key.pace.map_or(0.0, |p| p.rate),
+            arrival: key.pace.map_or(String::new(), |p| {
+                match p.arrival {
+                    Arrival::Constant => "constant",
+                    Arrival::Poisson => "poisson",
+                }
+                .to_string()
+            }),
+            payload_bytes: b.payload_bytes,
+            rtt: b.rtt,
+        }),
+        Err(e) => {
+            tracing::warn!(floor = %spec.label(), error = %e, "rate-matched floor not measured");
+            None
+        }
+    }
 }
 
 /// Measures every floor of [`ALL_FLOORS`] with `samples` round trips each, the default
@@ -347,20 +440,40 @@ trait Pinger {
     async fn ping(&mut self) -> Result<(), BaselineError>;
 }
 
-/// Pings for `warmup`, then records `samples` round trips in nanoseconds.
+/// Pings for the spec's warm-up, then records `samples` round trips in nanoseconds, back
+/// to back or at the spec's [`Pace`].
 async fn time_loop<P: Pinger>(
     p: &mut P,
-    warmup: Duration,
-    samples: usize,
+    spec: &BaselineSpec,
 ) -> Result<Histogram<u64>, BaselineError> {
     // Fixed bounds, so recording never allocates inside the timed loop.
     let mut h = Histogram::new_with_bounds(1, MAX_RTT_NS, SIGFIGS)
         .expect("1..60 s at 3 significant digits is a valid histogram");
-    let warm_until = Instant::now() + warmup;
-    while Instant::now() < warm_until {
+    let warm_until = Instant::now() + spec.warmup;
+    let mut slots = spec
+        .pace
+        .map(|pc| (Instant::now(), Schedule::new(pc.rate, pc.arrival, pc.seed)));
+    loop {
+        let now = Instant::now();
+        if now >= warm_until {
+            break;
+        }
+        if let Some((t0, s)) = slots.as_mut() {
+            let slot = *t0 + s.next().expect("a schedule never ends");
+            if slot >= warm_until {
+                break;
+            }
+            tokio::time::sleep_until(slot.into()).await;
+        }
         p.ping().await?;
     }
-    for _ in 0..samples {
+    for _ in 0..spec.samples {
+        if let Some((t0, s)) = slots.as_mut() {
+            // tokio's timer has millisecond resolution: slots drift by up to 1 ms, which
+            // only matters for how idle the endpoints are, not for what is timed.
+            let slot = *t0 + s.next().expect("a schedule never ends");
+            tokio::time::sleep_until(slot.into()).await;
+        }
         let t0 = Instant::now();
         p.ping().await?;
         let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);

@@ -17,7 +17,7 @@ use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{LoadMode, Point};
 use crate::harness::summarize::{summarize, Recorded};
-use crate::harness::summary::PointSummary;
+use crate::harness::summary::{Floor, PointSummary};
 use crate::harness::target::{InProcess, Target, TargetError};
 use crate::harness::window::Window;
 use crate::raft::Time;
@@ -51,11 +51,11 @@ pub enum RunError {
     },
 }
 
-/// Runs one point. `floor_p50_us` is the run's baseline round trip for the point's
-/// transport, if measured. `progress` is called with the fraction of the point done.
+/// Runs one point. `floor` is the rate-matched raw round trip of the point's transport,
+/// if measured. `progress` is called with the fraction of the point done.
 pub fn run_point(
     point: &Point,
-    floor_p50_us: Option<f64>,
+    floor: Option<Floor>,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<(PointSummary, PointHistograms), RunError> {
     let c = &point.config;
@@ -199,5 +199,5 @@ pub fn run_point(
         measured: measure,
         warmup,
     };
-    Ok(summarize(point, rec, floor_p50_us))
+    Ok(summarize(point, rec, floor))
 }

@@ -14,8 +14,7 @@ use crate::harness::plots;
 use crate::harness::point::{run_point, RunError};
 use crate::harness::report;
 use crate::harness::scenario::Scenario;
-use crate::harness::summary::RunSummary;
-use crate::transport::TransportKind;
+use crate::harness::summary::{Floor, RunSummary};
 
 /// Round trips per baseline floor.
 pub const BASELINE_SAMPLES: usize = 2_000;
@@ -38,18 +37,6 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// Show a progress bar on stderr.
     pub progress: bool,
-}
-
-/// The median raw round trip of `transport` among the run's baselines (microseconds),
-/// falling back to the transport-level floor: what commit latency is stated against.
-pub fn floor_p50(run: &RunSummary, transport: TransportKind) -> Option<f64> {
-    let raw = baseline::label(transport, baseline::FloorLevel::Raw);
-    let own = baseline::label(transport, baseline::FloorLevel::Transport);
-    run.baselines
-        .iter()
-        .find(|b| b.transport == raw)
-        .or_else(|| run.baselines.iter().find(|b| b.transport == own))
-        .map(|b| b.rtt.p50)
 }
 
 /// Runs every point of `sc` and writes the results; returns the summary.
@@ -87,9 +74,24 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, Scen
     }
     bar.set_position(1000);
     let mut hists: Vec<(String, PointHistograms)> = Vec::new();
+    // Points that share a transport, threading and arrival process share a floor.
+    let mut floors: Vec<(baseline::FloorKey, Option<Floor>)> = Vec::new();
     for (i, p) in sc.points.iter().enumerate() {
         bar.set_message(format!("{} ({}/{})", p.name, i + 1, sc.points.len()));
-        let floor = floor_p50(&run, p.config.cluster.transport);
+        let floor = if sc.file.baseline {
+            let key = baseline::FloorKey::of(&p.config);
+            match floors.iter().find(|(k, _)| *k == key) {
+                Some((_, f)) => f.clone(),
+                None => {
+                    bar.set_message(format!("{}: its rate-matched floor", p.name));
+                    let f = baseline::rate_matched(&p.config);
+                    floors.push((key, f.clone()));
+                    f
+                }
+            }
+        } else {
+            None
+        };
         let base_pos = (i as u64 + 1) * 1000;
         let b = bar.clone();
         let (summary, h) = run_point(p, floor, &move |f| {

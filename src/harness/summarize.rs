@@ -9,7 +9,9 @@ use crate::harness::load::GeneratorReport;
 use crate::harness::node_recorder::NodeHistograms;
 use crate::harness::reply_recorder::{ReplyRecorder, PHASES};
 use crate::harness::scenario::{LoadMode, Point};
-use crate::harness::summary::{Costs, FollowerLag, LoadKind, Percentiles, Phases, PointSummary};
+use crate::harness::summary::{
+    Costs, Floor, FollowerLag, LoadKind, Percentiles, Phases, PointSummary,
+};
 use crate::harness::target::Counters;
 use crate::raft::NodeId;
 
@@ -43,7 +45,7 @@ pub struct Recorded {
 pub fn summarize(
     point: &Point,
     rec: Recorded,
-    floor_p50_us: Option<f64>,
+    floor: Option<Floor>,
 ) -> (PointSummary, PointHistograms) {
     let c = &point.config;
     let closed = c.workload.mode == LoadMode::ClosedLoop;
@@ -106,9 +108,15 @@ pub fn summarize(
         errors: r.errors,
         // Requests scheduled in the window but not answered count against the point.
         unanswered: generator.in_window.saturating_sub(ok + r.errors),
-        latency_p50_over_floor: floor_p50_us
-            .filter(|f| *f > 0.0 && lat.count > 0)
-            .map(|f| lat.p50 / f),
+        latency_p50_over_floor: floor
+            .as_ref()
+            .filter(|f| f.rtt.p50 > 0.0 && lat.count > 0)
+            .map(|f| lat.p50 / f.rtt.p50),
+        latency_p99_over_floor: floor
+            .as_ref()
+            .filter(|f| f.rtt.p99 > 0.0 && lat.count > 0)
+            .map(|f| lat.p99 / f.rtt.p99),
+        floor,
         latency: lat,
         schedule_error: sched,
         generator_thread: generator.thread,

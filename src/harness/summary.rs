@@ -143,8 +143,14 @@ pub struct PointSummary {
     pub pipeline_depth: Percentiles,
     /// Costs per committed request.
     pub per_request: Costs,
-    /// Median client latency over the run's baseline round trip (same transport), if measured.
+    /// The rate-matched floor this point's ratios use, if measured.
+    #[serde(default)]
+    pub floor: Option<Floor>,
+    /// Median client latency over the floor's median, if measured.
     pub latency_p50_over_floor: Option<f64>,
+    /// 99th-percentile client latency over the floor's 99th percentile, if measured.
+    #[serde(default)]
+    pub latency_p99_over_floor: Option<f64>,
     /// The configuration of this point, exactly as run.
     pub config: PointConfig,
 }
@@ -180,6 +186,25 @@ pub struct Baseline {
     #[serde(default)]
     pub threading: String,
     /// Payload bytes per ping.
+    pub payload_bytes: usize,
+    /// Round-trip times.
+    pub rtt: Percentiles,
+}
+
+/// The floor one point is judged against: the raw round trip of its transport, measured in
+/// the same run with the point's own arrival process and rate (so as idle, or as busy, as
+/// the point's nodes are) and its threading.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    /// `quic-raw`, `tcp-raw` or `mem-raw`.
+    pub transport: String,
+    /// `per_node` or `shared`.
+    pub threading: String,
+    /// Pings per second offered (0: back to back, as for a closed loop).
+    pub rate: f64,
+    /// `poisson` or `constant` (empty when back to back).
+    pub arrival: String,
+    /// Bytes per ping.
     pub payload_bytes: usize,
     /// Round-trip times.
     pub rtt: Percentiles,
