@@ -55,6 +55,10 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Where timestamps go.
     pub observer: Option<Arc<dyn Observer>>,
+    /// A node that should win the first election: its election timeout is halved, so
+    /// that (while the heartbeat is under a quarter of the timeout) it always times out
+    /// first. It holds no other privilege: if it fails, another node leads.
+    pub preferred_leader: Option<NodeId>,
 }
 
 impl ClusterSpec {
@@ -70,6 +74,7 @@ impl ClusterSpec {
             threading: Threading::PerNode,
             seed: 1,
             observer: None,
+            preferred_leader: None,
         }
     }
 }
@@ -359,7 +364,7 @@ async fn node_main(s: NodeStart) {
     let voters: Vec<NodeId> = (1..=spec.nodes as NodeId).collect();
     let parts = ServerParts {
         members: Membership::new(id, voters),
-        raft: spec.raft.clone(),
+        raft: node_config(&spec, id),
         seed: spec.seed.wrapping_add(id),
         epoch: s.epoch,
         store: MemStore::new(),
@@ -382,6 +387,18 @@ async fn node_main(s: NodeStart) {
     let kv = task.await.unwrap_or_default();
     drop(transport);
     let _ = s.done_tx.send(kv);
+}
+
+/// Node `id`'s knobs: the cluster's, with the preferred leader's election timeout halved.
+fn node_config(spec: &ClusterSpec, id: NodeId) -> Config {
+    let mut c = spec.raft.clone();
+    if spec.preferred_leader == Some(id) {
+        let halved = c.election_timeout / 2;
+        if halved > c.heartbeat_interval {
+            c.election_timeout = halved;
+        }
+    }
+    c
 }
 
 /// A client of an in-process cluster: sends to the leader it believes in, follows

@@ -150,3 +150,28 @@ sweep = [ { knob = "raft.commit_mode", values = ["piggyback", "eager"] } ]
         pig.commit_lag.mean
     );
 }
+
+#[test]
+fn a_pinned_leader_leads_and_a_point_names_it() {
+    for leader in [2u64, 3] {
+        let text = format!(
+            "name = \"pin\"\n[base.cluster]\nleader = {leader}\n[base.workload]\nrate = 200.0\n\
+             [base.timing]\nwarmup_s = 0.2\nmeasure_s = 0.5\n[[series]]\nname = \"p\"\n"
+        );
+        let (s, _) = run_point(&points(&text)[0], None, &|_| {}).unwrap();
+        let followers: Vec<u64> = s.followers.iter().map(|f| f.node).collect();
+        assert!(
+            !followers.contains(&leader),
+            "{followers:?} led by {leader}"
+        );
+        assert_eq!(followers.len(), 2);
+        assert!(s.ok > 0);
+    }
+    let e = Scenario::parse(
+        Path::new("x.toml"),
+        "name = \"pin\"\n[base.cluster]\nleader = 4\n[[series]]\nname = \"p\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cluster.leader"), "{e}");
+}

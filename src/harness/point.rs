@@ -185,8 +185,16 @@ pub fn run_point(
         (generator, before, after)
     });
     let leader = target.leader();
+    let moved = target.check_leader();
     drop(rt);
     target_box.stop();
+    match moved {
+        Err(e) if c.cluster.leader.is_some() => return Err(target_err(e)),
+        Err(e) => {
+            tracing::warn!(point = %point.name, error = %e, "the point's figures mix two leaders")
+        }
+        Ok(()) => {}
+    }
     progress(1.0);
     replies.finish();
     let rec = Recorded {

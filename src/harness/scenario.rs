@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::Threading;
 use crate::config::ConfigFileError;
-use crate::raft::Config;
+use crate::raft::{Config, NodeId};
 use crate::transport::{MemMode, QuicSettings, TransportKind, TransportSettings};
 
 /// The cluster under test.
@@ -44,6 +44,9 @@ pub struct ClusterSection {
     pub quic: QuicSettings,
     /// Queue and frame limits of the network transports.
     pub transport_settings: TransportSettings,
+    /// The node that must lead every point (none: whichever wins). It is favoured in the
+    /// first election; a point fails if another node leads or leadership moves during it.
+    pub leader: Option<NodeId>,
 }
 
 impl Default for ClusterSection {
@@ -55,6 +58,7 @@ impl Default for ClusterSection {
             mem_mode: MemMode::Move,
             quic: QuicSettings::default(),
             transport_settings: TransportSettings::default(),
+            leader: None,
         }
     }
 }
@@ -432,6 +436,20 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     let bad = |k: &str, r: String| Err((k.to_string(), r));
     if c.cluster.nodes == 0 {
         return bad("cluster.nodes", "must be at least 1".into());
+    }
+    if let Some(l) = c.cluster.leader {
+        if l == 0 || l > c.cluster.nodes as NodeId {
+            return bad(
+                "cluster.leader",
+                format!("{l} is not a node of 1..={}", c.cluster.nodes),
+            );
+        }
+        if c.raft.heartbeat_interval * 4 > c.raft.election_timeout {
+            return bad(
+                "cluster.leader",
+                "needs raft.heartbeat_ms at most a quarter of raft.election_timeout_ms, so that the preferred node times out first".into(),
+            );
+        }
     }
     c.raft
         .validate()

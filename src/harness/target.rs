@@ -19,6 +19,24 @@ pub enum TargetError {
     /// No leader emerged.
     #[error("no leader was elected within {0:?}")]
     NoLeader(Duration),
+    /// Another node than `cluster.leader` leads.
+    #[error("cluster.leader = {wanted}, but node {got} won the election")]
+    WrongLeader {
+        /// The node the scenario pinned.
+        wanted: NodeId,
+        /// The node that leads.
+        got: NodeId,
+    },
+    /// Leadership moved while the point ran, so its figures mix two leaders.
+    #[error("leadership moved during the point: node {from} led in term {term}, now {now}")]
+    LeaderMoved {
+        /// The leader at the start.
+        from: NodeId,
+        /// Its term.
+        term: u64,
+        /// What the cluster reports now.
+        now: String,
+    },
     /// The point's configuration cannot build this target.
     #[error("{key}: {reason}")]
     Config {
@@ -83,6 +101,8 @@ pub trait Target: Send + Sync {
     fn counters(&self) -> Counters;
     /// Blocks the leader's thread for `d`, as a garbage-collection pause would.
     fn stall_leader(&self, d: Duration);
+    /// Whether the leader found at start still leads in the same term.
+    fn check_leader(&self) -> Result<(), TargetError>;
     /// Stops every node and waits for them.
     fn stop(self: Box<Self>);
 }
@@ -91,6 +111,7 @@ pub trait Target: Send + Sync {
 pub struct InProcess {
     cluster: LocalCluster,
     leader: ServerHandle,
+    term: u64,
 }
 
 /// CPU time of this whole process so far.
@@ -117,10 +138,24 @@ impl InProcess {
         spec.seed = c.seed;
         spec.raft = c.raft.clone();
         spec.observer = Some(observer);
+        spec.preferred_leader = c.cluster.leader;
         let cluster = LocalCluster::start(spec)?;
         let within = (c.raft.election_timeout * 20).max(Duration::from_secs(5));
         let leader = find_leader(&cluster, within)?;
-        Ok(InProcess { cluster, leader })
+        if let Some(wanted) = c.cluster.leader {
+            if leader.node() != wanted {
+                return Err(TargetError::WrongLeader {
+                    wanted,
+                    got: leader.node(),
+                });
+            }
+        }
+        let term = leader.status().term;
+        Ok(InProcess {
+            cluster,
+            leader,
+            term,
+        })
     }
 }
 
@@ -182,6 +217,18 @@ impl Target for InProcess {
 
     fn stall_leader(&self, d: Duration) {
         self.leader.stall(d);
+    }
+
+    fn check_leader(&self) -> Result<(), TargetError> {
+        let st = self.leader.status();
+        if st.role == Role::Leader && st.term == self.term {
+            return Ok(());
+        }
+        Err(TargetError::LeaderMoved {
+            from: self.leader.node(),
+            term: self.term,
+            now: format!("{:?} in term {}", st.role, st.term),
+        })
     }
 
     fn stop(self: Box<Self>) {
