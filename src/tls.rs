@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -122,8 +122,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// A freshly generated cluster CA, kept with its key so that it can sign node certificates.
 struct ClusterCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+    issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl ClusterCa {
@@ -139,8 +138,9 @@ impl ClusterCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let cert = params.self_signed(&key)?;
-        Ok(ClusterCa { cert, key })
+        Ok(ClusterCa {
+            issuer: CertifiedIssuer::self_signed(params, key)?,
+        })
     }
 
     /// Signs a certificate for node `id`; returns it with its key pair.
@@ -156,7 +156,7 @@ impl ClusterCa {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
         Ok((cert, key))
     }
 }
@@ -170,7 +170,7 @@ pub fn generate_cluster(
     ids: &[NodeId],
 ) -> Result<(CertificateDer<'static>, Vec<NodeIdentity>), TlsError> {
     let ca = ClusterCa::generate()?;
-    let ca_der = ca.cert.der().clone();
+    let ca_der = ca.issuer.der().clone();
     let nodes = ids
         .iter()
         .map(|&id| {
@@ -237,8 +237,8 @@ pub fn write_cluster(dir: &Path, n: usize) -> Result<(), TlsError> {
         source,
     })?;
     let ca = ClusterCa::generate()?;
-    write_file(&ca_cert_path(dir), &ca.cert.pem(), false)?;
-    write_file(&dir.join("ca.key"), &ca.key.serialize_pem(), true)?;
+    write_file(&ca_cert_path(dir), &ca.issuer.pem(), false)?;
+    write_file(&dir.join("ca.key"), &ca.issuer.key().serialize_pem(), true)?;
     for id in 1..=n as NodeId {
         let (cert, key) = ca.issue(id)?;
         write_file(&node_cert_path(dir, id), &cert.pem(), false)?;
