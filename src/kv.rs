@@ -141,6 +141,11 @@ impl KvStore {
         self.map.is_empty()
     }
 
+    /// Every key and its value, in no particular order (for tests and checks).
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+        self.map.iter()
+    }
+
     /// Commands applied, including failed ones.
     pub fn applied_count(&self) -> u64 {
         self.applied

@@ -1,6 +1,7 @@
 //! The `raftbench` command line: the main job, and the tools around a cluster.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -65,6 +66,9 @@ enum Cmd {
         /// Number of nodes (ids 1..=N).
         #[arg(long)]
         nodes: usize,
+        /// Replace an existing CA and keys (running nodes would then refuse each other).
+        #[arg(long)]
+        force: bool,
     },
     /// Runs one node of a cluster file as this process.
     Node {
@@ -123,6 +127,8 @@ enum ClientOp {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
+        // Colour codes only for a person watching; a log file gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -177,9 +183,20 @@ fn main() -> Result<()> {
         }
         Cmd::Demo(a) => demo(a),
         Cmd::Sim(a) => sim(a),
-        Cmd::Certs { out, nodes } => {
+        Cmd::Certs { out, nodes, force } => {
             if nodes == 0 {
                 bail!("--nodes must be at least 1");
+            }
+            let existing = raftbench::tls::existing_cluster_files(&out, nodes);
+            if !existing.is_empty() && !force {
+                let names: Vec<String> = existing.iter().map(|p| p.display().to_string()).collect();
+                bail!(
+                    "{} already holds a cluster's certificates ({}); a new CA would make \
+                     nodes running with the old ones refuse each other. Pass --force to \
+                     replace them",
+                    out.display(),
+                    names.join(", ")
+                );
             }
             raftbench::tls::write_cluster(&out, nodes)
                 .with_context(|| format!("writing certificates to {}", out.display()))?;
@@ -199,6 +216,13 @@ fn main() -> Result<()> {
         }
         Cmd::Client { config, node, op } => {
             let file = ClusterFile::load(&config)?;
+            if let Some(n) = node.filter(|&n| file.node(n).is_none()) {
+                bail!(
+                    "--node {n} is not a member of {}: its nodes are {:?}",
+                    config.display(),
+                    file.ids()
+                );
+            }
             let addrs: HashMap<NodeId, _> =
                 file.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
             let rt = tokio::runtime::Builder::new_current_thread()

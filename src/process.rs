@@ -23,6 +23,19 @@ pub enum NodeProcessError {
     /// The node's certificate or key could not be loaded.
     #[error("certificates: {0}")]
     Tls(#[from] tls::TlsError),
+    /// A certificate file is missing: `raftbench certs` was not run for this cluster.
+    #[error(
+        "certificate file {path} is missing: run `raftbench certs --out {dir} --nodes {nodes}` \
+         first (on several hosts, copy that directory from the host that ran it)"
+    )]
+    MissingCertificate {
+        /// The missing file.
+        path: std::path::PathBuf,
+        /// The certificate directory the cluster file names.
+        dir: std::path::PathBuf,
+        /// The highest node id of the cluster file: `certs` writes ids 1..=nodes.
+        nodes: NodeId,
+    },
     /// The transport could not be set up.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -59,7 +72,15 @@ pub async fn run_node(
         .collect();
     let (transport, inbox): (Arc<dyn Transport>, _) = match file.transport {
         TransportKind::Quic => {
-            let identity = tls::load_identity(&file.certs_dir(), id)?;
+            let dir = file.certs_dir();
+            let identity = tls::load_identity(&dir, id).map_err(|e| match e {
+                tls::TlsError::Missing { path } => NodeProcessError::MissingCertificate {
+                    path,
+                    nodes: file.ids().last().copied().unwrap_or(id),
+                    dir,
+                },
+                e => e.into(),
+            })?;
             let b = QuicTransport::bind(
                 &identity,
                 me.raft_addr,

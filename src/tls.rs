@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -55,6 +55,12 @@ pub enum TlsError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// A certificate or key file does not exist (the certificates were never written here).
+    #[error("{path} is missing")]
+    Missing {
+        /// The file.
+        path: PathBuf,
     },
     /// A PEM file could not be parsed or held no object of the expected kind.
     #[error("{path}: bad PEM: {source}")]
@@ -122,8 +128,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// A freshly generated cluster CA, kept with its key so that it can sign node certificates.
 struct ClusterCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+    issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl ClusterCa {
@@ -139,8 +144,9 @@ impl ClusterCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let cert = params.self_signed(&key)?;
-        Ok(ClusterCa { cert, key })
+        Ok(ClusterCa {
+            issuer: CertifiedIssuer::self_signed(params, key)?,
+        })
     }
 
     /// Signs a certificate for node `id`; returns it with its key pair.
@@ -156,7 +162,7 @@ impl ClusterCa {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
         Ok((cert, key))
     }
 }
@@ -170,7 +176,7 @@ pub fn generate_cluster(
     ids: &[NodeId],
 ) -> Result<(CertificateDer<'static>, Vec<NodeIdentity>), TlsError> {
     let ca = ClusterCa::generate()?;
-    let ca_der = ca.cert.der().clone();
+    let ca_der = ca.issuer.der().clone();
     let nodes = ids
         .iter()
         .map(|&id| {
@@ -227,6 +233,25 @@ pub fn node_key_path(dir: &Path, id: NodeId) -> PathBuf {
     dir.join(format!("node-{id}.key"))
 }
 
+/// The files of [`write_cluster`]`(dir, n)` that already exist, which it would overwrite.
+///
+/// Any of them existing means a cluster was issued here: a new CA would make every
+/// running node's certificate, and every copy handed to other hosts, untrusted.
+pub fn existing_cluster_files(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let mut files = vec![ca_cert_path(dir), ca_key_path(dir)];
+    for id in 1..=n as NodeId {
+        files.push(node_cert_path(dir, id));
+        files.push(node_key_path(dir, id));
+    }
+    files.retain(|f| f.exists());
+    files
+}
+
+/// Path of the CA's private key inside a cluster directory.
+pub fn ca_key_path(dir: &Path) -> PathBuf {
+    dir.join("ca.key")
+}
+
 /// Creates `dir` and writes a new cluster of nodes 1..=n into it as PEM files.
 ///
 /// Files: `ca.pem`, `ca.key` (kept only to add nodes later), `node-{id}.pem` and
@@ -237,8 +262,8 @@ pub fn write_cluster(dir: &Path, n: usize) -> Result<(), TlsError> {
         source,
     })?;
     let ca = ClusterCa::generate()?;
-    write_file(&ca_cert_path(dir), &ca.cert.pem(), false)?;
-    write_file(&dir.join("ca.key"), &ca.key.serialize_pem(), true)?;
+    write_file(&ca_cert_path(dir), &ca.issuer.pem(), false)?;
+    write_file(&ca_key_path(dir), &ca.issuer.key().serialize_pem(), true)?;
     for id in 1..=n as NodeId {
         let (cert, key) = ca.issue(id)?;
         write_file(&node_cert_path(dir, id), &cert.pem(), false)?;
@@ -251,7 +276,13 @@ pub fn write_cluster(dir: &Path, n: usize) -> Result<(), TlsError> {
 pub fn load_identity(dir: &Path, id: NodeId) -> Result<NodeIdentity, TlsError> {
     let pem_err = |path: &Path| {
         let path = path.to_owned();
-        move |source| TlsError::Pem { path, source }
+        move |source| match source {
+            rustls::pki_types::pem::Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                TlsError::Missing { path }
+            }
+            rustls::pki_types::pem::Error::Io(source) => TlsError::Io { path, source },
+            source => TlsError::Pem { path, source },
+        }
     };
     let ca_path = ca_cert_path(dir);
     let ca_cert = CertificateDer::from_pem_file(&ca_path).map_err(pem_err(&ca_path))?;
@@ -394,6 +425,21 @@ mod tests {
                 assert_eq!(mode & 0o777, 0o600, "{f}");
             }
         }
-        assert!(matches!(load_identity(&path, 4), Err(TlsError::Pem { .. })));
+        match load_identity(&path, 4) {
+            Err(TlsError::Missing { path: p }) => assert_eq!(p, node_cert_path(&path, 4)),
+            other => panic!("expected the missing node-4.pem, got {other:?}"),
+        }
+        assert_eq!(existing_cluster_files(&path, 3).len(), 8);
+        fs::remove_file(node_key_path(&path, 2)).unwrap();
+        fs::write(node_cert_path(&path, 1), "not PEM").unwrap();
+        assert!(matches!(load_identity(&path, 1), Err(TlsError::Pem { .. })));
+        assert!(matches!(
+            load_identity(&path, 2),
+            Err(TlsError::Missing { .. })
+        ));
+        let left = existing_cluster_files(&path, 3);
+        assert_eq!(left.len(), 7);
+        assert!(!left.contains(&node_key_path(&path, 2)));
+        assert!(existing_cluster_files(&dir.path().join("none"), 3).is_empty());
     }
 }

@@ -1,10 +1,14 @@
 //! In-process clusters over each transport commit real requests, and every replica ends
 //! with the same key-value state.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use raftbench::cluster::{ClusterSpec, LocalCluster, Threading};
 use raftbench::transport::TransportKind;
+
+/// Upper bound on any wait; reaching it means the behaviour under test is broken.
+const GUARD: Duration = Duration::from_secs(20);
 
 fn commit_many(transport: TransportKind, threading: Threading, requests: usize) {
     let mut spec = ClusterSpec::new(3, transport);
@@ -41,21 +45,48 @@ fn commit_many(transport: TransportKind, threading: Threading, requests: usize) 
             Some(&b"value-7"[..]),
             "a Get reads the Put through the log"
         );
-        // Followers learn the last commit from the next heartbeat.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Followers learn the last commit from a later heartbeat: wait until every node
+        // has applied everything the leader committed.
+        let target = cluster
+            .handles()
+            .iter()
+            .map(|h| h.status().commit_index)
+            .max()
+            .unwrap();
+        for h in cluster.handles() {
+            let mut st = h.watch_status();
+            tokio::time::timeout(GUARD, st.wait_for(|s| s.applied_index >= target))
+                .await
+                .unwrap_or_else(|_| panic!("node {} did not apply up to {target}", h.node()))
+                .unwrap();
+        }
     });
     let stores = cluster.shutdown();
     assert_eq!(stores.len(), 3);
+    let expected: BTreeMap<Vec<u8>, Vec<u8>> = (0..requests)
+        .map(|i| {
+            (
+                format!("key-{i}").into_bytes(),
+                format!("value-{i}").into_bytes(),
+            )
+        })
+        .collect();
     for (n, kv) in stores.iter().enumerate() {
-        assert_eq!(kv.len(), requests, "node {} holds every key", n + 1);
-        for i in [0, requests / 2, requests - 1] {
-            assert_eq!(
-                kv.get(format!("key-{i}").as_bytes()).map(|b| b.to_vec()),
-                Some(format!("value-{i}").into_bytes()),
-                "node {} key-{i}",
-                n + 1
+        let state: BTreeMap<Vec<u8>, Vec<u8>> =
+            kv.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        // Compare the whole map, but report only the first difference.
+        if let Some((k, v)) = expected.iter().find(|(k, v)| state.get(*k) != Some(*v)) {
+            panic!(
+                "node {} holds {:?} under {}, expected {}",
+                n + 1,
+                state
+                    .get(k)
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+                String::from_utf8_lossy(k),
+                String::from_utf8_lossy(v)
             );
         }
+        assert_eq!(state.len(), expected.len(), "node {}: no extra keys", n + 1);
     }
 }
 

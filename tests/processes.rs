@@ -1,10 +1,13 @@
-//! Real node processes on loopback: kill the leader with SIGKILL, keep writing, read back
-//! every acknowledged key, restart the killed node and watch it catch up.
+//! Real node processes on loopback: kill the leader with SIGKILL while writes are in
+//! flight, read back every acknowledged key, restart the killed node from its files and
+//! watch it catch up.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raftbench::raft::{NodeId, Role};
@@ -14,13 +17,25 @@ const BIN: &str = env!("CARGO_BIN_EXE_raftbench");
 
 /// A port free for both UDP (QUIC) and TCP right now.
 fn free_port() -> u16 {
-    loop {
+    for _ in 0..100 {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+    panic!("no port free for both UDP and TCP in 100 tries");
+}
+
+/// One three-process cluster at a time: three tests at once would put nine node
+/// processes (and their clients) on a 2-core machine, where a heartbeat can wait longer
+/// than an election timeout. Poisoning is ignored: a failed test must not fail the next.
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_cluster_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 struct Cluster {
@@ -41,7 +56,7 @@ impl Cluster {
             .unwrap();
         assert!(status.success(), "raftbench certs failed");
         let mut toml = format!(
-            "transport = \"{transport}\"\nstorage = \"file\"\n[raft]\nheartbeat_ms = 20\nelection_timeout_ms = 300\ncompact_threshold = 0\n"
+            "transport = \"{transport}\"\nstorage = \"file\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 1500\ncompact_threshold = 0\n"
         );
         let mut client_addrs = HashMap::new();
         for id in 1..=3u64 {
@@ -94,6 +109,10 @@ impl Cluster {
         RemoteClient::new(self.client_addrs.clone())
     }
 
+    fn log(&self, id: NodeId) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{id}.log"))).unwrap_or_default()
+    }
+
     fn logs(&self) -> String {
         let mut s = String::new();
         for id in 1..=3 {
@@ -116,30 +135,60 @@ impl Drop for Cluster {
     }
 }
 
-async fn write_keys(c: &Cluster, range: std::ops::Range<usize>) -> Vec<usize> {
+/// What a batch of writes came to: the keys acknowledged, and the puts that failed
+/// (key, error) after the client's own retries.
+#[derive(Default)]
+struct Writes {
+    acked: Vec<usize>,
+    failed: Vec<(usize, String)>,
+}
+
+/// Puts `k{i}` = `v{i}` for every `i` in `range` from 8 concurrent clients; `progress`
+/// counts acknowledgements as they come.
+async fn write_keys(
+    addrs: HashMap<NodeId, SocketAddr>,
+    range: std::ops::Range<usize>,
+    progress: Arc<AtomicUsize>,
+) -> Writes {
     let mut tasks = Vec::new();
     let writers = 8;
     for w in 0..writers {
-        let mut client = c.client();
+        let mut client = RemoteClient::new(addrs.clone());
         client.deadline = Duration::from_secs(20);
         let keys: Vec<usize> = range.clone().skip(w).step_by(writers).collect();
+        let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
+            let mut out = Writes::default();
             for k in keys {
-                client
-                    .put(format!("k{k}"), format!("v{k}"))
-                    .await
-                    .unwrap_or_else(|e| panic!("put k{k}: {e}"));
-                acked.push(k);
+                match client.put(format!("k{k}"), format!("v{k}")).await {
+                    Ok(()) => {
+                        out.acked.push(k);
+                        progress.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => out.failed.push((k, e.to_string())),
+                }
             }
-            acked
+            out
         }));
     }
-    let mut acked = Vec::new();
+    let mut all = Writes::default();
     for t in tasks {
-        acked.extend(t.await.unwrap());
+        let w = t.await.unwrap();
+        all.acked.extend(w.acked);
+        all.failed.extend(w.failed);
     }
-    acked
+    all
+}
+
+/// The node's last log index as it read it from its files at its latest start (from the
+/// "log store opened" line of its log).
+fn last_index_from_files(log: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains("log store opened"))?;
+    let rest = &line[line.find("last_index=")? + "last_index=".len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 async fn leader(c: &Cluster) -> NodeId {
@@ -163,26 +212,59 @@ async fn leader(c: &Cluster) -> NodeId {
 }
 
 fn kill_leader_and_recover(transport: &str) {
+    let _one = one_cluster_at_a_time();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut c = Cluster::new(transport);
     rt.block_on(async {
-        let mut acked = write_keys(&c, 0..1000).await;
-        assert_eq!(acked.len(), 1000);
+        let none = Arc::new(AtomicUsize::new(0));
+        let first = write_keys(c.client_addrs.clone(), 0..1000, none).await;
+        assert!(
+            first.failed.is_empty(),
+            "a healthy cluster acknowledges every write; failed: {:?}\n{}",
+            &first.failed[..first.failed.len().min(5)],
+            c.logs()
+        );
         let old = leader(&c).await;
-        let old_term = c.client().status(old).await.unwrap().term;
+        let before = c.client().status(old).await.unwrap();
+        assert!(
+            before.commit_index > 1000,
+            "1,000 acknowledged puts are 1,000 committed entries: {before:?}"
+        );
+
+        // Writes are in flight when the leader dies: clients retry through the change.
+        let progress = Arc::new(AtomicUsize::new(0));
+        let second = tokio::spawn(write_keys(
+            c.client_addrs.clone(),
+            1000..2000,
+            progress.clone(),
+        ));
+        let start = Instant::now();
+        while progress.load(Ordering::Relaxed) < 100 {
+            assert!(start.elapsed() < Duration::from_secs(20), "no progress");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // What the leader holds now, all of it on disk, must come back from its files.
+        let on_disk = c.client().status(old).await.unwrap().last_index;
         c.kill(old);
 
         let new = leader(&c).await;
         assert_ne!(new, old, "a surviving node leads");
         let mut client = c.client();
         let st = client.status(new).await.unwrap();
-        assert!(st.term > old_term, "the new leader has a later term");
+        assert!(st.term > before.term, "the new leader has a later term");
 
-        acked.extend(write_keys(&c, 1000..2000).await);
-        assert_eq!(acked.len(), 2000);
+        let second = second.await.unwrap();
+        assert!(
+            second.failed.is_empty(),
+            "every write in flight through the failover is acknowledged; failed: {:?}\n{}",
+            &second.failed[..second.failed.len().min(5)],
+            c.logs()
+        );
+        let mut acked = first.acked;
+        acked.extend(second.acked);
 
         // Every acknowledged key reads back, through the log, from the new leader.
         client.prefer(new);
@@ -191,7 +273,8 @@ fn kill_leader_and_recover(transport: &str) {
             assert_eq!(v.as_deref(), Some(format!("v{k}").as_bytes()), "k{k}");
         }
 
-        // The killed node comes back from its files and catches up.
+        // The killed node comes back from its files (they hold its log up to where it
+        // was killed) and catches up.
         c.start(old);
         let target = client.status(new).await.unwrap().commit_index;
         let start = Instant::now();
@@ -216,6 +299,13 @@ fn kill_leader_and_recover(transport: &str) {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let log = c.log(old);
+        let from_files = last_index_from_files(&log)
+            .unwrap_or_else(|| panic!("no \"log store opened\" line:\n{log}"));
+        assert!(
+            from_files >= on_disk,
+            "node {old} reopened its files with {from_files} entries, but held {on_disk} when killed"
+        );
     });
 }
 
@@ -231,6 +321,7 @@ fn tcp_processes_survive_a_leader_sigkill() {
 
 #[test]
 fn cli_client_puts_and_gets() {
+    let _one = one_cluster_at_a_time();
     let c = Cluster::new("quic");
     let run = |args: &[&str]| {
         let out = Command::new(BIN)

@@ -33,8 +33,10 @@ async fn losing_leadership_fails_requests_in_flight_and_then_redirects() {
     let (peer2, mut inbox2) = net.join(2, 1024);
     let (_peer3, _inbox3) = net.join(3, 1024);
     let mut cfg = Config::default();
-    cfg.election_timeout = Duration::from_millis(50);
-    cfg.heartbeat_interval = Duration::from_millis(10);
+    // Generous, so that the vote script usually answers within one timeout; the loop
+    // below copes when it does not.
+    cfg.election_timeout = Duration::from_millis(200);
+    cfg.heartbeat_interval = Duration::from_millis(20);
     cfg.check_quorum = false;
     // The script answers a real vote request; a pre-vote round would only add a step.
     cfg.pre_vote = false;
@@ -52,23 +54,34 @@ async fn losing_leadership_fails_requests_in_flight_and_then_redirects() {
     let ctl = ShutdownController::new();
     let task = tokio::spawn(server.run(ctl.subscribe()));
 
-    // Node 1 times out and asks for votes; node 2 grants one: a majority of three.
-    let rv = next_message(&mut inbox2, |m| {
-        matches!(m.body, MessageBody::RequestVote(_))
-    })
-    .await;
-    let term = rv.term;
-    peer2.send(Message {
-        from: 2,
-        to: 1,
-        term,
-        body: MessageBody::RequestVoteResponse(RequestVoteResponse {
-            granted: true,
-            pre_vote: false,
-        }),
-    });
-    // Its first AppendEntries carries the no-op of its term.
-    next_message(&mut inbox2, |m| m.is_append()).await;
+    // Node 1 times out and asks for votes; node 2 grants them: a majority of three. On a
+    // busy machine the grant may reach node 1 after its next timeout, when it already
+    // asks again in a later term, so every request is answered until node 1 leads (its
+    // first AppendEntries carries the no-op of its term).
+    let mut votes = 0;
+    let term = loop {
+        let m = next_message(&mut inbox2, |m| {
+            matches!(m.body, MessageBody::RequestVote(_)) || m.is_append()
+        })
+        .await;
+        if m.is_append() {
+            break m.term;
+        }
+        votes += 1;
+        assert!(
+            votes < 1000,
+            "node 1 keeps asking for votes but never leads"
+        );
+        peer2.send(Message {
+            from: 2,
+            to: 1,
+            term: m.term,
+            body: MessageBody::RequestVoteResponse(RequestVoteResponse {
+                granted: true,
+                pre_vote: false,
+            }),
+        });
+    };
 
     // A client request is proposed; nobody acknowledges it.
     let put = Command::Put {

@@ -95,12 +95,16 @@ async fn wait_all_connected(nodes: &[Node]) {
     }
 }
 
-/// Every node sends `PER_PAIR` messages to every other node, then every node checks
-/// that it received them all; in order per sender if `ordered`.
+/// Every node sends `PER_PAIR` messages to every other node, then an end marker
+/// (sequence number `PER_PAIR`); every node reads until each sender's marker and checks
+/// that it received every message exactly once, in order per sender if `ordered`.
+///
+/// Reading up to the marker rather than counting to `PER_PAIR` is what lets a duplicate
+/// show: it is read as one message too many instead of being left in the queue.
 async fn exchange(nodes: &mut [Node], ordered: bool) {
     wait_all_connected(nodes).await;
     let ids: Vec<NodeId> = nodes.iter().map(|(t, _)| t.local_id()).collect();
-    for seq in 0..PER_PAIR {
+    for seq in 0..=PER_PAIR {
         for (t, _) in nodes.iter() {
             for &to in &ids {
                 if to != t.local_id() {
@@ -112,23 +116,42 @@ async fn exchange(nodes: &mut [Node], ordered: bool) {
     for (t, inbound) in nodes.iter_mut() {
         let me = t.local_id();
         let mut got: HashMap<NodeId, Vec<u64>> = HashMap::new();
+        let mut markers = 0;
+        let mut received = 0;
         let expected = PER_PAIR * (ids.len() as u64 - 1);
-        for _ in 0..expected {
+        // Bounded: every message beyond the expected ones fails the check below anyway.
+        // Unordered delivery may bring a marker early, hence the count as well.
+        for _ in 0..2 * expected {
+            if markers == ids.len() - 1 && received >= expected {
+                break;
+            }
             let (from, m) = guard("messages", inbound.recv())
                 .await
                 .expect("inbound open");
             assert_eq!(from, m.from);
             assert_eq!(m.to, me);
-            got.entry(from).or_default().push(seq_of(&m));
+            match seq_of(&m) {
+                PER_PAIR => markers += 1,
+                seq => {
+                    received += 1;
+                    got.entry(from).or_default().push(seq);
+                }
+            }
         }
+        assert_eq!(markers, ids.len() - 1, "every sender's end marker arrived");
         for &from in ids.iter().filter(|&&i| i != me) {
             let mut seqs = got.remove(&from).unwrap_or_default();
             if !ordered {
                 seqs.sort_unstable();
             }
-            assert_eq!(seqs, (0..PER_PAIR).collect::<Vec<_>>(), "{from} -> {me}");
+            assert_eq!(
+                seqs,
+                (0..PER_PAIR).collect::<Vec<_>>(),
+                "{from} -> {me}: each message once{}",
+                if ordered { ", in order" } else { "" }
+            );
         }
-        assert!(inbound.try_recv().is_err(), "no duplicates");
+        assert!(inbound.try_recv().is_err(), "nothing after the markers");
     }
     for (t, _) in nodes.iter() {
         assert_eq!(t.stats().messages_dropped, 0);
@@ -422,6 +445,102 @@ async fn quic_bad_frames_close_only_that_connection() {
     assert!(st.connections_rejected >= 2, "{st:?}");
     assert!(st.connections_closed_on_error >= 1, "{st:?}");
     assert!(i2.try_recv().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_hello_naming_another_node_than_the_certificate_is_refused() {
+    init_tracing();
+    // Node 3 is a known peer played by this test. It presents its own certificate but
+    // says Hello as node 1: were the Hello believed, node 2 would replace its real
+    // connection to node 1 with this one.
+    let (_, ids) = tls::generate_cluster(&[1, 2, 3]).unwrap();
+    let quic = QuicSettings::default();
+    let b1 = QuicTransport::bind(&ids[0], local(), &quic, settings()).unwrap();
+    let b2 = QuicTransport::bind(&ids[1], local(), &quic, settings()).unwrap();
+    let a2 = b2.local_addr();
+    let nowhere = std::net::UdpSocket::bind(local()).unwrap();
+    let peers: HashMap<NodeId, SocketAddr> = [
+        (1, b1.local_addr()),
+        (2, a2),
+        (3, nowhere.local_addr().unwrap()),
+    ]
+    .into_iter()
+    .collect();
+    let (t1, _i1) = b1.start(peers.clone());
+    let (t2, mut i2) = b2.start(peers);
+    guard("connection", wait_connected(&t1, 2)).await;
+    still_talking(&t1, &mut i2, 10).await;
+    let before = t2.stats();
+
+    let ep3 = raw_quic_client(&ids[2]);
+    let conn = ep3
+        .connect(a2, &tls::server_name(2))
+        .unwrap()
+        .await
+        .unwrap();
+    let mut send = conn.open_uni().await.unwrap();
+    let mut out = BytesMut::new();
+    codec::encode_hello(1, &mut out);
+    // A frame as node 1 too, which must not reach node 2's consumer.
+    codec::encode(&msg(1, 2, 77), &mut out);
+    send.write_all(&out).await.unwrap();
+    let reason = guard("close", conn.closed()).await;
+    assert!(
+        matches!(&reason, quinn::ConnectionError::ApplicationClosed(c) if c.error_code == 1u32.into()),
+        "closed as a protocol error: {reason:?}"
+    );
+
+    guard("rejection counted", async {
+        while t2.stats().connections_rejected == before.connections_rejected {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    still_talking(&t1, &mut i2, 100).await;
+    let after = t2.stats();
+    assert_eq!(
+        after.connections_rejected,
+        before.connections_rejected + 1,
+        "{after:?}"
+    );
+    assert_eq!(
+        after.connections_established, before.connections_established,
+        "the impostor's connection was never registered: {after:?}"
+    );
+    assert!(i2.try_recv().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_dialer_refuses_a_server_whose_certificate_names_another_node() {
+    init_tracing();
+    // Node 1's cluster file says node 2 is at an address where node 3 (a cluster member
+    // with a valid certificate, which would accept node 1) really listens.
+    let (_, ids) = tls::generate_cluster(&[1, 2, 3]).unwrap();
+    let quic = QuicSettings::default();
+    let b1 = QuicTransport::bind(&ids[0], local(), &quic, settings()).unwrap();
+    let b3 = QuicTransport::bind(&ids[2], local(), &quic, settings()).unwrap();
+    let a1 = b1.local_addr();
+    let a3 = b3.local_addr();
+    let (t1, mut i1) = b1.start(HashMap::from([(1, a1), (2, a3)]));
+    let (t3, mut i3) = b3.start(HashMap::from([(1, a1), (3, a3)]));
+    // Node 1 (the lower id) dials; node 3 sees each attempt fail its handshake.
+    guard("a refused dial", async {
+        while t3.stats().connections_rejected == 0 {
+            t1.send(msg(1, 2, 0));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(!*t1.watch_connected(2).unwrap().borrow());
+    assert!(!*t3.watch_connected(1).unwrap().borrow());
+    assert_eq!(t1.stats().connections_established, 0);
+    assert_eq!(t3.stats().connections_established, 0);
+    assert!(
+        t1.stats().messages_dropped > 0,
+        "nothing was sent to node 3"
+    );
+    assert!(i3.try_recv().is_err());
+    assert!(i1.try_recv().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

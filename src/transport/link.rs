@@ -444,3 +444,37 @@ impl Writer {
         bump(&self.stats.messages_dropped, dropped);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn backoff_doubles_from_10ms_to_a_1s_cap_and_resets() {
+        let mut b = Backoff::new(&TransportSettings::default());
+        let seq: Vec<Duration> = (0..10).map(|_| b.step()).collect();
+        assert_eq!(seq, ms(&[10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]));
+        // A successful connection starts the next outage from the minimum again.
+        b.reset();
+        assert_eq!(
+            (0..3).map(|_| b.step()).collect::<Vec<_>>(),
+            ms(&[10, 20, 40])
+        );
+    }
+
+    #[test]
+    fn backoff_follows_the_settings() {
+        let s = TransportSettings {
+            reconnect_min_ms: 3,
+            reconnect_max_ms: 10,
+            ..TransportSettings::default()
+        };
+        let mut b = Backoff::new(&s);
+        let seq: Vec<Duration> = (0..5).map(|_| b.step()).collect();
+        assert_eq!(seq, ms(&[3, 6, 10, 10, 10]));
+    }
+}
