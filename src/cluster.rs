@@ -364,7 +364,7 @@ async fn node_main(s: NodeStart) {
     let voters: Vec<NodeId> = (1..=spec.nodes as NodeId).collect();
     let parts = ServerParts {
         members: Membership::new(id, voters),
-        raft: node_config(&spec, id),
+        raft: node_config(spec, id),
         seed: spec.seed.wrapping_add(id),
         epoch: s.epoch,
         store: MemStore::new(),

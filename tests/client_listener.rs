@@ -28,9 +28,11 @@ async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
 async fn single_node() -> (std::net::SocketAddr, ShutdownController) {
     let net = MemNetwork::new(MemMode::Move);
     let (t, inbox) = net.join(1, 1024);
-    let mut cfg = Config::default();
-    cfg.election_timeout = Duration::from_millis(50);
-    cfg.heartbeat_interval = Duration::from_millis(10);
+    let cfg = Config {
+        election_timeout: Duration::from_millis(50),
+        heartbeat_interval: Duration::from_millis(10),
+        ..Config::default()
+    };
     let (server, handle) = Server::new(ServerParts {
         members: Membership::new(1, vec![1]),
         raft: cfg,

@@ -1036,8 +1036,10 @@ fn config_errors_name_the_field() {
     let mut c = Config::default();
     c.heartbeat_interval = c.election_timeout;
     assert_eq!(c.validate().unwrap_err().field, "heartbeat_ms");
-    let mut c = Config::default();
-    c.max_inflight_msgs = 0;
+    let c = Config {
+        max_inflight_msgs: 0,
+        ..Config::default()
+    };
     assert_eq!(c.validate().unwrap_err().field, "max_inflight_msgs");
     let m = Membership::new(4, vec![1, 2, 3]);
     assert_eq!(m.validate().unwrap_err().field, "id");

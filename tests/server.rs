@@ -32,14 +32,16 @@ async fn losing_leadership_fails_requests_in_flight_and_then_redirects() {
     let (t1, inbox1) = net.join(1, 1024);
     let (peer2, mut inbox2) = net.join(2, 1024);
     let (_peer3, _inbox3) = net.join(3, 1024);
-    let mut cfg = Config::default();
-    // Generous, so that the vote script usually answers within one timeout; the loop
-    // below copes when it does not.
-    cfg.election_timeout = Duration::from_millis(200);
-    cfg.heartbeat_interval = Duration::from_millis(20);
-    cfg.check_quorum = false;
-    // The script answers a real vote request; a pre-vote round would only add a step.
-    cfg.pre_vote = false;
+    let cfg = Config {
+        // Generous, so that the vote script usually answers within one timeout; the loop
+        // below copes when it does not.
+        election_timeout: Duration::from_millis(200),
+        heartbeat_interval: Duration::from_millis(20),
+        check_quorum: false,
+        // The script answers a real vote request; a pre-vote round would only add a step.
+        pre_vote: false,
+        ..Config::default()
+    };
     let (server, handle) = Server::new(ServerParts {
         members: Membership::new(1, vec![1, 2, 3]),
         raft: cfg,

@@ -108,9 +108,11 @@ impl SimConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(super::derive_seed(seed, super::STREAM_CONFIG, 0));
         let min_us = rng.random_range(200..=1_000u64);
         let max_us = min_us + rng.random_range(0..=2_000u64);
-        let mut raft = Config::default();
-        raft.heartbeat_interval = Duration::from_millis(30);
-        raft.election_timeout = Duration::from_millis(300);
+        let raft = Config {
+            heartbeat_interval: Duration::from_millis(30),
+            election_timeout: Duration::from_millis(300),
+            ..Config::default()
+        };
         SimConfig {
             nodes,
             seed,
@@ -147,9 +149,11 @@ impl SimConfig {
         let min_us = r.random_range(0..=2_000u64);
         let max_us = min_us + r.random_range(0..=et_ms * 1_000 / 5);
 
-        let mut raft = Config::default();
-        raft.heartbeat_interval = heartbeat_interval;
-        raft.election_timeout = election_timeout;
+        let mut raft = Config {
+            heartbeat_interval,
+            election_timeout,
+            ..Config::default()
+        };
         raft.max_batch_entries = pick(r, &[1, 2, 8, 64, 1024]);
         // 40 bytes fits one 8-byte proposal per message, 128 four of them.
         raft.max_batch_bytes = pick(r, &[40, 128, 1 << 20]);
