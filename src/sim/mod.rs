@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use checker::{Applied, Checker, Property, Violation};
 pub use cluster::{SimReport, Simulation};
-pub use config::{FaultConfig, NetConfig, SimConfig, Workload};
+pub use config::{FaultConfig, NetConfig, SimConfig, StoreKind, Workload};
 
 use crate::raft::{ConfigError, NodeId, ReplicationTrigger};
 
@@ -39,6 +39,7 @@ const STREAM_NODE: u64 = 2;
 const STREAM_NET: u64 = 3;
 const STREAM_FAULT: u64 = 4;
 const STREAM_CLIENT: u64 = 5;
+const STREAM_CLOCK: u64 = 6;
 
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -62,6 +63,14 @@ pub enum SimError {
     /// A property did not hold.
     #[error(transparent)]
     Violation(#[from] Violation),
+    /// A node's file store could not be opened or recovered.
+    #[error("the store in {} could not be opened: {source}", dir.display())]
+    Store {
+        /// The store's directory.
+        dir: std::path::PathBuf,
+        /// What the store said.
+        source: crate::raft::StoreError,
+    },
 }
 
 /// Plays the scenario of `cfg` to its end.
