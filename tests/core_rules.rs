@@ -793,6 +793,69 @@ fn check_quorum_makes_a_leader_that_hears_no_majority_step_down() {
 }
 
 #[test]
+fn only_a_granted_vote_or_the_leader_defers_a_followers_election() {
+    // Node 1 holds [1, 2, 2] in term 2. Its election timer runs to `deadline`.
+    let vote = |term: Term, last: (Index, Term)| Message {
+        from: 3,
+        to: 1,
+        term,
+        body: MessageBody::RequestVote(RequestVote {
+            last_log_index: last.0,
+            last_log_term: last.1,
+            pre_vote: false,
+        }),
+    };
+    let granted = |rd: &Ready| {
+        all_messages(rd).iter().any(
+            |m| matches!(&m.body, MessageBody::RequestVoteResponse(r) if r.granted && !r.pre_vote),
+        )
+    };
+    // Just before the timer fires, a candidate with a stale log raises the term. The vote is
+    // refused and the timer keeps running: a stale candidate whose own timer runs faster must
+    // not keep the nodes that could win from standing.
+    let mut n = node_with_log(1, &[1, 2, 2], 2);
+    let deadline = n.next_deadline();
+    let just_before = Time::from_nanos(deadline.as_nanos() - 1_000_000);
+    n.step(vote(5, (1, 1)), just_before).unwrap();
+    assert_eq!(n.term(), 5);
+    assert!(!granted(&n.ready()), "a stale log gets no vote");
+    assert_eq!(
+        n.next_deadline(),
+        deadline,
+        "a refused vote must not defer the election"
+    );
+    n.tick(deadline);
+    let asks = all_messages(&n.ready())
+        .iter()
+        .filter(|m| matches!(m.body, MessageBody::RequestVote(_)))
+        .count();
+    assert_eq!(asks, 2, "its own (pre-)election starts on time");
+
+    // A granted vote defers it.
+    let mut n = node_with_log(1, &[1, 2, 2], 2);
+    let deadline = n.next_deadline();
+    let just_before = Time::from_nanos(deadline.as_nanos() - 1_000_000);
+    n.step(vote(5, (3, 2)), just_before).unwrap();
+    assert!(granted(&n.ready()));
+    assert!(
+        n.next_deadline() > deadline,
+        "a granted vote defers the election"
+    );
+
+    // So does the leader of a later term.
+    let mut n = node_with_log(1, &[1, 2, 2], 2);
+    let deadline = n.next_deadline();
+    let just_before = Time::from_nanos(deadline.as_nanos() - 1_000_000);
+    n.step(append(2, 1, 5, (3, 2), vec![], 0), just_before)
+        .unwrap();
+    assert_eq!(n.leader(), Some(2));
+    assert!(
+        n.next_deadline() > deadline,
+        "the leader's message defers the election"
+    );
+}
+
+#[test]
 fn pipelining_window_bounds_appends_in_flight() {
     for window in [1usize, 4, 32] {
         let mut c = Cluster::with(3, |cfg| {
