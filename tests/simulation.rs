@@ -191,6 +191,8 @@ struct Tally {
     dropped: u64,
     duplicated: u64,
     held: u64,
+    /// Crashes of nodes persisting to files: each one reopens and recovers a directory.
+    file_store_crashes: u64,
     max_events: u64,
     max_queue: usize,
     knobs: BTreeMap<(&'static str, String), u64>,
@@ -209,6 +211,9 @@ impl Tally {
         self.dropped += r.messages_dropped;
         self.duplicated += r.messages_duplicated;
         self.held += r.messages_held;
+        if uses_file_store(seed) {
+            self.file_store_crashes += r.crashes;
+        }
         self.max_events = self.max_events.max(r.events);
         self.max_queue = self.max_queue.max(r.max_queue);
         for knob in knob_values(&SimConfig::random(seed), seed) {
@@ -244,6 +249,7 @@ impl Tally {
             ("dropped messages", self.dropped),
             ("duplicated messages", self.duplicated),
             ("long-held messages", self.held),
+            ("crashes of nodes on file stores", self.file_store_crashes),
         ];
         for (what, count) in faults {
             if count == 0 {
@@ -284,8 +290,8 @@ fn shard(index: u64) {
     eprintln!(
         "shard {index}: {} seeds passed ({} acknowledged proposals, {} elections, {} crashes \
          ({} torn, {} store failures), {} restarts, {} partitions, {} messages dropped, {} \
-         duplicated, {} held past an election timeout; at most {} events and {} queued in one \
-         run); knob values run:{}",
+         duplicated, {} held past an election timeout; {} crashes recovered from file stores; at \
+         most {} events and {} queued in one run); knob values run:{}",
         tally.runs,
         tally.acked,
         tally.elections,
@@ -297,6 +303,7 @@ fn shard(index: u64) {
         tally.dropped,
         tally.duplicated,
         tally.held,
+        tally.file_store_crashes,
         tally.max_events,
         tally.max_queue,
         tally.knob_lines()
