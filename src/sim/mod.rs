@@ -1,9 +1,12 @@
 //! Deterministic simulation of a Raft cluster: the proof that the core is safe.
 //!
 //! A [`Simulation`] runs 3 or 5 [`RaftNode`](crate::raft::RaftNode)s on one virtual clock
-//! over a network that delays, reorders, loses, duplicates and partitions messages, while
-//! nodes crash (losing everything but their [`MemStore`](crate::raft::MemStore)) and restart.
-//! One `u64` seed decides everything, so a failure replays exactly:
+//! over a network that delays, reorders, loses, duplicates, partitions and now and then holds
+//! messages for longer than an election timeout, while nodes crash (losing everything but
+//! their store: a [`MemStore`](crate::raft::MemStore), or a
+//! [`FileStore`](crate::storage::FileStore) reopened from its directory), see store writes
+//! fail (and stop, as a driver must), and restart. Each node's clock may run up to a drawn
+//! fraction fast or slow. One `u64` seed decides everything, so a failure replays exactly:
 //!
 //! ```text
 //! RAFTBENCH_SIM_SEED=1234 cargo test --test simulation replay -- --nocapture
