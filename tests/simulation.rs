@@ -27,8 +27,8 @@ use support::{entry_with_id as entry, env_u64};
 
 const DEFAULT_SEEDS: u64 = 10_000;
 const SHARDS: u64 = 8;
-/// One group of `SHARDS` consecutive seeds in this many persists to [`FileStore`]s
-/// (`raftbench::storage::FileStore`) in a temporary directory instead of memory.
+/// One group of `SHARDS` consecutive seeds in this many (so every shard gets some) persists
+/// to `raftbench::storage::FileStore`s in a temporary directory instead of memory.
 const FILE_STORE_EVERY: u64 = 20;
 /// A shard with at least this many seeds must show every fault kind and knob value.
 const FULL_SHARD: u64 = 400;
