@@ -10,7 +10,7 @@ use raftbench::raft::message::{
 };
 use raftbench::raft::types::{Entry, EntryKind};
 
-fn entry() -> impl Strategy<Value = Entry> {
+fn any_entry() -> impl Strategy<Value = Entry> {
     (
         any::<u64>(),
         any::<u64>(),
@@ -33,7 +33,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
             Just(AppendKind::Heartbeat),
             Just(AppendKind::CommitNotice)
         ],
-        proptest::collection::vec(entry(), 0..12),
+        proptest::collection::vec(any_entry(), 0..12),
     )
         .prop_map(|([pi, pt, lc, cf], kind, entries)| {
             MessageBody::AppendEntries(AppendEntries {

@@ -1,5 +1,7 @@
 //! Table-driven tests of the core's rules, one Figure 2 rule at a time, through the public API.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -10,19 +12,7 @@ use raftbench::raft::{
     ProgressState, RaftLog, RaftNode, Ready, RejectHint, ReplicationTrigger, RequestVote, Role,
     StepError, Term, Time,
 };
-
-fn ms(n: u64) -> Time {
-    Time::from_nanos(n * 1_000_000)
-}
-
-fn entry(index: Index, term: Term) -> Entry {
-    Entry {
-        term,
-        index,
-        kind: EntryKind::Normal,
-        data: Bytes::from(vec![index as u8; 8]),
-    }
-}
+use support::{entry, ms};
 
 /// A node of a 3-node cluster rebuilt from a store holding `terms` (the term of each entry
 /// from index 1) and hard state `term`.
@@ -431,6 +421,20 @@ struct Cluster {
     now: Time,
     delivered: Vec<Message>,
     drop_to: Vec<NodeId>,
+    /// Directed links (from, to) that lose every message.
+    cut: Vec<(NodeId, NodeId)>,
+    /// Every empty AppendEntries a leader sent, as it left: its kind, the commit index it
+    /// carried, the receiver's match index and the leader's own commit index right then.
+    empty_appends: Vec<EmptyAppend>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct EmptyAppend {
+    to: NodeId,
+    kind: AppendKind,
+    carried: Index,
+    match_index: Index,
+    leader_commit: Index,
 }
 
 impl Cluster {
@@ -447,6 +451,8 @@ impl Cluster {
             now: Time::ZERO,
             delivered: Vec::new(),
             drop_to: Vec::new(),
+            cut: Vec::new(),
+            empty_appends: Vec::new(),
         }
     }
 
@@ -471,6 +477,7 @@ impl Cluster {
     fn drain(&mut self, i: usize) {
         while self.nodes[i].has_ready() {
             let rd = self.nodes[i].ready();
+            self.record_empty_appends(i, &rd);
             self.queue.extend(rd.messages);
             if let Some(hs) = rd.hard_state {
                 self.stores[i].save_hard_state(hs).unwrap();
@@ -489,6 +496,28 @@ impl Cluster {
         }
     }
 
+    fn record_empty_appends(&mut self, i: usize, rd: &Ready) {
+        let node = &self.nodes[i];
+        for m in rd.messages.iter().chain(&rd.persisted_messages) {
+            let MessageBody::AppendEntries(ae) = &m.body else {
+                continue;
+            };
+            if !ae.entries.is_empty() {
+                continue;
+            }
+            let pr = node
+                .progress(m.to)
+                .expect("only a leader sends AppendEntries");
+            self.empty_appends.push(EmptyAppend {
+                to: m.to,
+                kind: ae.kind,
+                carried: ae.leader_commit,
+                match_index: pr.match_index,
+                leader_commit: node.commit_index(),
+            });
+        }
+    }
+
     /// Delivers everything until no node has anything more to say.
     fn settle(&mut self) {
         loop {
@@ -498,7 +527,7 @@ impl Cluster {
             let Some(m) = self.queue.pop_front() else {
                 return;
             };
-            if self.drop_to.contains(&m.to) {
+            if self.drop_to.contains(&m.to) || self.cut.contains(&(m.from, m.to)) {
                 continue;
             }
             self.delivered.push(m.clone());
@@ -620,7 +649,7 @@ fn figure_8_old_term_entries_commit_only_through_a_current_term_entry() {
 }
 
 #[test]
-fn leader_counts_itself_only_once_persisted() {
+fn a_leader_alone_is_no_majority_of_three() {
     let mut c = Cluster::with(3, |_| {});
     let l = c.elect();
     c.drop_to = vec![2, 3];
@@ -643,6 +672,201 @@ fn leader_counts_itself_only_once_persisted() {
         c.node(3).commit_index(),
         0,
         "the cut-off follower knows nothing"
+    );
+}
+
+#[test]
+fn leader_counts_itself_only_once_it_persisted_the_entry() {
+    let mut c = Cluster::with(3, |_| {});
+    let l = c.elect();
+    c.settle();
+    let mut followers = (1..=3).filter(|&id| id != l);
+    let (a, b) = (followers.next().unwrap(), followers.next().unwrap());
+    let now = c.now;
+    let (idx, term) = c.node(l).propose(Bytes::from_static(b"x"), now).unwrap();
+    // The leader's Ready, carried out by hand: its messages leave, its write does not finish.
+    let rd = c.node(l).ready();
+    assert_eq!(
+        rd.entries.last().map(|e| (e.index, e.term)),
+        Some((idx, term))
+    );
+    c.queue.extend(rd.messages);
+    assert!(
+        rd.persisted_messages.is_empty(),
+        "{:?}",
+        rd.persisted_messages
+    );
+    // Follower a stores and acknowledges the entry; b hears nothing.
+    c.drop_to = vec![b];
+    c.settle();
+    assert!(
+        c.node(l).progress(a).unwrap().match_index >= idx,
+        "follower {a} acknowledged the entry"
+    );
+    assert!(
+        c.node(l).commit_index() < idx,
+        "one follower's copy is no majority of three while the leader's write is pending"
+    );
+    c.node(l).persisted(idx, term);
+    assert_eq!(
+        c.node(l).commit_index(),
+        idx,
+        "the leader's own copy, once persisted, completes the majority"
+    );
+}
+
+#[test]
+fn heartbeats_and_commit_notices_never_carry_a_commit_beyond_the_followers_match() {
+    for mode in [CommitMode::Eager, CommitMode::Piggyback] {
+        let mut c = Cluster::with(3, |cfg| {
+            cfg.commit_mode = mode;
+            cfg.max_batch_entries = 1;
+            cfg.max_inflight_msgs = 2;
+        });
+        let l = c.elect();
+        c.settle();
+        let lagging = (1..=3).find(|&id| id != l).unwrap();
+        // The lagging follower misses five entries that commit without it.
+        c.drop_to = vec![lagging];
+        for _ in 0..5 {
+            let now = c.now;
+            c.node(l).propose(Bytes::from_static(b"x"), now).unwrap();
+            c.settle();
+        }
+        let hb = c.node(l).config().heartbeat_interval;
+        let t = c.now + hb * 3;
+        c.advance_to(t);
+        assert!(
+            c.node(l).commit_index() >= 6,
+            "noop and five entries commit"
+        );
+        // It comes back and catches up, one entry per message.
+        c.drop_to.clear();
+        let t = c.now + hb * 10;
+        c.advance_to(t);
+        assert_eq!(c.node(lagging).commit_index(), c.node(l).commit_index());
+
+        let to_lagging: Vec<&EmptyAppend> =
+            c.empty_appends.iter().filter(|e| e.to == lagging).collect();
+        for e in &c.empty_appends {
+            assert!(
+                e.carried <= e.match_index,
+                "{mode:?}: an empty append carried commit {} to a follower that matched {}: {e:?}",
+                e.carried,
+                e.match_index
+            );
+        }
+        assert!(
+            to_lagging
+                .iter()
+                .any(|e| e.kind == AppendKind::Heartbeat && e.match_index < e.leader_commit),
+            "{mode:?}: no heartbeat went to the follower while it lagged the commit index: \
+             the clamp was never exercised"
+        );
+        if mode == CommitMode::Eager {
+            assert!(
+                to_lagging
+                    .iter()
+                    .any(|e| e.kind == AppendKind::CommitNotice && e.carried > 0),
+                "eager mode sent the returning follower no commit notice"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_quorum_makes_a_leader_that_hears_no_majority_step_down() {
+    // (check_quorum, followers the leader stops hearing from, whether it stays leader)
+    for (check_quorum, deaf_count, stays) in [(true, 2, false), (true, 1, true), (false, 2, true)] {
+        let mut c = Cluster::with(3, |cfg| cfg.check_quorum = check_quorum);
+        let l = c.elect();
+        c.settle();
+        let term = c.node(l).term();
+        // The leader keeps sending, but hears nothing from the first `deaf_count` followers.
+        let deaf: Vec<NodeId> = (1..=3).filter(|&id| id != l).take(deaf_count).collect();
+        c.cut = deaf.iter().map(|&f| (f, l)).collect();
+        let et = c.node(l).config().election_timeout;
+        let t = c.now + et * 2;
+        c.advance_to(t);
+        let case = format!("check_quorum {check_quorum}, deaf to {deaf:?}");
+        if stays {
+            assert_eq!(c.node(l).role(), Role::Leader, "{case}");
+        } else {
+            assert_eq!(
+                c.node(l).role(),
+                Role::Follower,
+                "{case}: it must step down"
+            );
+            assert_eq!(c.node(l).leader(), None, "{case}");
+            assert_eq!(
+                c.node(l).term(),
+                term,
+                "{case}: stepping down raises no term"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_a_granted_vote_or_the_leader_defers_a_followers_election() {
+    // Node 1 holds [1, 2, 2] in term 2. Its election timer runs to `deadline`.
+    let vote = |term: Term, last: (Index, Term)| Message {
+        from: 3,
+        to: 1,
+        term,
+        body: MessageBody::RequestVote(RequestVote {
+            last_log_index: last.0,
+            last_log_term: last.1,
+            pre_vote: false,
+        }),
+    };
+    let granted = |rd: &Ready| {
+        all_messages(rd).iter().any(
+            |m| matches!(&m.body, MessageBody::RequestVoteResponse(r) if r.granted && !r.pre_vote),
+        )
+    };
+    // Just before the timer fires, a candidate with a stale log raises the term. The vote is
+    // refused and the timer keeps running: a stale candidate whose own timer runs faster must
+    // not keep the nodes that could win from standing.
+    let mut n = node_with_log(1, &[1, 2, 2], 2);
+    let deadline = n.next_deadline();
+    let just_before = Time::from_nanos(deadline.as_nanos() - 1_000_000);
+    n.step(vote(5, (1, 1)), just_before).unwrap();
+    assert_eq!(n.term(), 5);
+    assert!(!granted(&n.ready()), "a stale log gets no vote");
+    assert_eq!(
+        n.next_deadline(),
+        deadline,
+        "a refused vote must not defer the election"
+    );
+    n.tick(deadline);
+    let asks = all_messages(&n.ready())
+        .iter()
+        .filter(|m| matches!(m.body, MessageBody::RequestVote(_)))
+        .count();
+    assert_eq!(asks, 2, "its own (pre-)election starts on time");
+
+    // A granted vote defers it.
+    let mut n = node_with_log(1, &[1, 2, 2], 2);
+    let deadline = n.next_deadline();
+    let just_before = Time::from_nanos(deadline.as_nanos() - 1_000_000);
+    n.step(vote(5, (3, 2)), just_before).unwrap();
+    assert!(granted(&n.ready()));
+    assert!(
+        n.next_deadline() > deadline,
+        "a granted vote defers the election"
+    );
+
+    // So does the leader of a later term.
+    let mut n = node_with_log(1, &[1, 2, 2], 2);
+    let deadline = n.next_deadline();
+    let just_before = Time::from_nanos(deadline.as_nanos() - 1_000_000);
+    n.step(append(2, 1, 5, (3, 2), vec![], 0), just_before)
+        .unwrap();
+    assert_eq!(n.leader(), Some(2));
+    assert!(
+        n.next_deadline() > deadline,
+        "the leader's message defers the election"
     );
 }
 

@@ -593,6 +593,14 @@ impl RaftNode {
             // A new term starts with no known leader; report that before naming one.
             self.set_leader(None);
         }
+        // Only a leader's message (or a granted vote, in on_request_vote) defers our own
+        // candidacy (Figure 2). A term raised by a candidate we refuse must not: a node with
+        // a stale log whose timer runs first would otherwise keep resetting every node
+        // that could win, and no leader would ever be elected (mixed-fault seed 566 with
+        // clock drift). A leader that steps down has no election timer running: it starts one.
+        if leader.is_some() || self.role == Role::Leader {
+            self.reset_election_deadline();
+        }
         self.set_role(Role::Follower);
         self.set_leader(leader);
         self.leader_contact = leader.map(|_| self.now);
@@ -600,7 +608,6 @@ impl RaftNode {
         self.progress.clear();
         self.votes.clear();
         self.batcher.clear();
-        self.reset_election_deadline();
     }
 
     /// Asks every peer whether it would vote for us in the next term, without raising ours.

@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,13 +15,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::raft::{
-    Entry, Event, Index, LogStore, MemStore, Message, MessageBody, NodeId, ProposeError, RaftNode,
-    Role, Stats, Term, Time,
+    Entry, Event, HardState, Index, LogStore, MemStore, Message, MessageBody, NodeId, ProposeError,
+    RaftNode, Role, Stats, StoreError, Term, Time,
 };
+use crate::storage::{FileStore, SyncPolicy};
 
 use super::checker::{payload_id, Ack, Applied, Checker, Property, Violation};
-use super::config::{SimConfig, Workload};
-use super::{derive_seed, SimError, STREAM_CLIENT, STREAM_FAULT, STREAM_NET, STREAM_NODE};
+use super::config::{SimConfig, StoreKind, Workload};
+use super::{
+    derive_seed, SimError, STREAM_CLIENT, STREAM_CLOCK, STREAM_FAULT, STREAM_NET, STREAM_NODE,
+};
 
 /// Events at one virtual instant beyond this mean something feeds itself without end.
 const SAME_INSTANT_LIMIT: u64 = 2_000_000;
@@ -44,6 +48,8 @@ pub struct SimReport {
     pub messages_delivered: u64,
     /// Messages lost, cut by a partition, or addressed to a crashed node.
     pub messages_dropped: u64,
+    /// Messages held back for an election timeout or more before delivery.
+    pub messages_held: u64,
     /// Extra copies the network made.
     pub messages_duplicated: u64,
     /// Proposals clients made.
@@ -62,6 +68,8 @@ pub struct SimReport {
     pub crashes: u64,
     /// Crashes inside a Ready, after its messages left and before its writes.
     pub torn_crashes: u64,
+    /// Store writes that failed (each stops its node: a crash, counted in `crashes` too).
+    pub store_failures: u64,
     /// Restarts.
     pub restarts: u64,
     /// Partitions imposed.
@@ -149,11 +157,128 @@ struct Pending {
     probe: bool,
 }
 
+/// A node's store; it survives the node's crashes.
+enum NodeStore {
+    Mem(MemStore),
+    File { store: FileStore, dir: PathBuf },
+}
+
+impl NodeStore {
+    fn open(kind: &StoreKind, id: NodeId) -> Result<NodeStore, SimError> {
+        match kind {
+            StoreKind::Mem => Ok(NodeStore::Mem(MemStore::new())),
+            StoreKind::File { dir } => {
+                let dir = dir.join(format!("node-{id}"));
+                let store = open_file_store(&dir)?;
+                Ok(NodeStore::File { store, dir })
+            }
+        }
+    }
+
+    /// What a crash leaves: a file store is dropped and its directory recovered afresh.
+    fn reopen(&mut self) -> Result<(), SimError> {
+        if let NodeStore::File { store, dir } = self {
+            *store = open_file_store(dir)?;
+        }
+        Ok(())
+    }
+}
+
+fn open_file_store(dir: &Path) -> Result<FileStore, SimError> {
+    FileStore::open(dir, SyncPolicy::Never).map_err(|source| SimError::Store {
+        dir: dir.to_path_buf(),
+        source,
+    })
+}
+
+impl LogStore for NodeStore {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        match self {
+            NodeStore::Mem(s) => s.append(entries),
+            NodeStore::File { store, .. } => store.append(entries),
+        }
+    }
+    fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
+        match self {
+            NodeStore::Mem(s) => s.save_hard_state(hs),
+            NodeStore::File { store, .. } => store.save_hard_state(hs),
+        }
+    }
+    fn compact(&mut self, upto: Index) -> Result<(), StoreError> {
+        match self {
+            NodeStore::Mem(s) => s.compact(upto),
+            NodeStore::File { store, .. } => store.compact(upto),
+        }
+    }
+    fn hard_state(&self) -> HardState {
+        match self {
+            NodeStore::Mem(s) => s.hard_state(),
+            NodeStore::File { store, .. } => store.hard_state(),
+        }
+    }
+    fn snapshot_point(&self) -> (Index, Term) {
+        match self {
+            NodeStore::Mem(s) => s.snapshot_point(),
+            NodeStore::File { store, .. } => store.snapshot_point(),
+        }
+    }
+    fn last_index(&self) -> Index {
+        match self {
+            NodeStore::Mem(s) => s.last_index(),
+            NodeStore::File { store, .. } => store.last_index(),
+        }
+    }
+    fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError> {
+        match self {
+            NodeStore::Mem(s) => s.entries(lo, hi),
+            NodeStore::File { store, .. } => store.entries(lo, hi),
+        }
+    }
+}
+
+/// A node's clock: `offset + true_time * rate_ppm / 1e6`, so it may run fast or slow.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    offset: u64,
+    rate_ppm: u64,
+}
+
+impl Clock {
+    const TRUE: Clock = Clock {
+        offset: 0,
+        rate_ppm: 1_000_000,
+    };
+
+    /// What the node's clock reads at true time `t`.
+    fn local(self, t: Time) -> Time {
+        let scaled = t.as_nanos() as u128 * self.rate_ppm as u128 / 1_000_000;
+        Time::from_nanos(
+            self.offset
+                .saturating_add(scaled.min(u64::MAX as u128) as u64),
+        )
+    }
+
+    /// The earliest true time at which the node's clock reads `local` or later, so that a
+    /// timer scheduled there finds its deadline due.
+    fn true_time(self, local: Time) -> Time {
+        let Some(since) = local.as_nanos().checked_sub(self.offset) else {
+            return Time::ZERO;
+        };
+        let t = (since as u128 * 1_000_000).div_ceil(self.rate_ppm as u128);
+        let mut t = Time::from_nanos(t.min(u64::MAX as u128) as u64);
+        while self.local(t) < local {
+            t = t + Duration::from_nanos(1);
+        }
+        t
+    }
+}
+
 struct SimNode {
     id: NodeId,
     raft: Option<RaftNode>,
     /// Survives crashes.
-    store: MemStore,
+    store: NodeStore,
+    clock: Clock,
     /// The state machine; rolled back to the store's snapshot on a crash.
     applied: Vec<Applied>,
     /// Bumped at every crash and restart, so messages in flight to an old incarnation vanish.
@@ -191,6 +316,7 @@ pub struct Simulation {
     blocked: Vec<bool>,
     loss: f64,
     duplicate: f64,
+    hold: f64,
     checker: Checker,
     phase: Phase,
     phase_deadline: Time,
@@ -228,18 +354,30 @@ impl Simulation {
     pub fn new(cfg: SimConfig) -> Result<Simulation, SimError> {
         let n = cfg.nodes;
         let mut nodes = Vec::with_capacity(n);
+        let mut clock_rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, STREAM_CLOCK, 0));
         for i in 0..n {
             let id = i as NodeId + 1;
+            let drift = cfg.faults.clock_drift.clamp(0.0, 0.5);
+            let clock = if drift > 0.0 {
+                let dev = (drift * 1e6) as i64;
+                Clock {
+                    offset: clock_rng.random_range(0..=10_000_000_000u64),
+                    rate_ppm: (1_000_000 + clock_rng.random_range(-dev..=dev)) as u64,
+                }
+            } else {
+                Clock::TRUE
+            };
             let raft = RaftNode::new(
                 cfg.membership(id),
                 cfg.raft.clone(),
                 derive_seed(cfg.seed, STREAM_NODE, id << 32),
-                Time::ZERO,
+                clock.local(Time::ZERO),
             )?;
             nodes.push(SimNode {
                 id,
                 raft: Some(raft),
-                store: MemStore::new(),
+                store: NodeStore::open(&cfg.store, id)?,
+                clock,
                 applied: Vec::new(),
                 epoch: 0,
                 incarnation: 0,
@@ -263,6 +401,7 @@ impl Simulation {
             blocked: vec![false; n * n],
             loss: cfg.net.loss,
             duplicate: cfg.net.duplicate,
+            hold: cfg.net.hold,
             checker: Checker::new(seed),
             phase: Phase::Faults,
             phase_deadline: Time::ZERO,
@@ -367,6 +506,12 @@ impl Simulation {
             .filter(|r| r.role() == Role::Leader)
             .max_by_key(|r| r.term())
             .map(|r| r.id())
+    }
+
+    /// Puts `msg` on the wire as if its sender's core had sent it, bypassing the core: for
+    /// tests that break a run on purpose to show that the checks catch it.
+    pub fn inject(&mut self, msg: Message) {
+        self.send(msg);
     }
 
     // ----- the event loop -------------------------------------------------------------
@@ -593,7 +738,10 @@ impl Simulation {
         let Some(raft) = &self.nodes[n].raft else {
             return;
         };
-        let due = raft.next_deadline().max(self.now);
+        let due = self.nodes[n]
+            .clock
+            .true_time(raft.next_deadline())
+            .max(self.now);
         let sn = &mut self.nodes[n];
         if matches!(sn.timer, Some((at, _)) if at <= due) {
             return; // an earlier wakeup is queued; it re-arms for the later deadline
@@ -605,8 +753,8 @@ impl Simulation {
     }
 
     fn on_timer(&mut self, n: usize, gen: u64) -> Result<(), Violation> {
-        let now = self.now;
         let sn = &mut self.nodes[n];
+        let now = sn.clock.local(self.now);
         if sn.timer.map(|(_, g)| g) != Some(gen) {
             return Ok(()); // superseded by an earlier wakeup, or the node crashed
         }
@@ -648,7 +796,7 @@ impl Simulation {
             return Ok(());
         };
         self.report.messages_delivered += 1;
-        if let Err(e) = raft.step(msg, self.now) {
+        if let Err(e) = raft.step(msg, sn.clock.local(self.now)) {
             let id = sn.id;
             return Err(self.violation(
                 Property::CoreContract,
@@ -674,7 +822,7 @@ impl Simulation {
         let epoch = self.nodes[to].epoch;
         if self.duplicate > 0.0 && self.net_rng.random_bool(self.duplicate) {
             self.report.messages_duplicated += 1;
-            let at = self.now + self.delay();
+            let at = self.now + self.delivery_delay();
             self.push(
                 at,
                 Ev::Deliver {
@@ -683,8 +831,20 @@ impl Simulation {
                 },
             );
         }
-        let at = self.now + self.delay();
+        let at = self.now + self.delivery_delay();
         self.push(at, Ev::Deliver { msg, epoch });
+    }
+
+    /// The network's delay, or now and then (fault phase) a hold of one election timeout
+    /// to three of the longest: the message arrives from a term that may be long over.
+    fn delivery_delay(&mut self) -> Duration {
+        if self.hold > 0.0 && self.net_rng.random_bool(self.hold) {
+            self.report.messages_held += 1;
+            let lo = self.cfg.raft.election_timeout.as_nanos() as u64;
+            let hi = (self.cfg.max_election_timeout() * 3).as_nanos() as u64;
+            return Duration::from_nanos(self.net_rng.random_range(lo..=hi.max(lo)));
+        }
+        self.delay()
     }
 
     fn delay(&mut self) -> Duration {
@@ -726,15 +886,35 @@ impl Simulation {
                 return self.crash(n);
             }
 
-            // 2. Persist, then acknowledge.
-            let sn = &mut self.nodes[n];
-            let raft = sn.raft.as_mut().expect("up");
+            // 2. Persist, then acknowledge. A failed write stops the node: it may not
+            // acknowledge or vote on what it could not persist.
             if let Some(hs) = rd.hard_state {
-                sn.store
-                    .save_hard_state(hs)
-                    .expect("MemStore cannot fail here");
+                if self.store_fails() {
+                    return self.stop_on_store_failure(n);
+                }
+                match self.nodes[n].store.save_hard_state(hs) {
+                    Ok(()) => {}
+                    Err(StoreError::Io(_)) => return self.stop_on_store_failure(n),
+                    Err(e) => {
+                        return Err(self.violation(
+                            Property::CoreContract,
+                            vec![id],
+                            format!("Ready.hard_state could not be stored: {e}"),
+                        ))
+                    }
+                }
             }
             if let (Some(first), Some(last)) = (rd.entries.first(), rd.entries.last()) {
+                // A failing append may leave any prefix of its entries behind.
+                let failed = self.store_fails();
+                let kept = if failed {
+                    self.fault_rng.random_range(0..rd.entries.len())
+                } else {
+                    rd.entries.len()
+                };
+                let written = &rd.entries[..kept];
+                let sn = &mut self.nodes[n];
+                let raft = sn.raft.as_mut().expect("up");
                 if self.cfg.checks {
                     let Some(prev_term) = raft.log().term(first.index - 1) else {
                         return Err(self.violation(
@@ -744,7 +924,7 @@ impl Simulation {
                         ));
                     };
                     let store_last = sn.store.last_index();
-                    let replaced = if first.index <= store_last {
+                    let replaced = if first.index <= store_last && !written.is_empty() {
                         sn.store
                             .entries(first.index, store_last + 1)
                             .unwrap_or_default()
@@ -758,16 +938,24 @@ impl Simulation {
                     }
                     let term = raft.term();
                     self.checker
-                        .stored(now, id, term, prev_term, &rd.entries, &replaced)?;
+                        .stored(now, id, term, prev_term, written, &replaced)?;
                 }
                 let sn = &mut self.nodes[n];
-                if let Err(e) = sn.store.append(&rd.entries) {
-                    return Err(self.violation(
-                        Property::CoreContract,
-                        vec![id],
-                        format!("Ready.entries could not be stored: {e}"),
-                    ));
+                match sn.store.append(written) {
+                    Ok(()) => {}
+                    Err(StoreError::Io(_)) => return self.stop_on_store_failure(n),
+                    Err(e) => {
+                        return Err(self.violation(
+                            Property::CoreContract,
+                            vec![id],
+                            format!("Ready.entries could not be stored: {e}"),
+                        ))
+                    }
                 }
+                if failed {
+                    return self.stop_on_store_failure(n);
+                }
+                let sn = &mut self.nodes[n];
                 sn.raft
                     .as_mut()
                     .expect("up")
@@ -964,6 +1152,23 @@ impl Simulation {
             && self.fault_rng.random_bool(p)
     }
 
+    /// Whether the next store write fails (fault phase only, within the crash budget).
+    fn store_fails(&mut self) -> bool {
+        let p = self.cfg.faults.store_failure;
+        if p <= 0.0 || self.phase != Phase::Faults {
+            return false;
+        }
+        let down = self.nodes.iter().filter(|sn| sn.raft.is_none()).count();
+        down < self.cfg.faults.max_down.min(self.nodes.len()) && self.fault_rng.random_bool(p)
+    }
+
+    /// A store write failed: the node stops as a crash does and restarts later from what
+    /// its store holds.
+    fn stop_on_store_failure(&mut self, n: usize) -> Result<(), Violation> {
+        self.report.store_failures += 1;
+        self.crash_with_restart(n)
+    }
+
     fn crash_with_restart(&mut self, n: usize) -> Result<(), Violation> {
         self.crash(n)?;
         let max_down = self.cfg.faults.max_downtime.as_nanos().max(1) as u64;
@@ -986,6 +1191,10 @@ impl Simulation {
         self.report.crashes += 1;
         if self.leader_hint == Some(n) {
             self.leader_hint = None;
+        }
+        if let Err(e) = sn.store.reopen() {
+            let id = sn.id;
+            return Err(self.violation(Property::CoreContract, vec![id], e.to_string()));
         }
         if self.cfg.checks {
             let snap = sn.store.snapshot_point().0;
@@ -1011,11 +1220,12 @@ impl Simulation {
         let sn = &mut self.nodes[n];
         sn.incarnation += 1;
         let seed = derive_seed(self.cfg.seed, STREAM_NODE, sn.id << 32 | sn.incarnation);
+        let local = sn.clock.local(now);
         let raft = match RaftNode::restore(
             self.cfg.membership(sn.id),
             self.cfg.raft.clone(),
             seed,
-            now,
+            local,
             &sn.store,
         ) {
             Ok(r) => r,
@@ -1061,8 +1271,9 @@ impl Simulation {
             let Some(t) = target else {
                 break;
             };
+            let local = self.nodes[t].clock.local(self.now);
             let raft = self.nodes[t].raft.as_mut().expect("up");
-            match raft.propose(data.clone(), self.now) {
+            match raft.propose(data.clone(), local) {
                 Ok((index, term)) => {
                     self.report.accepted += 1;
                     self.leader_hint = Some(t);
@@ -1174,10 +1385,11 @@ impl Simulation {
             let id = self.next_id;
             self.next_id += 1;
             self.report.proposals += 1;
+            let local = self.nodes[n].clock.local(now);
             let Some(raft) = self.nodes[n].raft.as_mut() else {
                 return;
             };
-            let Ok((index, term)) = raft.propose(Bytes::copy_from_slice(&id.to_be_bytes()), now)
+            let Ok((index, term)) = raft.propose(Bytes::copy_from_slice(&id.to_be_bytes()), local)
             else {
                 if let Some(cl) = &mut self.closed {
                     cl.failed += 1;
@@ -1342,6 +1554,7 @@ impl Simulation {
         self.blocked.iter_mut().for_each(|b| *b = false);
         self.loss = 0.0;
         self.duplicate = 0.0;
+        self.hold = 0.0;
         for i in 0..self.nodes.len() {
             self.nodes[i].torn_crash = false;
             if self.nodes[i].raft.is_none() {

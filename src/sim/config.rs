@@ -1,6 +1,7 @@
 //! What a simulated run looks like: cluster size, network, faults, load and core knobs,
 //! all decided by one seed.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -22,6 +23,10 @@ pub struct NetConfig {
     pub loss: f64,
     /// Probability that a message arrives twice (fault phase only).
     pub duplicate: f64,
+    /// Probability that a message is held back and delivered between one election timeout
+    /// and three of the longest ones after it was sent (fault phase only): a stale message
+    /// from a term long over, not just a lost one.
+    pub hold: f64,
 }
 
 /// Partitions and crashes during the fault phase.
@@ -42,6 +47,14 @@ pub struct FaultConfig {
     /// Probability that a node is cut off from everyone the moment it wins an election, before
     /// its first AppendEntries leaves: it keeps a no-op nobody else has (an orphan entry).
     pub isolate_on_election: f64,
+    /// Probability that a store write (entries or hard state) fails; an append may leave
+    /// a prefix of its entries behind. The node then stops as a driver must (it may not
+    /// acknowledge what it could not persist) and restarts from what its store holds.
+    pub store_failure: f64,
+    /// Largest relative deviation of a node's clock rate from true time (0.05: each node's
+    /// clock runs between 5% slow and 5% fast, fixed per node); clocks also start at
+    /// unrelated offsets. Unlike the other faults it does not heal.
+    pub clock_drift: f64,
 }
 
 impl FaultConfig {
@@ -54,8 +67,25 @@ impl FaultConfig {
             max_downtime: Duration::ZERO,
             crash_on_commit: 0.0,
             isolate_on_election: 0.0,
+            store_failure: 0.0,
+            clock_drift: 0.0,
         }
     }
+}
+
+/// Where the simulated nodes persist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A [`MemStore`](crate::raft::MemStore) per node that survives its crashes.
+    #[default]
+    Mem,
+    /// A [`FileStore`](crate::storage::FileStore) per node in `dir/node-N` (the directory
+    /// must be fresh), synced never: a simulated crash drops the store and reopens the
+    /// directory, which is what a killed process leaves in the page cache.
+    File {
+        /// Parent of the per-node directories.
+        dir: PathBuf,
+    },
 }
 
 /// How clients offer proposals.
@@ -91,6 +121,8 @@ pub struct SimConfig {
     pub faults: FaultConfig,
     /// The client load.
     pub workload: Workload,
+    /// Where nodes persist.
+    pub store: StoreKind,
     /// Virtual time before the load starts (faults may start at once).
     pub warmup: Duration,
     /// Length of the fault phase, during which the load runs; then every fault heals.
@@ -122,6 +154,7 @@ impl SimConfig {
                 max_delay: Duration::from_micros(max_us),
                 loss: 0.0,
                 duplicate: 0.0,
+                hold: 0.0,
             },
             faults: FaultConfig::none(),
             workload: Workload::Open {
@@ -129,6 +162,7 @@ impl SimConfig {
                 max_burst: 1,
                 max_outstanding: 1_000,
             },
+            store: StoreKind::Mem,
             warmup: Duration::from_millis(1_500),
             duration: Duration::from_secs(2),
             checks: true,
@@ -175,24 +209,31 @@ impl SimConfig {
         raft.pre_vote = r.random_bool(0.5);
         raft.compact_threshold = pick(r, &[0, 5, 50, 50, 8192]);
 
-        let net = NetConfig {
+        let mut net = NetConfig {
             min_delay: Duration::from_micros(min_us),
             max_delay: Duration::from_micros(max_us),
             loss: pick(r, &[0.0, 0.01, 0.05, 0.1, 0.2]),
             duplicate: pick(r, &[0.0, 0.01, 0.05, 0.1]),
+            hold: 0.0,
         };
-        let faults = FaultConfig {
+        let mut faults = FaultConfig {
             mean_interval: Duration::from_millis(r.random_range(50..=600u64)),
             max_down: r.random_range(1..=nodes),
             torn_crash: pick(r, &[0.0, 0.3, 0.6]),
             max_downtime: Duration::from_millis(r.random_range(50..=1_000u64)),
             crash_on_commit: pick(r, &[0.0, 0.05, 0.2, 0.2]),
             isolate_on_election: pick(r, &[0.0, 0.1, 0.3, 0.3]),
+            store_failure: 0.0,
+            clock_drift: 0.0,
         };
         let rate = r.random_range(20.0..400.0);
         let max_burst = r.random_range(1..=8usize);
         let max_outstanding = pick(r, &[4, 16, 64]);
         let duration = Duration::from_millis(r.random_range(2_000..=8_000u64));
+        // Drawn last, so that adding them kept every earlier choice of a seed as it was.
+        net.hold = pick(r, &[0.0, 0.0, 0.001, 0.01, 0.05]);
+        faults.store_failure = pick(r, &[0.0, 0.0, 0.001, 0.01]);
+        faults.clock_drift = pick(r, &[0.0, 0.0, 0.001, 0.05, 0.2]);
 
         // A node cut off for the whole fault phase must fetch the whole log once it heals,
         // entry by entry (there is no snapshot install yet), within the liveness bound. Size
@@ -218,6 +259,7 @@ impl SimConfig {
             net,
             faults,
             workload,
+            store: StoreKind::Mem,
             warmup: Duration::ZERO,
             duration,
             checks: true,

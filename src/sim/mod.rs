@@ -1,9 +1,12 @@
 //! Deterministic simulation of a Raft cluster: the proof that the core is safe.
 //!
 //! A [`Simulation`] runs 3 or 5 [`RaftNode`](crate::raft::RaftNode)s on one virtual clock
-//! over a network that delays, reorders, loses, duplicates and partitions messages, while
-//! nodes crash (losing everything but their [`MemStore`](crate::raft::MemStore)) and restart.
-//! One `u64` seed decides everything, so a failure replays exactly:
+//! over a network that delays, reorders, loses, duplicates, partitions and now and then holds
+//! messages for longer than an election timeout, while nodes crash (losing everything but
+//! their store: a [`MemStore`](crate::raft::MemStore), or a
+//! [`FileStore`](crate::storage::FileStore) reopened from its directory), see store writes
+//! fail (and stop, as a driver must), and restart. Each node's clock may run up to a drawn
+//! fraction fast or slow. One `u64` seed decides everything, so a failure replays exactly:
 //!
 //! ```text
 //! RAFTBENCH_SIM_SEED=1234 cargo test --test simulation replay -- --nocapture
@@ -30,7 +33,7 @@ use std::time::Duration;
 
 pub use checker::{Applied, Checker, Property, Violation};
 pub use cluster::{SimReport, Simulation};
-pub use config::{FaultConfig, NetConfig, SimConfig, Workload};
+pub use config::{FaultConfig, NetConfig, SimConfig, StoreKind, Workload};
 
 use crate::raft::{ConfigError, NodeId, ReplicationTrigger};
 
@@ -39,6 +42,7 @@ const STREAM_NODE: u64 = 2;
 const STREAM_NET: u64 = 3;
 const STREAM_FAULT: u64 = 4;
 const STREAM_CLIENT: u64 = 5;
+const STREAM_CLOCK: u64 = 6;
 
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -62,6 +66,14 @@ pub enum SimError {
     /// A property did not hold.
     #[error(transparent)]
     Violation(#[from] Violation),
+    /// A node's file store could not be opened or recovered.
+    #[error("the store in {} could not be opened: {source}", dir.display())]
+    Store {
+        /// The store's directory.
+        dir: std::path::PathBuf,
+        /// What the store said.
+        source: crate::raft::StoreError,
+    },
 }
 
 /// Plays the scenario of `cfg` to its end.
