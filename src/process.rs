@@ -8,9 +8,9 @@ use std::time::Instant;
 use crate::config::{ClusterFile, ConfigFileError, StorageKind};
 use crate::raft::{LogStore, MemStore, NodeId, StoreError};
 use crate::remote::ClientListener;
-use crate::server::{Server, ServerError, ServerParts};
+use crate::server::{AppendOrder, Server, ServerError, ServerParts};
 use crate::shutdown::{Shutdown, ShutdownController};
-use crate::storage::{FileStore, SyncPolicy};
+use crate::storage::{FileStore, InlineSync, SyncPolicy};
 use crate::tls;
 use crate::transport::{QuicTransport, TcpTransport, Transport, TransportError, TransportKind};
 
@@ -32,6 +32,9 @@ pub enum NodeProcessError {
     /// The server refused its state.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The server stopped by itself (a log store failure; the log says which).
+    #[error("node {0} stopped: its log store failed (see the error logged above)")]
+    Stopped(NodeId),
     /// The client port could not be bound.
     #[error("client listener on {addr}: {source}")]
     ClientListener {
@@ -89,16 +92,25 @@ pub async fn run_node(
             transport.clone(),
             inbox,
             &ctl,
+            file.append_order,
         )?,
         StorageKind::File | StorageKind::FileNoSync => {
             let sync = if file.storage == StorageKind::File {
-                SyncPolicy::Always
+                file.sync
             } else {
-                SyncPolicy::Never
+                SyncPolicy::None
             };
             let store = FileStore::open(&data, sync)?;
-            tracing::info!(node = id, dir = %data.display(), last_index = store.last_index(), term = store.hard_state().term, "log store opened");
-            spawn_server(cfg, seed, epoch, store, transport.clone(), inbox, &ctl)?
+            tracing::info!(node = id, dir = %data.display(), last_index = store.last_index(), term = store.hard_state().term, sync = sync.label(), group_commit = file.group_commit, "log store opened");
+            if !sync.is_durable() {
+                tracing::warn!(node = id, "sync = none: NOT DURABLE, a power loss may lose acknowledged writes");
+            }
+            let (t, o) = (transport.clone(), file.append_order);
+            if file.group_commit {
+                spawn_server(cfg, seed, epoch, store, t, inbox, &ctl, o)?
+            } else {
+                spawn_server(cfg, seed, epoch, InlineSync(store), t, inbox, &ctl, o)?
+            }
         }
     };
     let (handle, server_task) = server_task;
@@ -110,12 +122,21 @@ pub async fn run_node(
         })?;
     tracing::info!(node = id, raft = %me.raft_addr, clients = %me.client_addr, transport = ?file.transport, "node running");
     let listener_task = tokio::spawn(listener.run(ctl.subscribe()));
-    stop.await;
+    let mut server_task = server_task;
+    let stopped_by_itself = tokio::select! {
+        _ = stop => false,
+        _ = &mut server_task => true,
+    };
     tracing::info!(node = id, "shutting down");
     ctl.shutdown().await;
-    let _ = server_task.await;
+    if !stopped_by_itself {
+        let _ = server_task.await;
+    }
     let _ = listener_task.await;
     drop(transport);
+    if stopped_by_itself {
+        return Err(NodeProcessError::Stopped(id));
+    }
     Ok(())
 }
 
@@ -124,6 +145,7 @@ type Spawned = (
     tokio::task::JoinHandle<crate::kv::KvStore>,
 );
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_server<S: LogStore + Send + 'static>(
     raft: crate::raft::Config,
     seed: u64,
@@ -132,6 +154,7 @@ fn spawn_server<S: LogStore + Send + 'static>(
     transport: Arc<dyn Transport>,
     inbox: crate::transport::Inbound,
     ctl: &ShutdownController,
+    order: AppendOrder,
 ) -> Result<Spawned, NodeProcessError> {
     let (server, handle) = Server::new(ServerParts {
         raft,
@@ -142,6 +165,7 @@ fn spawn_server<S: LogStore + Send + 'static>(
         inbox,
         observer: None,
     })?;
+    let server = server.with_append_order(order);
     let s: Shutdown = ctl.subscribe();
     Ok((handle, tokio::spawn(server.run(s))))
 }
