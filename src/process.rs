@@ -103,7 +103,10 @@ pub async fn run_node(
             let store = FileStore::open(&data, sync)?;
             tracing::info!(node = id, dir = %data.display(), last_index = store.last_index(), term = store.hard_state().term, sync = sync.label(), group_commit = file.group_commit, "log store opened");
             if !sync.is_durable() {
-                tracing::warn!(node = id, "sync = none: NOT DURABLE, a power loss may lose acknowledged writes");
+                tracing::warn!(
+                    node = id,
+                    "sync = none: NOT DURABLE, a power loss may lose acknowledged writes"
+                );
             }
             let (t, o) = (transport.clone(), file.append_order);
             if file.group_commit {

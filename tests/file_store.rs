@@ -14,7 +14,7 @@ fn entry(index: u64, term: u64) -> Entry {
     Entry {
         term,
         index,
-        kind: if index % 7 == 0 {
+        kind: if index.is_multiple_of(7) {
             EntryKind::Noop
         } else {
             EntryKind::Normal

@@ -150,9 +150,15 @@ fn one_sync_covers_every_append_made_while_the_previous_one_ran() {
     assert_eq!(s.last_index(), N, "reads see deferred appends at once");
     gate.wait();
     let seen = wait_for_ticket(&rx, N);
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "tickets grow: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "tickets grow: {seen:?}"
+    );
     let stats = s.sync_stats().snapshot();
-    assert_eq!(stats.entries, N, "every entry is covered by a sync exactly once");
+    assert_eq!(
+        stats.entries, N,
+        "every entry is covered by a sync exactly once"
+    );
     assert!(
         stats.syncs < N / 2,
         "appends were grouped: {} syncs for {N} entries",
@@ -166,7 +172,10 @@ fn one_sync_covers_every_append_made_while_the_previous_one_ran() {
     assert_eq!(stats.latency_ns.len(), stats.syncs);
     drop(s);
     let s = FileStore::open(&dir, SyncPolicy::Fdatasync).unwrap();
-    assert_eq!(s.entries(1, N + 1).unwrap(), (1..=N).map(|i| entry(i, 1)).collect::<Vec<_>>());
+    assert_eq!(
+        s.entries(1, N + 1).unwrap(),
+        (1..=N).map(|i| entry(i, 1)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -262,10 +271,16 @@ fn an_overwrite_under_group_commit_leaves_the_new_suffix_after_reopen() {
     let (mut s, rx) = open_grouped(&dir, SyncPolicy::Fdatasync, |_| {});
     let es: Vec<_> = (1..=10).map(|i| entry(i, 1)).collect();
     s.append_deferred(&es).unwrap();
-    let t = s.append_deferred(&[entry(6, 2), entry(7, 2)]).unwrap().unwrap();
+    let t = s
+        .append_deferred(&[entry(6, 2), entry(7, 2)])
+        .unwrap()
+        .unwrap();
     wait_for_ticket(&rx, t);
     drop(s);
     let s = FileStore::open(&dir, SyncPolicy::Fdatasync).unwrap();
     assert_eq!(s.last_index(), 7);
-    assert_eq!(s.entries(5, 8).unwrap(), vec![entry(5, 1), entry(6, 2), entry(7, 2)]);
+    assert_eq!(
+        s.entries(5, 8).unwrap(),
+        vec![entry(5, 1), entry(6, 2), entry(7, 2)]
+    );
 }

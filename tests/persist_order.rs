@@ -22,7 +22,10 @@ use tempfile::TempDir;
 enum Op {
     HardState(HardState),
     /// An append up to `last`; `ticket` is None when it was durable on return.
-    Append { last: Index, ticket: Option<u64> },
+    Append {
+        last: Index,
+        ticket: Option<u64>,
+    },
     /// The syncer reported every write up to this ticket durable.
     Durable(u64),
     Send(Message),
@@ -144,9 +147,7 @@ fn durable_at(log: &[Op], at: usize, index: Index) -> bool {
     let mut durable = 0;
     for op in &log[..at] {
         match op {
-            Op::Append { last, ticket } if *last >= index && need.is_none() => {
-                need = Some(*ticket)
-            }
+            Op::Append { last, ticket } if *last >= index && need.is_none() => need = Some(*ticket),
             Op::Durable(t) => durable = durable.max(*t),
             _ => {}
         }
@@ -172,7 +173,11 @@ fn check_promises(log: &[Op]) -> (usize, usize) {
                         voted_for: Some(m.to),
                     })
                 });
-                assert!(saved, "vote for {} in term {} sent before it was saved: {log:?}", m.to, m.term);
+                assert!(
+                    saved,
+                    "vote for {} in term {} sent before it was saved: {log:?}",
+                    m.to, m.term
+                );
             }
             MessageBody::RequestVote(rv) if !rv.pre_vote => {
                 let saved = log[..i].iter().any(|o| {
@@ -181,7 +186,11 @@ fn check_promises(log: &[Op]) -> (usize, usize) {
                         voted_for: Some(m.from),
                     })
                 });
-                assert!(saved, "vote request of term {} sent before the own vote was saved", m.term);
+                assert!(
+                    saved,
+                    "vote request of term {} sent before the own vote was saved",
+                    m.term
+                );
             }
             MessageBody::AppendEntriesResponse(r) if r.reject.is_none() && r.match_index > 0 => {
                 acks += 1;
@@ -433,10 +442,7 @@ async fn a_store_error_stops_the_node_cleanly() {
         .expect("the node stops by itself within 10 s")
         .expect("the node's task ends without a panic");
     assert!(kv.is_empty());
-    let r = rig
-        .handle
-        .submit(&Command::Get { key: "k".into() })
-        .await;
+    let r = rig.handle.submit(&Command::Get { key: "k".into() }).await;
     assert!(
         matches!(r, Err(ClientError::ShuttingDown)),
         "a stopped node refuses requests: {r:?}"
