@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::kv::{Command, KvStore, Output};
-use crate::raft::{Config, MemStore, NodeId};
+use crate::raft::{Config, LogStore, MemStore, NodeId};
+use crate::server::AppendOrder;
 use crate::server::{ClientError, Observer, Reply, Server, ServerError, ServerHandle, ServerParts};
 use crate::shutdown::ShutdownController;
+use crate::storage::{FileStore, SyncPolicy};
 use crate::tls::{self, NodeIdentity};
 use crate::transport::{
     MemMode, MemNetwork, QuicSettings, QuicTransport, TcpTransport, Transport, TransportError,
@@ -54,6 +56,20 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Where timestamps go.
     pub observer: Option<Arc<dyn Observer>>,
+    /// Where nodes persist: None keeps every log in memory (the default).
+    pub file_store: Option<FileStoreSpec>,
+    /// When a leader sends entries it has not made durable yet.
+    pub append_order: AppendOrder,
+}
+
+/// Durable logs for an in-process cluster: node N keeps a [`FileStore`] in `dir/node-N`,
+/// with group commit.
+#[derive(Clone, Debug)]
+pub struct FileStoreSpec {
+    /// The directory the nodes' directories go under.
+    pub dir: std::path::PathBuf,
+    /// How far appends are pushed before they count as durable.
+    pub sync: SyncPolicy,
 }
 
 impl ClusterSpec {
@@ -69,6 +85,8 @@ impl ClusterSpec {
             threading: Threading::PerNode,
             seed: 1,
             observer: None,
+            file_store: None,
+            append_order: AppendOrder::default(),
         }
     }
 }
@@ -359,11 +377,50 @@ async fn node_main(s: NodeStart) {
     let mut raft = spec.raft.clone();
     raft.id = id;
     raft.voters = voters;
+    let file_store = spec.file_store.clone();
+    let s = Serving {
+        id,
+        spec: s.spec,
+        epoch: s.epoch,
+        ready_tx: s.ready_tx,
+        stop_rx: s.stop_rx,
+        done_tx: s.done_tx,
+    };
+    match file_store {
+        None => serve(s, raft, MemStore::new(), transport, inbox).await,
+        Some(f) => match FileStore::open(&f.dir.join(format!("node-{id}")), f.sync) {
+            Ok(store) => serve(s, raft, store, transport, inbox).await,
+            Err(e) => {
+                let _ = s.ready_tx.send(Err(ClusterError::Start(id, e.to_string())));
+            }
+        },
+    }
+}
+
+/// What a node task keeps once its transport is up.
+struct Serving {
+    id: NodeId,
+    spec: ClusterSpec,
+    epoch: Instant,
+    ready_tx: std_mpsc::Sender<Result<StartedNode, ClusterError>>,
+    stop_rx: oneshot::Receiver<()>,
+    done_tx: oneshot::Sender<KvStore>,
+}
+
+/// Runs a node's server on `store` until the cluster stops it.
+async fn serve<S: LogStore + Send + 'static>(
+    s: Serving,
+    raft: Config,
+    store: S,
+    transport: Arc<dyn Transport>,
+    inbox: crate::transport::Inbound,
+) {
+    let spec = &s.spec;
     let parts = ServerParts {
         raft,
-        seed: spec.seed.wrapping_add(id),
+        seed: spec.seed.wrapping_add(s.id),
         epoch: s.epoch,
-        store: MemStore::new(),
+        store,
         transport: transport.clone(),
         inbox,
         observer: spec.observer.clone(),
@@ -375,6 +432,7 @@ async fn node_main(s: NodeStart) {
             return;
         }
     };
+    let server = server.with_append_order(spec.append_order);
     let ctl = ShutdownController::new();
     let task = tokio::spawn(server.run(ctl.subscribe()));
     let _ = s.ready_tx.send(Ok((handle, transport.clone())));

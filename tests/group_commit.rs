@@ -284,3 +284,77 @@ fn an_overwrite_under_group_commit_leaves_the_new_suffix_after_reopen() {
         vec![entry(5, 1), entry(6, 2), entry(7, 2)]
     );
 }
+
+#[test]
+fn an_in_process_cluster_on_file_stores_keeps_every_acknowledged_write() {
+    use raftbench::cluster::{ClusterSpec, FileStoreSpec, LocalCluster};
+    use raftbench::transport::TransportKind;
+    let root = TempDir::new().unwrap();
+    let mut spec = ClusterSpec::new(3, TransportKind::Mem);
+    spec.raft.election_timeout = Duration::from_millis(200);
+    spec.raft.heartbeat_interval = Duration::from_millis(20);
+    spec.file_store = Some(FileStoreSpec {
+        dir: root.path().to_path_buf(),
+        sync: SyncPolicy::Fdatasync,
+    });
+    let cl = LocalCluster::start(spec).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut client = cl.client();
+    rt.block_on(async { client.put("warm", "up").await.expect("a leader") });
+    let leader = cl.handles()[client.leader_guess() as usize - 1].clone();
+    // 32 concurrent writers: the leader's and the followers' syncs each cover several.
+    const WRITERS: usize = 32;
+    const EACH: usize = 10;
+    let acked = rt.block_on(async {
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let h = leader.clone();
+                tokio::spawn(async move {
+                    let mut ok = 0;
+                    for i in 0..EACH {
+                        let cmd = raftbench::kv::Command::Put {
+                            key: Bytes::from(format!("w{w}-{i}")),
+                            value: Bytes::from_static(b"v"),
+                        };
+                        let r = tokio::time::timeout(Duration::from_secs(20), h.submit(&cmd))
+                            .await
+                            .expect("answered within 20 s");
+                        if r.is_ok() {
+                            ok += 1;
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.unwrap();
+        }
+        n
+    });
+    assert_eq!(acked, WRITERS * EACH, "every write is acknowledged");
+    let commit = leader.status().commit_index;
+    drop(leader);
+    cl.shutdown();
+    // Every node's directory holds at least what a majority acknowledged; the leader's
+    // and at least one follower's hold everything committed.
+    let mut holding = 0;
+    for id in 1..=3 {
+        let s = FileStore::open(
+            &root.path().join(format!("node-{id}")),
+            SyncPolicy::Fdatasync,
+        )
+        .unwrap();
+        if s.last_index() >= commit {
+            holding += 1;
+        }
+    }
+    assert!(
+        holding >= 2,
+        "a majority holds the {commit} committed entries on disk"
+    );
+}
