@@ -243,10 +243,9 @@ fn cluster(dir: &Path, sync: SyncPolicy, order: AppendOrder, clients: usize, sec
     let mut spec = ClusterSpec::new(3, TransportKind::Quic);
     spec.raft.election_timeout = Duration::from_millis(500);
     spec.raft.heartbeat_interval = Duration::from_millis(50);
-    spec.file_store = Some(FileStoreSpec {
-        dir: sub.path().to_path_buf(),
-        sync,
-    });
+    let stores = FileStoreSpec::new(sub.path(), sync);
+    let stats = stores.stats.clone();
+    spec.file_store = Some(stores);
     spec.append_order = order;
     let cl = LocalCluster::start(spec).expect("cluster starts");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -288,13 +287,17 @@ fn cluster(dir: &Path, sync: SyncPolicy, order: AppendOrder, clients: usize, sec
         }
         (total, all)
     });
+    let leader_syncs = stats.lock().unwrap()[&leader.node()].snapshot();
     println!(
-        "cluster    {:10} {:>3} clients {:>9.0} commits/s  commit p50 {:>8.1} us p99 {:>8.1} us | 3 nodes, QUIC, {:?}",
+        "cluster    {:10} {:>3} clients {:>9.0} commits/s  commit p50 {:>8.1} us p99 {:>8.1} us | leader {:>6.1} entries/sync  sync p50 {:>8.1} us p99 {:>8.1} us | 3 nodes, QUIC, {:?}",
         sync.label().split(' ').next().unwrap_or_default(),
         clients,
         n as f64 / secs,
         us(&lat, 0.5),
         us(&lat, 0.99),
+        leader_syncs.entries_per_sync(),
+        us(&leader_syncs.latency_ns, 0.5),
+        us(&leader_syncs.latency_ns, 0.99),
         order,
     );
     cl.shutdown();

@@ -16,7 +16,7 @@ use crate::raft::{Config, LogStore, MemStore, NodeId};
 use crate::server::AppendOrder;
 use crate::server::{ClientError, Observer, Reply, Server, ServerError, ServerHandle, ServerParts};
 use crate::shutdown::ShutdownController;
-use crate::storage::{FileStore, SyncPolicy};
+use crate::storage::{FileStore, SyncPolicy, SyncStats};
 use crate::tls::{self, NodeIdentity};
 use crate::transport::{
     MemMode, MemNetwork, QuicSettings, QuicTransport, TcpTransport, Transport, TransportError,
@@ -70,6 +70,24 @@ pub struct FileStoreSpec {
     pub dir: std::path::PathBuf,
     /// How far appends are pushed before they count as durable.
     pub sync: SyncPolicy,
+    /// Each node's sync counters and latency histogram, filled in as the nodes open their
+    /// stores: keep a clone of this to read them while the cluster runs.
+    pub stats: SyncStatsByNode,
+}
+
+/// Each node's [`SyncStats`], by node id.
+pub type SyncStatsByNode =
+    Arc<std::sync::Mutex<std::collections::BTreeMap<NodeId, Arc<SyncStats>>>>;
+
+impl FileStoreSpec {
+    /// File stores under `dir` with `sync`, and an empty stats map.
+    pub fn new(dir: impl Into<std::path::PathBuf>, sync: SyncPolicy) -> FileStoreSpec {
+        FileStoreSpec {
+            dir: dir.into(),
+            sync,
+            stats: SyncStatsByNode::default(),
+        }
+    }
 }
 
 impl ClusterSpec {
@@ -389,7 +407,13 @@ async fn node_main(s: NodeStart) {
     match file_store {
         None => serve(s, raft, MemStore::new(), transport, inbox).await,
         Some(f) => match FileStore::open(&f.dir.join(format!("node-{id}")), f.sync) {
-            Ok(store) => serve(s, raft, store, transport, inbox).await,
+            Ok(store) => {
+                f.stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, store.sync_stats());
+                serve(s, raft, store, transport, inbox).await
+            }
             Err(e) => {
                 let _ = s.ready_tx.send(Err(ClusterError::Start(id, e.to_string())));
             }

@@ -80,6 +80,7 @@ pub async fn run_node(
         TransportKind::Mem => unreachable!("ClusterFile::load refuses the memory transport"),
     };
     let ctl = ShutdownController::new();
+    let mut sync_stats = None;
     let seed = id ^ (std::process::id() as u64) << 16;
     let epoch = Instant::now();
     let data = file.node_data_dir(id);
@@ -108,6 +109,7 @@ pub async fn run_node(
                     "sync = none: NOT DURABLE, a power loss may lose acknowledged writes"
                 );
             }
+            sync_stats = Some(store.sync_stats());
             let (t, o) = (transport.clone(), file.append_order);
             if file.group_commit {
                 spawn_server(cfg, seed, epoch, store, t, inbox, &ctl, o)?
@@ -137,6 +139,17 @@ pub async fn run_node(
     }
     let _ = listener_task.await;
     drop(transport);
+    if let Some(s) = sync_stats.map(|s| s.snapshot()) {
+        tracing::info!(
+            node = id,
+            syncs = s.syncs,
+            entries = s.entries,
+            entries_per_sync = s.entries_per_sync(),
+            sync_p50_us = s.latency_ns.value_at_quantile(0.5) / 1_000,
+            sync_p99_us = s.latency_ns.value_at_quantile(0.99) / 1_000,
+            "log syncs"
+        );
+    }
     if stopped_by_itself {
         return Err(NodeProcessError::Stopped(id));
     }

@@ -293,10 +293,9 @@ fn an_in_process_cluster_on_file_stores_keeps_every_acknowledged_write() {
     let mut spec = ClusterSpec::new(3, TransportKind::Mem);
     spec.raft.election_timeout = Duration::from_millis(200);
     spec.raft.heartbeat_interval = Duration::from_millis(20);
-    spec.file_store = Some(FileStoreSpec {
-        dir: root.path().to_path_buf(),
-        sync: SyncPolicy::Fdatasync,
-    });
+    let stores = FileStoreSpec::new(root.path(), SyncPolicy::Fdatasync);
+    let stats = stores.stats.clone();
+    spec.file_store = Some(stores);
     let cl = LocalCluster::start(spec).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -338,6 +337,14 @@ fn an_in_process_cluster_on_file_stores_keeps_every_acknowledged_write() {
     });
     assert_eq!(acked, WRITERS * EACH, "every write is acknowledged");
     let commit = leader.status().commit_index;
+    let syncs = stats.lock().unwrap()[&leader.node()].snapshot();
+    assert!(syncs.syncs > 0, "the leader's syncs are counted");
+    assert!(
+        syncs.entries >= (WRITERS * EACH) as u64,
+        "every entry the leader wrote was synced: {} of {}",
+        syncs.entries,
+        WRITERS * EACH
+    );
     drop(leader);
     cl.shutdown();
     // Every node's directory holds at least what a majority acknowledged; the leader's
