@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::kv::{Command, KvStore, Output};
-use crate::raft::{Config, MemStore, Membership, NodeId};
+use crate::raft::{Config, LogStore, MemStore, Membership, NodeId};
 use crate::redirect::{Failure, Redirects};
+use crate::server::AppendOrder;
 use crate::server::{ClientError, Observer, Reply, Server, ServerError, ServerHandle, ServerParts};
 use crate::shutdown::ShutdownController;
+use crate::storage::{FileStore, SyncPolicy, SyncStats};
 use crate::tls::{self, NodeIdentity};
 use crate::transport::{
     MemMode, MemNetwork, QuicSettings, QuicTransport, TcpTransport, Transport, TransportError,
@@ -59,6 +61,38 @@ pub struct ClusterSpec {
     /// that (while the heartbeat is under a quarter of the timeout) it always times out
     /// first. It holds no other privilege: if it fails, another node leads.
     pub preferred_leader: Option<NodeId>,
+    /// Where nodes persist: None keeps every log in memory (the default).
+    pub file_store: Option<FileStoreSpec>,
+    /// When a leader sends entries it has not made durable yet.
+    pub append_order: AppendOrder,
+}
+
+/// Durable logs for an in-process cluster: node N keeps a [`FileStore`] in `dir/node-N`,
+/// with group commit.
+#[derive(Clone, Debug)]
+pub struct FileStoreSpec {
+    /// The directory the nodes' directories go under.
+    pub dir: std::path::PathBuf,
+    /// How far appends are pushed before they count as durable.
+    pub sync: SyncPolicy,
+    /// Each node's sync counters and latency histogram, filled in as the nodes open their
+    /// stores: keep a clone of this to read them while the cluster runs.
+    pub stats: SyncStatsByNode,
+}
+
+/// Each node's [`SyncStats`], by node id.
+pub type SyncStatsByNode =
+    Arc<std::sync::Mutex<std::collections::BTreeMap<NodeId, Arc<SyncStats>>>>;
+
+impl FileStoreSpec {
+    /// File stores under `dir` with `sync`, and an empty stats map.
+    pub fn new(dir: impl Into<std::path::PathBuf>, sync: SyncPolicy) -> FileStoreSpec {
+        FileStoreSpec {
+            dir: dir.into(),
+            sync,
+            stats: SyncStatsByNode::default(),
+        }
+    }
 }
 
 impl ClusterSpec {
@@ -75,6 +109,8 @@ impl ClusterSpec {
             seed: 1,
             observer: None,
             preferred_leader: None,
+            file_store: None,
+            append_order: AppendOrder::default(),
         }
     }
 }
@@ -362,12 +398,77 @@ async fn node_main(s: NodeStart) {
         crate::transport::wait_connected(transport.as_ref(), peer).await;
     }
     let voters: Vec<NodeId> = (1..=spec.nodes as NodeId).collect();
-    let parts = ServerParts {
-        members: Membership::new(id, voters),
-        raft: node_config(spec, id),
-        seed: spec.seed.wrapping_add(id),
+    let raft = node_config(&spec, id);
+    let file_store = spec.file_store.clone();
+    let s = Serving {
+        id,
+        spec: s.spec,
         epoch: s.epoch,
-        store: MemStore::new(),
+        ready_tx: s.ready_tx,
+        stop_rx: s.stop_rx,
+        done_tx: s.done_tx,
+    };
+    match file_store {
+        None => {
+            serve(
+                s,
+                Membership::new(id, voters),
+                raft,
+                MemStore::new(),
+                transport,
+                inbox,
+            )
+            .await
+        }
+        Some(f) => match FileStore::open(&f.dir.join(format!("node-{id}")), f.sync) {
+            Ok(store) => {
+                f.stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, store.sync_stats());
+                serve(
+                    s,
+                    Membership::new(id, voters),
+                    raft,
+                    store,
+                    transport,
+                    inbox,
+                )
+                .await
+            }
+            Err(e) => {
+                let _ = s.ready_tx.send(Err(ClusterError::Start(id, e.to_string())));
+            }
+        },
+    }
+}
+
+/// What a node task keeps once its transport is up.
+struct Serving {
+    id: NodeId,
+    spec: ClusterSpec,
+    epoch: Instant,
+    ready_tx: std_mpsc::Sender<Result<StartedNode, ClusterError>>,
+    stop_rx: oneshot::Receiver<()>,
+    done_tx: oneshot::Sender<KvStore>,
+}
+
+/// Runs a node's server on `store` until the cluster stops it.
+async fn serve<S: LogStore + Send + 'static>(
+    s: Serving,
+    members: Membership,
+    raft: Config,
+    store: S,
+    transport: Arc<dyn Transport>,
+    inbox: crate::transport::Inbound,
+) {
+    let spec = &s.spec;
+    let parts = ServerParts {
+        members,
+        raft,
+        seed: spec.seed.wrapping_add(s.id),
+        epoch: s.epoch,
+        store,
         transport: transport.clone(),
         inbox,
         observer: spec.observer.clone(),
@@ -379,6 +480,7 @@ async fn node_main(s: NodeStart) {
             return;
         }
     };
+    let server = server.with_append_order(spec.append_order);
     let ctl = ShutdownController::new();
     let task = tokio::spawn(server.run(ctl.subscribe()));
     let _ = s.ready_tx.send(Ok((handle, transport.clone())));

@@ -58,10 +58,12 @@ pub struct NodeAddr {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StorageKind {
-    /// Files under `data_dir`, synced to disk before a vote or acknowledgement leaves (default).
+    /// Files under `data_dir`, synced as `sync` says before a vote or acknowledgement
+    /// leaves (default).
     #[default]
     File,
-    /// Files under `data_dir`, left to the OS page cache: survives a process crash, not a power loss.
+    /// Files under `data_dir`, left to the OS page cache: survives a process crash, not a
+    /// power loss (the same as `file` with `sync = "none"`).
     FileNoSync,
     /// Memory only: a restarted node comes back empty and cannot rejoin safely.
     Memory,
@@ -83,6 +85,17 @@ pub struct ClusterFile {
     /// How nodes persist.
     #[serde(default)]
     pub storage: StorageKind,
+    /// With `storage = "file"`: `fsync` (default), `fdatasync` or `none` (not durable).
+    #[serde(default)]
+    pub sync: crate::storage::SyncPolicy,
+    /// With `storage = "file"`: sync appends in groups on a syncer thread (default true);
+    /// false syncs every append inline, holding the node's loop, for comparison.
+    #[serde(default = "default_group_commit")]
+    pub group_commit: bool,
+    /// When a leader sends entries it has not made durable yet: `send_first` (default) or
+    /// `persist_first`.
+    #[serde(default)]
+    pub append_order: crate::server::AppendOrder,
     /// The core's knobs (the same type and names as a scenario's `raft` table).
     #[serde(default)]
     pub raft: Config,
@@ -100,6 +113,9 @@ pub struct ClusterFile {
     path: PathBuf,
 }
 
+fn default_group_commit() -> bool {
+    true
+}
 fn default_transport() -> TransportKind {
     TransportKind::Quic
 }

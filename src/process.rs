@@ -8,9 +8,9 @@ use std::time::Instant;
 use crate::config::{ClusterFile, ConfigFileError, StorageKind};
 use crate::raft::{LogStore, MemStore, NodeId, StoreError};
 use crate::remote::ClientListener;
-use crate::server::{Server, ServerError, ServerParts};
+use crate::server::{AppendOrder, Server, ServerError, ServerParts};
 use crate::shutdown::{Shutdown, ShutdownController};
-use crate::storage::{FileStore, SyncPolicy};
+use crate::storage::{FileStore, InlineSync, SyncPolicy};
 use crate::tls;
 use crate::transport::{QuicTransport, TcpTransport, Transport, TransportError, TransportKind};
 
@@ -45,6 +45,9 @@ pub enum NodeProcessError {
     /// The server refused its state.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The server stopped by itself (a log store failure; the log says which).
+    #[error("node {0} stopped: its log store failed (see the error logged above)")]
+    Stopped(NodeId),
     /// The client port could not be bound.
     #[error("client listener on {addr}: {source}")]
     ClientListener {
@@ -98,6 +101,7 @@ pub async fn run_node(
         TransportKind::Mem => unreachable!("ClusterFile::load refuses the memory transport"),
     };
     let ctl = ShutdownController::new();
+    let mut sync_stats = None;
     let seed = id ^ (std::process::id() as u64) << 16;
     let epoch = Instant::now();
     let data = file.node_data_dir(id);
@@ -111,25 +115,39 @@ pub async fn run_node(
             transport.clone(),
             inbox,
             &ctl,
+            file.append_order,
         )?,
         StorageKind::File | StorageKind::FileNoSync => {
             let sync = if file.storage == StorageKind::File {
-                SyncPolicy::Always
+                file.sync
             } else {
-                SyncPolicy::Never
+                SyncPolicy::None
             };
             let store = FileStore::open(&data, sync)?;
-            tracing::info!(node = id, dir = %data.display(), last_index = store.last_index(), term = store.hard_state().term, "log store opened");
-            spawn_server(
-                members,
-                cfg,
-                seed,
-                epoch,
-                store,
-                transport.clone(),
-                inbox,
-                &ctl,
-            )?
+            tracing::info!(node = id, dir = %data.display(), last_index = store.last_index(), term = store.hard_state().term, sync = sync.label(), group_commit = file.group_commit, "log store opened");
+            if !sync.is_durable() {
+                tracing::warn!(
+                    node = id,
+                    "sync = none: NOT DURABLE, a power loss may lose acknowledged writes"
+                );
+            }
+            sync_stats = Some(store.sync_stats());
+            let (t, o) = (transport.clone(), file.append_order);
+            if file.group_commit {
+                spawn_server(members, cfg, seed, epoch, store, t, inbox, &ctl, o)?
+            } else {
+                spawn_server(
+                    members,
+                    cfg,
+                    seed,
+                    epoch,
+                    InlineSync(store),
+                    t,
+                    inbox,
+                    &ctl,
+                    o,
+                )?
+            }
         }
     };
     let (handle, server_task) = server_task;
@@ -141,12 +159,32 @@ pub async fn run_node(
         })?;
     tracing::info!(node = id, raft = %me.raft_addr, clients = %me.client_addr, transport = ?file.transport, "node running");
     let listener_task = tokio::spawn(listener.run(ctl.subscribe()));
-    stop.await;
+    let mut server_task = server_task;
+    let stopped_by_itself = tokio::select! {
+        _ = stop => false,
+        _ = &mut server_task => true,
+    };
     tracing::info!(node = id, "shutting down");
     ctl.shutdown().await;
-    let _ = server_task.await;
+    if !stopped_by_itself {
+        let _ = server_task.await;
+    }
     let _ = listener_task.await;
     drop(transport);
+    if let Some(s) = sync_stats.map(|s| s.snapshot()) {
+        tracing::info!(
+            node = id,
+            syncs = s.syncs,
+            entries = s.entries,
+            entries_per_sync = s.entries_per_sync(),
+            sync_p50_us = s.latency_ns.value_at_quantile(0.5) / 1_000,
+            sync_p99_us = s.latency_ns.value_at_quantile(0.99) / 1_000,
+            "log syncs"
+        );
+    }
+    if stopped_by_itself {
+        return Err(NodeProcessError::Stopped(id));
+    }
     Ok(())
 }
 
@@ -165,6 +203,7 @@ fn spawn_server<S: LogStore + Send + 'static>(
     transport: Arc<dyn Transport>,
     inbox: crate::transport::Inbound,
     ctl: &ShutdownController,
+    order: AppendOrder,
 ) -> Result<Spawned, NodeProcessError> {
     let (server, handle) = Server::new(ServerParts {
         members,
@@ -176,6 +215,7 @@ fn spawn_server<S: LogStore + Send + 'static>(
         inbox,
         observer: None,
     })?;
+    let server = server.with_append_order(order);
     let s: Shutdown = ctl.subscribe();
     Ok((handle, tokio::spawn(server.run(s))))
 }

@@ -42,7 +42,7 @@ fn show_warnings() {
 
 fn open(dir: &Path) -> FileStore {
     show_warnings();
-    FileStore::open(dir, SyncPolicy::Never).unwrap()
+    FileStore::open(dir, SyncPolicy::None).unwrap()
 }
 
 fn log_path(dir: &Path) -> PathBuf {
@@ -72,42 +72,52 @@ fn conformance(sync: SyncPolicy) {
 
 #[test]
 fn conforms_without_sync() {
-    conformance(SyncPolicy::Never);
+    conformance(SyncPolicy::None);
 }
 
 #[test]
 fn conforms_with_sync_always() {
-    conformance(SyncPolicy::Always);
+    conformance(SyncPolicy::Fdatasync);
 }
 
 #[test]
-fn sync_policy_reads_from_config_in_snake_case_and_defaults_to_always() {
+fn sync_policy_reads_from_config_in_snake_case_and_defaults_to_fsync() {
     #[derive(serde::Deserialize)]
     struct Cfg {
         sync: SyncPolicy,
     }
-    let c: Cfg = toml::from_str("sync = \"always\"").unwrap();
-    assert_eq!(c.sync, SyncPolicy::Always);
-    let c: Cfg = toml::from_str("sync = \"never\"").unwrap();
-    assert_eq!(c.sync, SyncPolicy::Never);
-    assert_eq!(SyncPolicy::default(), SyncPolicy::Always);
+    for (text, want) in [
+        ("fsync", SyncPolicy::Fsync),
+        ("fdatasync", SyncPolicy::Fdatasync),
+        ("none", SyncPolicy::None),
+        // The names before group commit keep their meaning.
+        ("always", SyncPolicy::Fdatasync),
+        ("never", SyncPolicy::None),
+    ] {
+        let c: Cfg = toml::from_str(&format!("sync = \"{text}\"")).unwrap();
+        assert_eq!(c.sync, want, "{text}");
+    }
+    assert!(toml::from_str::<Cfg>("sync = \"sometimes\"").is_err());
+    assert_eq!(SyncPolicy::default(), SyncPolicy::Fsync);
+    assert!(!SyncPolicy::None.is_durable());
+    assert!(SyncPolicy::None.label().contains("NOT DURABLE"));
 }
 
 #[test]
 fn open_creates_nested_directories() {
     let root = TempDir::new().unwrap();
     let dir = root.path().join("a/b/node-1");
-    let s = FileStore::open(&dir, SyncPolicy::Always).unwrap();
+    let s = FileStore::open(&dir, SyncPolicy::Fdatasync).unwrap();
     assert!(dir.is_dir());
     assert_eq!(s.last_index(), 0);
     assert_eq!(s.recovery().records, 0);
     assert_eq!(s.dir(), dir);
-    assert_eq!(s.sync_policy(), SyncPolicy::Always);
+    assert_eq!(s.sync_policy(), SyncPolicy::Fdatasync);
 }
 
 #[test]
 fn reopen_restores_appends_overwrite_hard_state_and_compaction() {
-    for sync in [SyncPolicy::Never, SyncPolicy::Always] {
+    for sync in [SyncPolicy::None, SyncPolicy::Fdatasync] {
         let root = TempDir::new().unwrap();
         let dir = root.path();
         let mut s = FileStore::open(dir, sync).unwrap();
@@ -253,7 +263,7 @@ fn torn_header_and_garbage_tails_are_cut() {
     for tail in tails {
         let root = TempDir::new().unwrap();
         let dir = root.path();
-        let mut s = FileStore::open(dir, SyncPolicy::Always).unwrap();
+        let mut s = FileStore::open(dir, SyncPolicy::Fdatasync).unwrap();
         s.append(&entries(1, 4, 1)).unwrap();
         let good = s.log_file_len();
         drop(s);
@@ -264,12 +274,12 @@ fn torn_header_and_garbage_tails_are_cut() {
             .write_all(tail)
             .unwrap();
 
-        let mut s = FileStore::open(dir, SyncPolicy::Always).unwrap();
+        let mut s = FileStore::open(dir, SyncPolicy::Fdatasync).unwrap();
         assert_eq!(s.recovery().truncated_bytes, tail.len() as u64, "{tail:?}");
         assert_eq!(s.last_index(), 3);
         s.append(&[entry(4, 1)]).unwrap();
         drop(s);
-        let s = FileStore::open(dir, SyncPolicy::Always).unwrap();
+        let s = FileStore::open(dir, SyncPolicy::Fdatasync).unwrap();
         assert_eq!(s.recovery().truncated_bytes, 0);
         assert_eq!(s.entries(1, 5).unwrap(), entries(1, 5, 1));
         assert_eq!(s.log_file_len(), good + record_len(&entry(4, 1)));
@@ -400,7 +410,7 @@ fn on_disk_format_is_the_documented_one() {
 
 #[test]
 fn log_ending_below_the_snapshot_point_is_emptied() {
-    // Lost writes under SyncPolicy::Never and a power loss can leave the meta file ahead
+    // Lost writes under SyncPolicy::None and a power loss can leave the meta file ahead
     // of the log. The log's records are all discarded ones then; the store must still
     // accept snapshot_index + 1 and read it back.
     let root = TempDir::new().unwrap();
@@ -439,7 +449,7 @@ fn log_starting_above_the_snapshot_point_is_refused() {
     s.compact(8).unwrap(); // rewrites the file to records 9 and 10
     drop(s);
     fs::remove_file(dir.join(META_FILE)).unwrap();
-    let err = FileStore::open(dir, SyncPolicy::Never).unwrap_err();
+    let err = FileStore::open(dir, SyncPolicy::None).unwrap_err();
     assert!(
         matches!(&err, StoreError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData),
         "{err}"
@@ -461,7 +471,7 @@ fn damaged_hard_state_is_refused_not_reset() {
     let mut bytes = fs::read(dir.join(HARD_STATE_FILE)).unwrap();
     bytes[7] ^= 0x10;
     fs::write(dir.join(HARD_STATE_FILE), &bytes).unwrap();
-    let err = FileStore::open(dir, SyncPolicy::Never).unwrap_err();
+    let err = FileStore::open(dir, SyncPolicy::None).unwrap_err();
     assert!(
         matches!(&err, StoreError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData),
         "{err}"
@@ -496,7 +506,7 @@ fn leftover_temporary_files_are_ignored_and_removed() {
 fn vote_without_a_candidate_round_trips() {
     let root = TempDir::new().unwrap();
     let dir = root.path();
-    let mut s = FileStore::open(dir, SyncPolicy::Always).unwrap();
+    let mut s = FileStore::open(dir, SyncPolicy::Fdatasync).unwrap();
     for hs in [
         HardState {
             term: 1,
@@ -509,7 +519,7 @@ fn vote_without_a_candidate_round_trips() {
     ] {
         s.save_hard_state(hs).unwrap();
         drop(s);
-        s = FileStore::open(dir, SyncPolicy::Always).unwrap();
+        s = FileStore::open(dir, SyncPolicy::Fdatasync).unwrap();
         assert_eq!(s.hard_state(), hs);
     }
 }
@@ -669,8 +679,8 @@ fn survives_sigkill_at_any_point() {
         let mut args = args.split(' ');
         let (dir, seed, sync) = (args.next().unwrap(), args.next().unwrap(), args.next());
         let sync = match sync {
-            Some("always") => SyncPolicy::Always,
-            _ => SyncPolicy::Never,
+            Some("always") => SyncPolicy::Fdatasync,
+            _ => SyncPolicy::None,
         };
         let mut s = FileStore::open(Path::new(dir), sync).unwrap();
         let mut w = Workload::new(seed.parse().unwrap());

@@ -344,3 +344,66 @@ fn cli_client_puts_and_gets() {
     let status = run(&["status"]);
     assert_eq!(status.matches("Leader").count(), 1, "{status}");
 }
+
+#[test]
+fn a_second_node_process_on_a_data_directory_refuses_to_start() {
+    let c = Cluster::new("quic");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        leader(&c).await;
+        let w = write_keys(c.client_addrs.clone(), 0..8, Arc::default()).await;
+        assert_eq!((w.acked.len(), w.failed.len()), (8, 0), "{:?}", w.failed);
+    });
+    // The same cluster with other ports for node 1: same data directory (`data/node-1`).
+    let original = std::fs::read_to_string(&c.config).unwrap();
+    let mut other = String::new();
+    let mut in_node_1 = false;
+    for line in original.lines() {
+        if line.starts_with("id = ") {
+            in_node_1 = line == "id = 1";
+        }
+        if in_node_1 && line.starts_with("raft_addr") {
+            other.push_str(&format!("raft_addr = \"127.0.0.1:{}\"\n", free_port()));
+        } else if in_node_1 && line.starts_with("client_addr") {
+            other.push_str(&format!("client_addr = \"127.0.0.1:{}\"\n", free_port()));
+        } else {
+            other.push_str(line);
+            other.push('\n');
+        }
+    }
+    assert_ne!(other, original);
+    let other_config = c.dir.path().join("other.toml");
+    std::fs::write(&other_config, other).unwrap();
+    let mut second = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(&other_config)
+        .args(["--id", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            panic!("the second node 1 kept running on node 1's directory");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "the second node 1 must fail: {stderr}");
+    let data = c.dir.path().join("data").join("node-1");
+    assert!(
+        stderr.contains(&data.display().to_string()) && stderr.contains("LOCK"),
+        "the error names the directory and the lock: {stderr}"
+    );
+    // The real node 1 is unaffected and the cluster keeps committing.
+    rt.block_on(async {
+        let w = write_keys(c.client_addrs.clone(), 8..16, Arc::default()).await;
+        assert_eq!((w.acked.len(), w.failed.len()), (8, 0), "{:?}", w.failed);
+    });
+}

@@ -90,5 +90,5 @@ pub use message::{
 };
 pub use node::{Event, ProposeError, RaftNode, Ready, RestoreError, Stats, StepError};
 pub use progress::{next_after_reject, Inflights, Progress, ProgressState};
-pub use store::{LogStore, MemStore, StoreError};
+pub use store::{DurableSink, LogStore, MemStore, StoreError};
 pub use types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time, ENTRY_OVERHEAD};

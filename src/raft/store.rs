@@ -43,7 +43,26 @@ pub enum StoreError {
     /// The underlying medium failed.
     #[error("storage I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    /// Another store (in this process or another one) holds the data directory.
+    #[error(
+        "data directory {} is in use: lock file {} is held by another store{holder}",
+        .dir.display(),
+        .lock.display()
+    )]
+    Locked {
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// The lock file inside it.
+        lock: std::path::PathBuf,
+        /// What the lock file says about its holder (", process N"), or empty.
+        holder: String,
+    },
 }
+
+/// Where a store that syncs in the background reports progress, from its own thread:
+/// `Ok(ticket)` once every write up to `ticket` is durable (tickets only grow), or the
+/// error of the first sync that failed (the store then refuses every later write).
+pub type DurableSink = Box<dyn Fn(Result<u64, StoreError>) + Send + 'static>;
 
 /// Persistent Raft state: the log after a discarded prefix, and the hard state.
 pub trait LogStore {
@@ -62,6 +81,22 @@ pub trait LogStore {
     fn last_index(&self) -> Index;
     /// Entries in `[lo, hi)`.
     fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError>;
+
+    /// Stores `entries` as [`append`](Self::append) does but may return before they are
+    /// durable: `Ok(None)` when they already are (the default, what a synchronous store
+    /// does), `Ok(Some(ticket))` when the store's background syncer will report `ticket`
+    /// (or a larger one) to the sink given to [`start_background_sync`](Self::start_background_sync)
+    /// once they are. Reads see the entries at once either way.
+    fn append_deferred(&mut self, entries: &[Entry]) -> Result<Option<u64>, StoreError> {
+        self.append(entries).map(|()| None)
+    }
+
+    /// Makes later [`append_deferred`](Self::append_deferred) calls sync in the background
+    /// and report to `sink`; false (the default) when the store only syncs inline.
+    fn start_background_sync(&mut self, sink: DurableSink) -> bool {
+        drop(sink);
+        false
+    }
 }
 
 /// A store in memory: what the simulator and the in-memory runtime persist to.

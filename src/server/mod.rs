@@ -7,8 +7,10 @@
 //! hundred proposals that arrive together leave in one AppendEntries.
 
 mod client;
+mod persist;
 
 pub use client::{Answer, ClientError, NodeStatus, Reply, ReplyTo, Request, ServerHandle, Trace};
+pub use persist::AppendOrder;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -151,6 +153,7 @@ pub struct Server<S = MemStore> {
     observer: Option<Arc<dyn Observer>>,
     status: tokio::sync::watch::Sender<NodeStatus>,
     control: mpsc::UnboundedReceiver<Control>,
+    persist: persist::PersistPath,
 }
 
 /// Out-of-band instructions to a server, for experiments.
@@ -176,6 +179,9 @@ impl<S: LogStore + Send + 'static> Server<S> {
         let now = Time::from_nanos(parts.epoch.elapsed().as_nanos() as u64);
         let id = parts.members.id;
         let raft = RaftNode::restore(parts.members, parts.raft, parts.seed, now, &parts.store)?;
+        let mut store = parts.store;
+        let last_index = store.last_index();
+        let persist = persist::PersistPath::new(&mut store, last_index);
         let (tx, rx) = mpsc::channel(65_536);
         let (control_tx, control) = mpsc::unbounded_channel();
         let (status, status_rx) = tokio::sync::watch::channel(NodeStatus {
@@ -186,7 +192,8 @@ impl<S: LogStore + Send + 'static> Server<S> {
             control,
             status,
             raft,
-            store: parts.store,
+            store,
+            persist,
             kv: KvStore::new(),
             transport: parts.transport,
             inbox: parts.inbox,
@@ -230,6 +237,12 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 Some(c) = self.control.recv() => match c {
                     Control::Stall(d) => std::thread::sleep(d),
                 },
+                _ = self.persist.report(), if self.persist.deferred() => {
+                    if let Err(e) = self.on_durable() {
+                        stop_on_store_error(self.raft.id(), &e);
+                        break;
+                    }
+                }
                 _ = &mut sleep => {}
             }
             if !inbox_open && !requests_open {
@@ -251,7 +264,10 @@ impl<S: LogStore + Send + 'static> Server<S> {
             if now >= self.raft.next_deadline() {
                 self.raft.tick(now);
             }
-            self.process_ready();
+            if let Err(e) = self.process_ready() {
+                stop_on_store_error(self.raft.id(), &e);
+                break;
+            }
             self.publish_status();
             sleep.as_mut().reset(self.deadline_instant());
         }
@@ -317,7 +333,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
         }
     }
 
-    fn process_ready(&mut self) {
+    fn process_ready(&mut self) -> Result<(), crate::raft::StoreError> {
         while self.raft.has_ready() {
             let rd = self.raft.ready();
             let id = self.raft.id();
@@ -347,24 +363,12 @@ impl<S: LogStore + Send + 'static> Server<S> {
                     Event::RoleChanged { .. } | Event::LeaderChanged { .. } => {}
                 }
             }
-            for m in rd.messages {
-                self.transport.send(m);
-            }
-            if let Some(hs) = rd.hard_state {
-                self.store
-                    .save_hard_state(hs)
-                    .unwrap_or_else(|e| fatal_store_error(e));
-            }
-            if let Some(last) = rd.entries.last() {
-                let (index, term) = (last.index, last.term);
-                self.store
-                    .append(&rd.entries)
-                    .unwrap_or_else(|e| fatal_store_error(e));
-                self.raft.persisted(index, term);
-            }
-            for m in rd.persisted_messages {
-                self.transport.send(m);
-            }
+            self.persist_ready(
+                rd.messages,
+                rd.hard_state,
+                &rd.entries,
+                rd.persisted_messages,
+            )?;
             let role = self.raft.role();
             for ev in &rd.events {
                 if let Event::RoleChanged { term, role } = *ev {
@@ -400,11 +404,10 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 self.applied = applied;
             }
             if let Some(upto) = rd.compact_to {
-                self.store
-                    .compact(upto)
-                    .unwrap_or_else(|e| fatal_store_error(e));
+                self.compact_when_durable(upto)?;
             }
         }
+        Ok(())
     }
 
     /// Answers the pending requests up to `index` (committed at `committed`, applied at
@@ -451,8 +454,8 @@ impl<S: LogStore + Send + 'static> Server<S> {
 }
 
 /// A store that cannot persist leaves the node unable to keep Raft's promises (a vote or
-/// an acknowledgement must be on disk before it is sent), so the node stops rather than lie.
-fn fatal_store_error(e: crate::raft::StoreError) -> ! {
-    tracing::error!(error = %e, "log store failed; stopping the node");
-    panic!("log store failed: {e}");
+/// an acknowledgement must be on disk before it is sent), so the node stops rather than
+/// lie: the caller leaves its loop, failing waiting requests, and `run` returns.
+fn stop_on_store_error(node: NodeId, e: &crate::raft::StoreError) {
+    tracing::error!(node, error = %e, "log store failed; stopping the node");
 }

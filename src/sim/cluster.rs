@@ -185,7 +185,7 @@ impl NodeStore {
 }
 
 fn open_file_store(dir: &Path) -> Result<FileStore, SimError> {
-    FileStore::open(dir, SyncPolicy::Never).map_err(|source| SimError::Store {
+    FileStore::open(dir, SyncPolicy::None).map_err(|source| SimError::Store {
         dir: dir.to_path_buf(),
         source,
     })

@@ -21,15 +21,21 @@
 //! # Writes and what a crash leaves
 //!
 //! - **Append**: every record of one call is encoded into one buffer and written with one
-//!   write at the end of the valid log, then (under [`SyncPolicy::Always`]) one
-//!   `fdatasync`. A crash mid-write leaves a torn tail, which the next open cuts.
+//!   write at the end of the valid log, then (unless the policy is [`SyncPolicy::None`])
+//!   synced: inline by [`LogStore::append`], or by the background syncer for
+//!   [`LogStore::append_deferred`] once [`LogStore::start_background_sync`] started it
+//!   (group commit: one sync covers every append made while the previous sync ran; the
+//!   ticket `append_deferred` returns is reported to the sink when its sync returns). A
+//!   crash mid-write or before the sync leaves a torn or short tail, which the next open
+//!   cuts: only writes not yet reported durable can be lost.
 //! - **Overwrite** (an append whose first index is at or below the last index): the file
-//!   is first cut at that record's offset (`set_len`) and, under `Always`, synced before
-//!   the new records are written. Without that sync a power loss could keep the new
+//!   is first cut at that record's offset (`set_len`) and synced inline (group commit
+//!   included) before the new records are written. Without that sync a power loss could keep the new
 //!   records' blocks but not the shorter length, leaving stale records of the old suffix
 //!   after the new ones with contiguous indices: a log that never existed.
 //! - **Hard state and snapshot point**: written to `NAME.tmp`, synced, renamed over `NAME`,
-//!   then the directory is synced (syncs under `Always` only). A reader sees the old file
+//!   then the directory is synced (no syncs under `None`). Always inline: a vote must be
+//!   durable before it is sent, and hard-state changes are rare (elections). A reader sees the old file
 //!   or the new one, never a mix; a leftover `.tmp` from a crash is deleted on open.
 //! - **Compaction**: the new snapshot point goes to the meta file first, then the
 //!   in-memory prefix is dropped. The file's prefix is reclaimed at once when it is at
@@ -59,12 +65,18 @@
 //! first record lies above `snapshot_index + 1`.
 //!
 //! A log whose last valid record is below the snapshot point (possible only when writes
-//! were lost to a power loss under [`SyncPolicy::Never`]) holds nothing worth keeping and
+//! were lost to a power loss under [`SyncPolicy::None`]) holds nothing worth keeping and
 //! is emptied, so that the next append at `snapshot_index + 1` stays contiguous.
 //!
 //! # Limits
 //!
-//! - One process per directory: nothing locks it.
+//! - One store per directory: [`FileStore::open`] takes an exclusive `flock` on
+//!   [`LOCK_FILE`] (held until the store is dropped; the kernel drops it when the process
+//!   dies, so a crash never leaves a stale lock) and fails with [`StoreError::Locked`],
+//!   naming the directory and the lock file, when another store, in this process or
+//!   another, holds it.
+//! - One log file, not segments: compaction reclaims the discarded prefix by rewriting
+//!   the file once that prefix is half of it.
 //! - After an `Io` error from a write, what reached the disk is unknown (a failed `fsync`
 //!   cannot simply be retried), so the store refuses every later write with another `Io`
 //!   error; reads still answer from memory. Drop it and reopen the directory to recover.
@@ -74,12 +86,14 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::group::{timed_sync, SyncStats, Syncer};
 use super::SyncPolicy;
 use crate::raft::store;
-use crate::raft::{Entry, EntryKind, HardState, Index, LogStore, StoreError, Term};
+use crate::raft::{DurableSink, Entry, EntryKind, HardState, Index, LogStore, StoreError, Term};
 
 /// Name of the log file inside a store's directory.
 pub const LOG_FILE: &str = "raft.log";
@@ -87,9 +101,16 @@ pub const LOG_FILE: &str = "raft.log";
 pub const HARD_STATE_FILE: &str = "hard_state";
 /// Name of the file holding the snapshot point inside a store's directory.
 pub const META_FILE: &str = "meta";
+/// Name of the lock file inside a store's directory: held (`flock`) while a store is open,
+/// it holds the owner's process id for the error message a second opener gets.
+pub const LOCK_FILE: &str = "LOCK";
 
 /// Suffix of the temporary file an atomic replacement writes before its rename.
 const TMP_SUFFIX: &str = ".tmp";
+/// Further attempts to take a held directory lock, and the pause between them (about 0.5 s
+/// in all: long enough for a forked child to reach its exec, short for a refusal).
+const LOCK_RETRIES: u32 = 50;
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 /// `[u32 len][u32 crc]` before each record's body.
 const RECORD_HEADER: u64 = 8;
 /// `[term u64][index u64][kind u8]` at the start of each body.
@@ -121,9 +142,17 @@ pub struct Recovery {
 /// sequence, because such a log would be cut at the hole on the next open.
 #[derive(Debug)]
 pub struct FileStore {
+    /// The background syncer, if started; declared first so that it is dropped (its
+    /// pending sync finished, its thread joined) before the lock is released.
+    syncer: Option<Syncer>,
+    /// Writes made so far: the ticket of the latest write the syncer is asked to cover.
+    ticket: u64,
+    /// Counts and timing of the log's syncs.
+    stats: Arc<SyncStats>,
     dir: PathBuf,
     sync: SyncPolicy,
-    log: File,
+    /// Shared with the syncer thread, which syncs it while the driver writes the next records.
+    log: Arc<File>,
     /// Length of the valid records in the log file: where the next record goes.
     log_len: u64,
     hard_state: HardState,
@@ -140,6 +169,8 @@ pub struct FileStore {
     /// failed fsync cannot be retried: the kernel may have dropped the dirty pages), so
     /// every later write is refused until the store is reopened and recovered.
     failed: bool,
+    /// The open lock file: its `flock` keeps a second store out of the directory.
+    _lock: File,
 }
 
 impl FileStore {
@@ -148,10 +179,13 @@ impl FileStore {
     pub fn open(dir: &Path, sync: SyncPolicy) -> Result<FileStore, StoreError> {
         let dir_existed = dir.is_dir();
         fs::create_dir_all(dir)?;
-        if !dir_existed && sync == SyncPolicy::Always {
+        if !dir_existed && sync.is_durable() {
             // The new directory's own entry must survive a power loss too.
             sync_dir(parent_of(dir))?;
         }
+        // Before anything is read or cut: a second writer on the same files would interleave
+        // records the first never knew of.
+        let lock = lock_dir(dir)?;
         for name in [LOG_FILE, HARD_STATE_FILE, META_FILE] {
             // A leftover temporary file is a replacement that never reached its rename:
             // the file it was meant to replace is still the valid one.
@@ -178,15 +212,18 @@ impl FileStore {
             .create(true)
             .truncate(false)
             .open(&log_path)?;
-        if !log_existed && sync == SyncPolicy::Always {
+        if !log_existed && sync.is_durable() {
             // Appends only fdatasync the file; its directory entry needs this once.
             sync_dir(dir)?;
         }
 
         let mut store = FileStore {
+            syncer: None,
+            ticket: 0,
+            stats: Arc::new(SyncStats::default()),
             dir: dir.to_path_buf(),
             sync,
-            log,
+            log: Arc::new(log),
             log_len: 0,
             hard_state,
             snapshot_index,
@@ -196,6 +233,7 @@ impl FileStore {
             recovery: Recovery::default(),
             buf: Vec::new(),
             failed: false,
+            _lock: lock,
         };
         store.recover_log()?;
         Ok(store)
@@ -231,9 +269,19 @@ impl FileStore {
         self.log_len
     }
 
+    /// Counts and latency histogram of the log's syncs (shared: read it while the store runs).
+    pub fn sync_stats(&self) -> Arc<SyncStats> {
+        self.stats.clone()
+    }
+
+    /// Whether appends are synced by a background syncer (group commit).
+    pub fn group_commit(&self) -> bool {
+        self.syncer.is_some()
+    }
+
     /// Refuses a write once an earlier one failed with an I/O error.
     fn check_usable(&self) -> Result<(), StoreError> {
-        if self.failed {
+        if self.failed || self.syncer.as_ref().is_some_and(Syncer::failed) {
             return Err(StoreError::Io(io::Error::other(
                 "an earlier I/O error left the store's files in an unknown state; reopen it",
             )));
@@ -252,8 +300,8 @@ impl FileStore {
     /// Reads the log file into memory and cuts it after the last trustworthy record.
     fn recover_log(&mut self) -> Result<(), StoreError> {
         let file_len = self.log.metadata()?.len();
-        self.log.seek(SeekFrom::Start(0))?;
-        let mut reader = BufReader::with_capacity(1 << 16, &self.log);
+        (&*self.log).seek(SeekFrom::Start(0))?;
+        let mut reader = BufReader::with_capacity(1 << 16, &*self.log);
         let mut pos = 0u64;
         let mut records = 0u64;
         let mut first: Option<Index> = None;
@@ -342,7 +390,7 @@ impl FileStore {
                 )));
             }
             if last < self.snapshot_index {
-                // Only possible after lost writes (SyncPolicy::Never and a power loss).
+                // Only possible after lost writes (SyncPolicy::None and a power loss).
                 // Every record is discarded anyway, and keeping them would put a gap
                 // before the next append at snapshot_index + 1.
                 tracing::warn!(
@@ -376,11 +424,9 @@ impl FileStore {
                 None => {}
             }
             self.log.set_len(valid_len)?;
-            if self.sync == SyncPolicy::Always {
-                // The cut must be durable before anything is appended after it, for the
-                // same reason as an overwrite's (module docs).
-                self.log.sync_data()?;
-            }
+            // The cut must be durable before anything is appended after it, for the
+            // same reason as an overwrite's (module docs).
+            self.sync.sync(&self.log)?;
         }
         self.log_len = valid_len;
         self.recovery = Recovery {
@@ -398,12 +444,10 @@ impl FileStore {
         let tmp = tmp_path(&self.dir, name);
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
-        if self.sync == SyncPolicy::Always {
-            f.sync_data()?;
-        }
+        self.sync.sync(&f)?;
         drop(f);
         fs::rename(&tmp, self.dir.join(name))?;
-        if self.sync == SyncPolicy::Always {
+        if self.sync.is_durable() {
             sync_dir(&self.dir)?;
         }
         Ok(())
@@ -424,26 +468,26 @@ impl FileStore {
             .create(true)
             .truncate(true)
             .open(&tmp)?;
-        self.log.seek(SeekFrom::Start(prefix))?;
-        let copied = io::copy(&mut Read::take(&self.log, live), &mut new)?;
+        (&*self.log).seek(SeekFrom::Start(prefix))?;
+        let copied = io::copy(&mut Read::take(&*self.log, live), &mut new)?;
         if copied != live {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!("log file shorter than expected: copied {copied} of {live} bytes"),
             ));
         }
-        if self.sync == SyncPolicy::Always {
-            new.sync_data()?;
-        }
+        // This sync also covers records written to the old file but not yet synced by the
+        // background syncer: they were copied, and later sync requests name the new file.
+        self.sync.sync(&new)?;
         fs::rename(&tmp, self.dir.join(LOG_FILE))?;
         // The rename is the commit point: from here the new file is the log, so the handle
         // and offsets follow it before anything else can fail.
-        self.log = new;
+        self.log = Arc::new(new);
         for off in &mut self.offsets {
             *off -= prefix;
         }
         self.log_len = live;
-        if self.sync == SyncPolicy::Always {
+        if self.sync.is_durable() {
             sync_dir(&self.dir)?;
         }
         Ok(())
@@ -480,8 +524,8 @@ impl FileStore {
     }
 
     /// Writes the batch `encode_batch` accepted and encoded, cutting a conflicting suffix
-    /// first.
-    fn write_batch(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+    /// first, and syncs it inline unless `defer` (the caller then asks the syncer).
+    fn write_batch(&mut self, entries: &[Entry], defer: bool) -> Result<(), StoreError> {
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -494,23 +538,24 @@ impl FileStore {
             self.entries.truncate(keep);
             self.offsets.truncate(keep);
             self.log_len = cut;
-            if self.sync == SyncPolicy::Always {
-                self.log.sync_data()?;
-            }
+            // Inline even under group commit: the cut must be on disk before the records
+            // that replace the suffix are (module docs). Overwrites are rare (a follower
+            // under a new leader), so this sync stalling the writer costs little.
+            self.sync.sync(&self.log)?;
         }
 
         let at = self.log_len;
-        let written = self
-            .log
+        let mut log: &File = &self.log;
+        let written = log
             .seek(SeekFrom::Start(at))
-            .and_then(|_| self.log.write_all(&self.buf));
+            .and_then(|_| log.write_all(&self.buf));
         if let Err(e) = written {
             // Best effort: drop a partial record now rather than leave it for recovery.
             let _ = self.log.set_len(at);
             return Err(e.into());
         }
-        if self.sync == SyncPolicy::Always {
-            self.log.sync_data()?;
+        if !defer {
+            timed_sync(self.sync, &self.log, entries.len() as u64, &self.stats)?;
         }
 
         let mut off = at;
@@ -528,7 +573,7 @@ impl FileStore {
 
     fn save_hard_state_inner(&mut self, hs: HardState) -> Result<(), StoreError> {
         if hs == self.hard_state {
-            // Already in the file (and durable, under Always): skip the fsyncs.
+            // Already in the file (and durable, unless the policy is None): skip the fsyncs.
             return Ok(());
         }
         let mut body = [0u8; HARD_STATE_BODY];
@@ -566,8 +611,46 @@ impl LogStore for FileStore {
         // Refusals (a hole, an oversized entry) come before any file is touched and leave
         // the store usable; only errors from the write itself mark it failed.
         self.encode_batch(entries)?;
-        let r = self.write_batch(entries);
+        let r = self.write_batch(entries, false);
         self.note(r)
+    }
+
+    fn append_deferred(&mut self, entries: &[Entry]) -> Result<Option<u64>, StoreError> {
+        if self.syncer.is_none() {
+            return self.append(entries).map(|()| None);
+        }
+        self.check_usable()?;
+        self.encode_batch(entries)?;
+        let r = self.write_batch(entries, true);
+        self.note(r)?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        self.ticket += 1;
+        let syncer = self.syncer.as_ref().expect("checked above");
+        syncer.request(self.ticket, entries.len() as u64, &self.log);
+        Ok(Some(self.ticket))
+    }
+
+    fn start_background_sync(&mut self, sink: DurableSink) -> bool {
+        if self.syncer.is_some() || !self.sync.is_durable() {
+            // Under SyncPolicy::None there is nothing to wait for: appends count at once.
+            return false;
+        }
+        let name = format!(
+            "log-sync-{}",
+            self.dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+        match Syncer::start(name, self.sync, self.stats.clone(), sink) {
+            Ok(s) => {
+                self.syncer = Some(s);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "no syncer thread; syncing inline");
+                false
+            }
+        }
     }
 
     fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
@@ -694,6 +777,56 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Takes the directory's lock file (created if missing) and writes our process id in it;
+/// [`StoreError::Locked`] naming the directory and the lock when another store holds it.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    // A process that forks (to spawn a child) shares our open lock file with the child
+    // until the child's exec closes it, so a lock released by a dropped store can stay
+    // held for a moment: retry briefly before calling the directory taken.
+    let mut attempt = f.try_lock();
+    for _ in 0..LOCK_RETRIES {
+        if !matches!(attempt, Err(fs::TryLockError::WouldBlock)) {
+            break;
+        }
+        std::thread::sleep(LOCK_RETRY_PAUSE);
+        attempt = f.try_lock();
+    }
+    match attempt {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = f.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => format!(", process {pid}"),
+                Err(_) => String::new(),
+            };
+            return Err(StoreError::Locked {
+                dir: dir.to_path_buf(),
+                lock: path,
+                holder,
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(StoreError::Io(io::Error::new(
+                e.kind(),
+                format!("locking {}: {e}", path.display()),
+            )))
+        }
+    }
+    // Informational only (the flock is the lock): who holds it, for the error above.
+    f.set_len(0)?;
+    f.seek(SeekFrom::Start(0))?;
+    write!(f, "{}", std::process::id())?;
+    Ok(f)
 }
 
 /// Makes renames and file creations in `dir` durable.
