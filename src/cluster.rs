@@ -398,7 +398,7 @@ async fn node_main(s: NodeStart) {
         crate::transport::wait_connected(transport.as_ref(), peer).await;
     }
     let voters: Vec<NodeId> = (1..=spec.nodes as NodeId).collect();
-    let raft = node_config(&spec, id);
+    let raft = node_config(spec, id);
     let file_store = spec.file_store.clone();
     let s = Serving {
         id,
