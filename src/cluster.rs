@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::kv::{Command, KvStore, Output};
+use crate::netem::{EmulatorError, Endpoint, LinkEmulator, NetworkConfig};
 use crate::raft::{Config, MemStore, NodeId};
 use crate::server::{ClientError, Observer, Reply, Server, ServerError, ServerHandle, ServerParts};
 use crate::shutdown::ShutdownController;
@@ -54,6 +55,10 @@ pub struct ClusterSpec {
     pub seed: u64,
     /// Where timestamps go.
     pub observer: Option<Arc<dyn Observer>>,
+    /// Link emulation. None (default): no emulator in any path. Some: every transport and
+    /// the cluster's client go through one [`LinkEmulator`], even if the config emulates
+    /// nothing yet (so that faults can change links during the run).
+    pub network: Option<NetworkConfig>,
 }
 
 impl ClusterSpec {
@@ -69,6 +74,7 @@ impl ClusterSpec {
             threading: Threading::PerNode,
             seed: 1,
             observer: None,
+            network: None,
         }
     }
 }
@@ -85,6 +91,9 @@ pub enum ClusterError {
     /// A server refused its configuration.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The network emulation could not start (the message names the key at fault).
+    #[error(transparent)]
+    Network(#[from] EmulatorError),
     /// A node thread or runtime failed to start.
     #[error("node {0} failed to start: {1}")]
     Start(NodeId, String),
@@ -106,6 +115,7 @@ pub struct LocalCluster {
     slots: Vec<NodeSlot>,
     runtime: Option<tokio::runtime::Runtime>,
     epoch: Instant,
+    emulator: Option<LinkEmulator>,
 }
 
 /// A started node's handle and transport, as its thread reports them.
@@ -117,6 +127,7 @@ struct NodeStart {
     spec: ClusterSpec,
     identity: Option<NodeIdentity>,
     mem: Option<MemNetwork>,
+    emulator: Option<LinkEmulator>,
     epoch: Instant,
     addr_tx: std_mpsc::Sender<Result<(NodeId, SocketAddr), ClusterError>>,
     peers_rx: oneshot::Receiver<HashMap<NodeId, SocketAddr>>,
@@ -139,7 +150,15 @@ impl LocalCluster {
             TransportKind::Quic => Some(tls::generate_cluster(&ids)?.1),
             _ => None,
         };
-        let mem = (spec.transport == TransportKind::Mem).then(|| MemNetwork::new(spec.mem_mode));
+        let emulator = match &spec.network {
+            Some(net) => {
+                net.check_nodes(spec.nodes).map_err(EmulatorError::from)?;
+                Some(LinkEmulator::new(net.clone(), spec.seed)?)
+            }
+            None => None,
+        };
+        let mem = (spec.transport == TransportKind::Mem)
+            .then(|| MemNetwork::with_emulator(spec.mem_mode, emulator.clone()));
         let epoch = Instant::now();
         let runtime = match spec.threading {
             Threading::Shared => Some(
@@ -166,6 +185,7 @@ impl LocalCluster {
                 spec: spec.clone(),
                 identity: identities.as_ref().map(|v| v[id as usize - 1].clone()),
                 mem: mem.clone(),
+                emulator: emulator.clone(),
                 epoch,
                 addr_tx: addr_tx.clone(),
                 peers_rx,
@@ -223,7 +243,14 @@ impl LocalCluster {
             slots,
             runtime,
             epoch,
+            emulator,
         })
+    }
+
+    /// The cluster's link emulator, if [`ClusterSpec::network`] was set: timed link changes,
+    /// partitions, and the delivery-error histogram.
+    pub fn emulator(&self) -> Option<&LinkEmulator> {
+        self.emulator.as_ref()
     }
 
     /// The clock origin of every node's timestamps.
@@ -243,7 +270,7 @@ impl LocalCluster {
 
     /// A client that finds the leader by itself.
     pub fn client(&self) -> ClusterClient {
-        ClusterClient::new(self.handles.clone())
+        ClusterClient::new(self.handles.clone()).with_emulator(self.emulator.clone())
     }
 
     /// Stops every node and waits for it; returns each node's final key-value store.
@@ -308,16 +335,17 @@ async fn node_main(s: NodeStart) {
     let spec = &s.spec;
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let binding = match spec.transport {
-        TransportKind::Quic => QuicTransport::bind(
+        TransportKind::Quic => QuicTransport::bind_emulated(
             s.identity.as_ref().expect("QUIC nodes have identities"),
             addr,
             &spec.quic,
             spec.transport_settings.clone(),
+            s.emulator.as_ref(),
         )
         .map(Binding::Quic),
         TransportKind::Tcp => TcpTransport::bind(id, addr, spec.transport_settings.clone())
             .await
-            .map(Binding::Tcp),
+            .map(|b| Binding::Tcp(b.with_emulator(s.emulator.clone()))),
         TransportKind::Mem => Ok(Binding::Mem),
     };
     let binding = match binding {
@@ -391,6 +419,7 @@ async fn node_main(s: NodeStart) {
 pub struct ClusterClient {
     handles: Vec<ServerHandle>,
     leader: usize,
+    emulator: Option<LinkEmulator>,
     /// How long one call keeps retrying before it gives up.
     pub deadline: Duration,
 }
@@ -401,8 +430,17 @@ impl ClusterClient {
         ClusterClient {
             handles,
             leader: 0,
+            emulator: None,
             deadline: Duration::from_secs(10),
         }
+    }
+
+    /// Sends every call across `emulator`'s links between [`Endpoint::Client`] and the
+    /// node called (delay, jitter, bandwidth, partitions; the client path is a reliable
+    /// stream, so no loss). None: calls go straight to the node.
+    pub fn with_emulator(mut self, emulator: Option<LinkEmulator>) -> ClusterClient {
+        self.emulator = emulator;
+        self
     }
 
     /// The node the client currently sends to.
@@ -415,7 +453,7 @@ impl ClusterClient {
         let start = Instant::now();
         let mut backoff = Duration::from_millis(1);
         loop {
-            let r = self.handles[self.leader].submit(cmd).await;
+            let r = self.submit_once(cmd).await;
             let retry = match &r {
                 Ok(_) | Err(ClientError::BadCommand(_)) => return r,
                 Err(ClientError::NotLeader { leader: Some(l) }) => {
@@ -440,6 +478,26 @@ impl ClusterClient {
                 backoff = (backoff * 2).min(Duration::from_millis(100));
             }
         }
+    }
+
+    /// One attempt at the current guess, across the emulated client links if any.
+    async fn submit_once(&self, cmd: &Command) -> Reply {
+        let handle = &self.handles[self.leader];
+        let Some(emu) = &self.emulator else {
+            return handle.submit(cmd).await;
+        };
+        let node = Endpoint::Node(handle.node());
+        // A cut link looks like a node that does not answer: the caller's retry loop
+        // moves on after its backoff.
+        if !emu.transit(Endpoint::Client, node, cmd.encoded_len()).await {
+            return Err(ClientError::NotLeader { leader: None });
+        }
+        let r = handle.submit(cmd).await;
+        // Replies are small; their size matters only on a bandwidth-limited link.
+        if !emu.transit(node, Endpoint::Client, 64).await {
+            return Err(ClientError::NotLeader { leader: None });
+        }
+        r
     }
 
     /// Stores `value` under `key`.
