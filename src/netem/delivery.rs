@@ -229,7 +229,8 @@ fn run(s: &Shared) {
             batch.push(q.heap.pop().expect("peeked").0);
         }
         drop(q);
-        let n = batch.len() as u64;
+        // Counted before the histogram sees them, so that counts >= samples at any moment.
+        s.delivered.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut errors = lock(&s.errors);
         for item in batch.drain(..) {
             let err = Instant::now().saturating_duration_since(item.due);
@@ -237,7 +238,6 @@ fn run(s: &Shared) {
             (item.job)();
         }
         drop(errors);
-        s.delivered.fetch_add(n, Ordering::Relaxed);
         s.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
         q = lock(&s.queue);
     }
