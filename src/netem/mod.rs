@@ -67,6 +67,9 @@ pub struct EmulatorStats {
     pub pending: u64,
     /// Copies whose hand-over to the real socket failed (socket buffer full, error).
     pub send_failed: u64,
+    /// Whether the delivery thread runs with a real-time priority (SCHED_FIFO); without
+    /// it, a loaded machine delays deliveries by scheduling latency.
+    pub realtime: bool,
 }
 
 struct Inner {
@@ -205,6 +208,7 @@ impl LinkEmulator {
             scheduled: self.inner.scheduler.delivered(),
             pending: self.inner.scheduler.pending() as u64,
             send_failed: self.inner.send_failed.load(Relaxed),
+            realtime: self.inner.scheduler.realtime(),
         }
     }
 
