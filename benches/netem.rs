@@ -42,11 +42,7 @@ fn udp_send(c: &mut Criterion) {
     let emu = LinkEmulator::new(NetworkConfig::default(), 1).unwrap();
     let emu_handle = emu.clone();
     let emulated_inner = wrap(UdpSocket::bind("127.0.0.1:0").unwrap());
-    let emulated = EmulatedSocket::new(
-        emulated_inner.clone(),
-        emu,
-        Endpoint::Node(1),
-    );
+    let emulated = EmulatedSocket::new(emulated_inner.clone(), emu, Endpoint::Node(1));
     emulated.set_peers([(dest, Endpoint::Node(2))]);
     // tokio's socket sends only once it has seen the socket writable: poll each once.
     for s in [direct.clone(), emulated_inner.clone()] {
@@ -65,13 +61,18 @@ fn udp_send(c: &mut Criterion) {
     let mut g = c.benchmark_group("udp_send_1200B");
     // Every send must succeed, or the loop would time an error path.
     direct.try_send(&t).unwrap();
-    g.bench_function("direct", |b| b.iter(|| direct.try_send(black_box(&t)).unwrap()));
+    g.bench_function("direct", |b| {
+        b.iter(|| direct.try_send(black_box(&t)).unwrap())
+    });
     g.bench_function("emulated_zero_delay", |b| {
         b.iter(|| emulated.try_send(black_box(&t)).unwrap())
     });
     g.finish();
     let failed = emu_handle.stats().send_failed;
-    assert_eq!(failed, 0, "emulated sends failed: the loop timed an error path");
+    assert_eq!(
+        failed, 0,
+        "emulated sends failed: the loop timed an error path"
+    );
 
     let mut shaper = Shaper::new(
         NetworkConfig::uniform(LinkSettings {

@@ -387,15 +387,21 @@ client_addr = "127.0.0.1:7201"
         ))
         .unwrap();
         let net = f.network_config().expect("emulation asked for");
-        assert_eq!(net.settings_for(1.into(), crate::netem::Endpoint::Client).jitter_ms, 0.5);
+        assert_eq!(
+            net.settings_for(1.into(), crate::netem::Endpoint::Client)
+                .jitter_ms,
+            0.5
+        );
         let err = load_str(&format!("[[links]]\nfrom = 1\nto = 2\nloss = 3.0\n{NODES}"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("`links[0].loss` must be in [0,1]"), "{err}");
         assert!(err.contains("c.toml"), "{err}");
-        let err = load_str(&format!("[[links]]\nfrom = 1\nto = 2\ndelay_ms = 1.0\n{NODES}"))
-            .unwrap_err()
-            .to_string();
+        let err = load_str(&format!(
+            "[[links]]\nfrom = 1\nto = 2\ndelay_ms = 1.0\n{NODES}"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("`links[0].to` names node 2"), "{err}");
         let err = load_str(&format!("[network]\ndelay_msec = 1\n{NODES}"))
             .unwrap_err()

@@ -3,18 +3,32 @@
 //!
 //! tokio's timer wheel has millisecond resolution, useless for a 100 us delay, so the
 //! emulator has its own thread. It sleeps on a condition variable until shortly before the
-//! earliest due time, then spins for the last stretch. Two things make that precise:
+//! earliest due time, then spins (yielding) for the last stretch. Three things make that
+//! precise:
 //!
 //! - The thread's timer slack is set to 1 ns (`PR_SET_TIMERSLACK`). Linux's default slack of
 //!   50 us lets the kernel fire a timed wait up to 50 us late, the whole error budget.
-//! - The spin margin ([`DEFAULT_SPIN`]) covers the wake-up latency of a timed wait (a few
-//!   to tens of microseconds on a loaded machine). Measured on the 2-core CI machine under
-//!   other load (see the report of `NETEM_PRECISION=1 cargo bench --bench netem`): a pure
-//!   timed wait with 1 ns slack had p99 errors of several tens of microseconds, and spinning
-//!   the last 50 us brought p99 under the budget at a CPU cost proportional to the datagram
-//!   rate (at most 50 us of spinning per distinct due time, less when due times cluster);
-//!   spinning longer only burned more CPU. The spin yields the core (`yield_now`) between
-//!   clock reads, so that on a busy machine it does not starve the nodes it serves.
+//! - It asks for `SCHED_FIFO` (lowest real-time priority). On a loaded machine a normal
+//!   thread waits milliseconds for a core after its timer fired; without the priority
+//!   ([`super::EmulatorStats::realtime`] false) the p99 error was 4 to 11 ms at load 9 on
+//!   2 cores.
+//! - The spin margin ([`DEFAULT_SPIN`], 50 us) covers the wake-up latency of a timed wait.
+//!   Measured with `NETEM_PRECISION=1 cargo bench --bench netem` (2 shared cores, load
+//!   average 9, ~5,000 datagrams/s, real-time priority; error p50/p99 in us, CPU of the
+//!   delivery thread in % of a core):
+//!
+//!   | spin    | 0.1 ms delay     | 1 ms delay      | 5 ms delay       | CPU      |
+//!   |---------|------------------|-----------------|------------------|----------|
+//!   | 0       | 22 / 45          | 25 / 69         | 23 / 137         | 7-11 %   |
+//!   | 20 us   | 2.6 / (outlier)  | 2.9 / 30        | 4.7 / 42         | 7-14 %   |
+//!   | 50 us   | 0.3 / 13         | 0.3 / 12        | 0.4 / 106        | 16 %     |
+//!   | 200 us  | 0.3 / 8.5        | 0.3 / 26        | 0.3 / 25         | 27-48 %  |
+//!
+//!   A pure timed wait is 20-25 us late at the median (the wake-up itself); 50 us of
+//!   spinning removes that at about twice the CPU; 200 us buys nothing more and costs three
+//!   times as much. The remaining tail is the machine (a sender preempted between its
+//!   decision and the hand-over, or a core not available), which is why the harness must
+//!   check each point's p99.
 //!
 //! Every datagram handed over records its error (hand-over time minus due time, in ns) in
 //! an HDR histogram with 3 significant digits, which the harness takes per point.
