@@ -3,7 +3,7 @@
 //! - [`config`]: the `network` table and the `links` list ([`NetworkConfig`]).
 //! - [`shaper`]: the sans-IO decision per datagram (loss, duplication, bandwidth, delay,
 //!   jitter, order, partitions), tested in virtual time.
-//! - [`delivery`](self::delivery): the thread that hands scheduled datagrams over at their
+//! - `delivery`: the thread that hands scheduled datagrams over at their
 //!   due time, precisely, and records its own error.
 //! - [`socket`]: the UDP socket below quinn ([`EmulatedSocket`]), so that QUIC's loss
 //!   recovery and congestion control react to the emulated link as to a real one.
