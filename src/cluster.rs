@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::kv::{Command, KvStore, Output};
+use crate::netem::{EmulatorError, Endpoint, LinkEmulator, NetworkConfig};
 use crate::raft::{Config, LogStore, MemStore, Membership, NodeId};
 use crate::redirect::{Failure, Redirects};
 use crate::server::AppendOrder;
@@ -65,6 +66,10 @@ pub struct ClusterSpec {
     pub file_store: Option<FileStoreSpec>,
     /// When a leader sends entries it has not made durable yet.
     pub append_order: AppendOrder,
+    /// Link emulation. None (default): no emulator in any path. Some: every transport and
+    /// the cluster's client go through one [`LinkEmulator`], even if the config emulates
+    /// nothing yet (so that faults can change links during the run).
+    pub network: Option<NetworkConfig>,
 }
 
 /// Durable logs for an in-process cluster: node N keeps a [`FileStore`] in `dir/node-N`,
@@ -111,6 +116,7 @@ impl ClusterSpec {
             preferred_leader: None,
             file_store: None,
             append_order: AppendOrder::default(),
+            network: None,
         }
     }
 }
@@ -127,6 +133,9 @@ pub enum ClusterError {
     /// A server refused its configuration.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The network emulation could not start (the message names the key at fault).
+    #[error(transparent)]
+    Network(#[from] EmulatorError),
     /// A node thread or runtime failed to start.
     #[error("node {0} failed to start: {1}")]
     Start(NodeId, String),
@@ -148,6 +157,7 @@ pub struct LocalCluster {
     slots: Vec<NodeSlot>,
     runtime: Option<tokio::runtime::Runtime>,
     epoch: Instant,
+    emulator: Option<LinkEmulator>,
 }
 
 /// A started node's handle and transport, as its thread reports them.
@@ -159,6 +169,7 @@ struct NodeStart {
     spec: ClusterSpec,
     identity: Option<NodeIdentity>,
     mem: Option<MemNetwork>,
+    emulator: Option<LinkEmulator>,
     epoch: Instant,
     addr_tx: std_mpsc::Sender<Result<(NodeId, SocketAddr), ClusterError>>,
     peers_rx: oneshot::Receiver<HashMap<NodeId, SocketAddr>>,
@@ -181,7 +192,15 @@ impl LocalCluster {
             TransportKind::Quic => Some(tls::generate_cluster(&ids)?.1),
             _ => None,
         };
-        let mem = (spec.transport == TransportKind::Mem).then(|| MemNetwork::new(spec.mem_mode));
+        let emulator = match &spec.network {
+            Some(net) => {
+                net.check_nodes(spec.nodes).map_err(EmulatorError::from)?;
+                Some(LinkEmulator::new(net.clone(), spec.seed)?)
+            }
+            None => None,
+        };
+        let mem = (spec.transport == TransportKind::Mem)
+            .then(|| MemNetwork::with_emulator(spec.mem_mode, emulator.clone()));
         let epoch = Instant::now();
         let runtime = match spec.threading {
             Threading::Shared => Some(
@@ -208,6 +227,7 @@ impl LocalCluster {
                 spec: spec.clone(),
                 identity: identities.as_ref().map(|v| v[id as usize - 1].clone()),
                 mem: mem.clone(),
+                emulator: emulator.clone(),
                 epoch,
                 addr_tx: addr_tx.clone(),
                 peers_rx,
@@ -265,7 +285,14 @@ impl LocalCluster {
             slots,
             runtime,
             epoch,
+            emulator,
         })
+    }
+
+    /// The cluster's link emulator, if [`ClusterSpec::network`] was set: timed link changes,
+    /// partitions, and the delivery-error histogram.
+    pub fn emulator(&self) -> Option<&LinkEmulator> {
+        self.emulator.as_ref()
     }
 
     /// The clock origin of every node's timestamps.
@@ -285,7 +312,7 @@ impl LocalCluster {
 
     /// A client that finds the leader by itself.
     pub fn client(&self) -> ClusterClient {
-        ClusterClient::new(self.handles.clone())
+        ClusterClient::new(self.handles.clone()).with_emulator(self.emulator.clone())
     }
 
     /// Stops every node and waits for it; returns each node's final key-value store.
@@ -350,16 +377,17 @@ async fn node_main(s: NodeStart) {
     let spec = &s.spec;
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let binding = match spec.transport {
-        TransportKind::Quic => QuicTransport::bind(
+        TransportKind::Quic => QuicTransport::bind_emulated(
             s.identity.as_ref().expect("QUIC nodes have identities"),
             addr,
             &spec.quic,
             spec.transport_settings.clone(),
+            s.emulator.as_ref(),
         )
         .map(Binding::Quic),
         TransportKind::Tcp => TcpTransport::bind(id, addr, spec.transport_settings.clone())
             .await
-            .map(Binding::Tcp),
+            .map(|b| Binding::Tcp(b.with_emulator(s.emulator.clone()))),
         TransportKind::Mem => Ok(Binding::Mem),
     };
     let binding = match binding {
@@ -509,6 +537,7 @@ fn node_config(spec: &ClusterSpec, id: NodeId) -> Config {
 pub struct ClusterClient {
     handles: Vec<ServerHandle>,
     redirects: Redirects,
+    emulator: Option<LinkEmulator>,
 }
 
 impl ClusterClient {
@@ -518,12 +547,21 @@ impl ClusterClient {
         ClusterClient {
             handles,
             redirects: Redirects::new(members, Duration::from_secs(10)),
+            emulator: None,
         }
     }
 
     /// How long one call keeps retrying before it gives up.
     pub fn set_deadline(&mut self, d: Duration) {
         self.redirects.deadline = d;
+    }
+
+    /// Sends every call across `emulator`'s links between [`Endpoint::Client`] and the
+    /// node called (delay, jitter, bandwidth, partitions; the client path is a reliable
+    /// stream, so no loss). None: calls go straight to the node.
+    pub fn with_emulator(mut self, emulator: Option<LinkEmulator>) -> ClusterClient {
+        self.emulator = emulator;
+        self
     }
 
     /// The node the client currently sends to.
@@ -535,9 +573,7 @@ impl ClusterClient {
     pub async fn call(&mut self, cmd: &Command) -> Reply {
         self.redirects.start();
         loop {
-            let node = self.redirects.current();
-            let h = self.handles.iter().find(|h| h.node() == node);
-            let r = h.expect("members are the handles' nodes").submit(cmd).await;
+            let r = self.submit_once(cmd).await;
             let failure = match &r {
                 Ok(_) | Err(ClientError::BadCommand(_)) => return r,
                 Err(ClientError::NotLeader { leader }) => Failure::NotLeader(*leader),
@@ -551,6 +587,28 @@ impl ClusterClient {
                 Some(_) => {}
             }
         }
+    }
+
+    /// One attempt at the current guess, across the emulated client links if any.
+    async fn submit_once(&self, cmd: &Command) -> Reply {
+        let node = self.redirects.current();
+        let handle = self.handles.iter().find(|h| h.node() == node);
+        let handle = handle.expect("members are the handles' nodes");
+        let Some(emu) = &self.emulator else {
+            return handle.submit(cmd).await;
+        };
+        let node = Endpoint::Node(handle.node());
+        // A cut link looks like a node that does not answer: the caller's retry loop
+        // moves on after its backoff.
+        if !emu.transit(Endpoint::Client, node, cmd.encoded_len()).await {
+            return Err(ClientError::NotLeader { leader: None });
+        }
+        let r = handle.submit(cmd).await;
+        // Replies are small; their size matters only on a bandwidth-limited link.
+        if !emu.transit(node, Endpoint::Client, 64).await {
+            return Err(ClientError::NotLeader { leader: None });
+        }
+        r
     }
 
     /// Stores `value` under `key`.

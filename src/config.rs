@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::netem::{Endpoint, LinkOverride, LinkSettings, NetemError, NetworkConfig};
 use crate::raft::{Config, Membership, NodeId};
 use crate::transport::{QuicSettings, TransportKind, TransportSettings};
 
@@ -107,6 +108,12 @@ pub struct ClusterFile {
     pub transport_settings: TransportSettings,
     /// The members.
     pub nodes: Vec<NodeAddr>,
+    /// Link emulation on every link between nodes (`[network]`; default: none).
+    #[serde(default)]
+    pub network: LinkSettings,
+    /// Link emulation per directed link (`[[links]]`, overriding `network`).
+    #[serde(default)]
+    pub links: Vec<LinkOverride>,
     #[serde(skip)]
     base: PathBuf,
     #[serde(skip)]
@@ -177,7 +184,36 @@ impl ClusterFile {
         self.raft
             .validate()
             .map_err(|e| self.invalid(format!("raft.{}", e.field), e.reason))?;
+        let net = NetworkConfig {
+            network: self.network.clone(),
+            links: self.links.clone(),
+        };
+        net.validate().map_err(|e| match e {
+            NetemError::Invalid { key, reason } => self.invalid(key, reason),
+        })?;
+        for (i, l) in self.links.iter().enumerate() {
+            for (end, which) in [(l.from, "from"), (l.to, "to")] {
+                if let Endpoint::Node(n) = end {
+                    if !ids.contains(&n) {
+                        return Err(self.invalid(
+                            format!("links[{i}].{which}"),
+                            format!("names node {n}, which is not in `nodes`"),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The link emulation the file asks for; None when it emulates nothing (then no
+    /// emulator is put in the path).
+    pub fn network_config(&self) -> Option<NetworkConfig> {
+        let net = NetworkConfig {
+            network: self.network.clone(),
+            links: self.links.clone(),
+        };
+        net.is_active().then_some(net)
     }
 
     /// Every member's id, ascending.
@@ -245,6 +281,37 @@ client_addr = "127.0.0.1:7201"
             .to_string();
         assert!(err.contains("heartbeat"), "{err}");
         assert!(err.contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn network_emulation_in_a_cluster_file() {
+        let f = load_str(NODES).unwrap();
+        assert!(f.network_config().is_none(), "no emulation unless asked");
+        let f = load_str(&format!(
+            "[network]\ndelay_ms = 2.5\n[[links]]\nfrom = 1\nto = \"client\"\njitter_ms = 0.5\n{NODES}"
+        ))
+        .unwrap();
+        let net = f.network_config().expect("emulation asked for");
+        assert_eq!(
+            net.settings_for(1.into(), crate::netem::Endpoint::Client)
+                .jitter_ms,
+            0.5
+        );
+        let err = load_str(&format!("[[links]]\nfrom = 1\nto = 2\nloss = 3.0\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`links[0].loss` must be in [0,1]"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+        let err = load_str(&format!(
+            "[[links]]\nfrom = 1\nto = 2\ndelay_ms = 1.0\n{NODES}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`links[0].to` names node 2"), "{err}");
+        let err = load_str(&format!("[network]\ndelay_msec = 1\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("delay_msec"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`storage`]: durable log stores (a log file with torn-tail recovery).
 //! - [`harness`]: the benchmark harness (scenarios, load, recorders, results).
 //! - [`kv`]: the key-value state machine (Put and Get through the log).
+//! - [`netem`]: link emulation (delay, jitter, loss, bandwidth) below QUIC and in the other transports.
 //! - [`codec`]: the binary wire format.
 //! - [`tls`]: the cluster CA and mutual TLS.
 //! - [`transport`]: QUIC, TCP and in-memory transports.
@@ -21,6 +22,7 @@ pub mod codec;
 pub mod config;
 pub mod harness;
 pub mod kv;
+pub mod netem;
 pub mod process;
 pub mod raft;
 pub mod redirect;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::{ClusterFile, ConfigFileError, StorageKind};
+use crate::netem::LinkEmulator;
 use crate::raft::{LogStore, MemStore, NodeId, StoreError};
 use crate::remote::ClientListener;
 use crate::server::{AppendOrder, Server, ServerError, ServerParts};
@@ -20,6 +21,9 @@ pub enum NodeProcessError {
     /// The cluster file is unusable.
     #[error(transparent)]
     Config(#[from] ConfigFileError),
+    /// The link emulator could not start.
+    #[error("link emulator: {0}")]
+    Emulator(String),
     /// The node's certificate or key could not be loaded.
     #[error("certificates: {0}")]
     Tls(#[from] tls::TlsError),
@@ -73,6 +77,13 @@ pub async fn run_node(
         .filter(|n| n.id != id)
         .map(|n| (n.id, n.raft_addr))
         .collect();
+    // Each process emulates the links that leave it (see `netem`).
+    let emulator = match file.network_config() {
+        Some(net) => Some(
+            LinkEmulator::new(net, id).map_err(|e| NodeProcessError::Emulator(e.to_string()))?,
+        ),
+        None => None,
+    };
     let (transport, inbox): (Arc<dyn Transport>, _) = match file.transport {
         TransportKind::Quic => {
             let dir = file.certs_dir();
@@ -84,17 +95,20 @@ pub async fn run_node(
                 },
                 e => e.into(),
             })?;
-            let b = QuicTransport::bind(
+            let b = QuicTransport::bind_emulated(
                 &identity,
                 me.raft_addr,
                 &file.quic,
                 file.transport_settings.clone(),
+                emulator.as_ref(),
             )?;
             let (t, i) = b.start(peers);
             (Arc::new(t), i)
         }
         TransportKind::Tcp => {
-            let b = TcpTransport::bind(id, me.raft_addr, file.transport_settings.clone()).await?;
+            let b = TcpTransport::bind(id, me.raft_addr, file.transport_settings.clone())
+                .await?
+                .with_emulator(emulator.clone());
             let (t, i) = b.start(peers);
             (Arc::new(t), i)
         }

@@ -14,6 +14,7 @@ use tracing::debug;
 
 use super::{bump, Inbound, Stats, StatsSnapshot, Transport};
 use crate::codec;
+use crate::netem::{Endpoint, LinkEmulator, Traffic};
 use crate::raft::message::Message;
 use crate::raft::types::NodeId;
 
@@ -37,6 +38,7 @@ type Mailboxes = HashMap<NodeId, mpsc::Sender<(NodeId, Message)>>;
 pub struct MemNetwork {
     nodes: Arc<RwLock<Mailboxes>>,
     mode: MemMode,
+    emulator: Option<LinkEmulator>,
 }
 
 impl MemNetwork {
@@ -45,6 +47,16 @@ impl MemNetwork {
         MemNetwork {
             nodes: Arc::default(),
             mode,
+            emulator: None,
+        }
+    }
+
+    /// An empty network whose messages cross `emulator`'s links (delay, jitter, loss,
+    /// duplication, bandwidth, partitions per message); None is [`MemNetwork::new`].
+    pub fn with_emulator(mode: MemMode, emulator: Option<LinkEmulator>) -> Self {
+        MemNetwork {
+            emulator,
+            ..MemNetwork::new(mode)
         }
     }
 
@@ -109,6 +121,24 @@ impl Transport for MemTransport {
                 }
             }
         };
+        if let Some(emu) = &self.net.emulator {
+            let size = codec::encoded_len(&msg);
+            let (from, to) = (Endpoint::Node(self.id), Endpoint::Node(to));
+            // A copy that finds the inbox full later is lost, like a datagram.
+            emu.submit(
+                from,
+                to,
+                size,
+                Traffic::Datagram,
+                (self.id, msg),
+                move |m| {
+                    let _ = tx.try_send(m);
+                },
+            );
+            bump(&self.stats.messages_sent, 1);
+            bump(&self.stats.writes, 1);
+            return;
+        }
         match tx.try_send((self.id, msg)) {
             Ok(()) => {
                 bump(&self.stats.messages_sent, 1);

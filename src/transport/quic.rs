@@ -30,6 +30,7 @@ use tracing::debug;
 
 use super::link::{close_code, hello_frame, read_hello, Backoff, ConnCtl, Shared, Sink, SinkIo};
 use super::{ConnError, Inbound, StatsSnapshot, Transport, TransportError, TransportSettings};
+use crate::netem::{self, EmulatedSocket, LinkEmulator};
 use crate::raft::message::Message;
 use crate::raft::types::NodeId;
 use crate::tls::{self, NodeIdentity};
@@ -196,6 +197,8 @@ pub struct QuicBinding {
     client_config: quinn::ClientConfig,
     mode: StreamMode,
     settings: TransportSettings,
+    /// The emulating socket below quinn, told the peers' addresses at start.
+    emulated: Option<Arc<EmulatedSocket>>,
 }
 
 /// A node's QUIC transport; dropping it closes the endpoint and every connection.
@@ -214,6 +217,19 @@ impl QuicTransport {
         quic: &QuicSettings,
         settings: TransportSettings,
     ) -> Result<QuicBinding, TransportError> {
+        Self::bind_emulated(identity, addr, quic, settings, None)
+    }
+
+    /// Like [`QuicTransport::bind`], with every outbound datagram sent through `emulator`
+    /// (a socket below quinn, so QUIC reacts to the emulated links). With None the
+    /// endpoint is exactly what `bind` makes: no emulation in the path.
+    pub fn bind_emulated(
+        identity: &NodeIdentity,
+        addr: SocketAddr,
+        quic: &QuicSettings,
+        settings: TransportSettings,
+        emulator: Option<&LinkEmulator>,
+    ) -> Result<QuicBinding, TransportError> {
         settings.validate()?;
         let transport = Arc::new(quic.transport_config()?);
         let server_crypto = QuicServerConfig::try_from(tls::server_config(identity)?)?;
@@ -222,14 +238,36 @@ impl QuicTransport {
         let client_crypto = QuicClientConfig::try_from(tls::client_config(identity)?)?;
         let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
         client_config.transport_config(transport);
-        let endpoint = Endpoint::server(server, addr)
-            .map_err(|source| TransportError::Bind { addr, source })?;
+        let bind_err = |source| TransportError::Bind { addr, source };
+        let (endpoint, emulated) = match emulator {
+            None => (Endpoint::server(server, addr).map_err(bind_err)?, None),
+            Some(emu) => {
+                // What Endpoint::server does, with our socket between quinn and the real one.
+                let socket = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
+                let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+                let real = runtime.wrap_udp_socket(socket).map_err(bind_err)?;
+                let sock = Arc::new(EmulatedSocket::new(
+                    real,
+                    emu.clone(),
+                    netem::Endpoint::Node(identity.id),
+                ));
+                let endpoint = Endpoint::new_with_abstract_socket(
+                    quinn::EndpointConfig::default(),
+                    Some(server),
+                    sock.clone(),
+                    runtime,
+                )
+                .map_err(bind_err)?;
+                (endpoint, Some(sock))
+            }
+        };
         Ok(QuicBinding {
             id: identity.id,
             endpoint,
             client_config,
             mode: quic.stream_mode,
             settings,
+            emulated,
         })
     }
 
@@ -262,6 +300,13 @@ impl QuicBinding {
     /// `peers` maps every other member to its address; an entry for this node is ignored.
     /// Must be called within a tokio runtime.
     pub fn start(self, peers: HashMap<NodeId, SocketAddr>) -> (QuicTransport, Inbound) {
+        if let Some(sock) = &self.emulated {
+            sock.set_peers(
+                peers
+                    .iter()
+                    .map(|(&id, &addr)| (addr, netem::Endpoint::Node(id))),
+            );
+        }
         let (shared, inbound) = Shared::new(self.id, peers.keys().copied(), self.settings);
         let node = Arc::new(Node {
             shared: shared.clone(),

@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use super::link::{hello_frame, read_hello, Backoff, ConnCtl, Shared, Sink, SinkIo};
 use super::{ConnError, Inbound, StatsSnapshot, Transport, TransportError, TransportSettings};
+use crate::netem::{Endpoint, LinkEmulator, Traffic};
 use crate::raft::message::Message;
 use crate::raft::types::NodeId;
 
@@ -26,6 +27,7 @@ pub struct TcpBinding {
     id: NodeId,
     listener: TcpListener,
     settings: TransportSettings,
+    emulator: Option<LinkEmulator>,
 }
 
 /// A node's TCP transport; dropping it closes the listener and every connection.
@@ -33,6 +35,7 @@ pub struct TcpTransport {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     accept_task: Option<JoinHandle<()>>,
+    emulator: Option<LinkEmulator>,
 }
 
 impl TcpTransport {
@@ -50,6 +53,7 @@ impl TcpTransport {
             id,
             listener,
             settings,
+            emulator: None,
         })
     }
 
@@ -68,6 +72,13 @@ impl TcpTransport {
 }
 
 impl TcpBinding {
+    /// Sends every outbound message through `emulator` (delay, jitter, bandwidth and
+    /// partitions per message; a byte stream neither loses nor reorders). None: no emulation.
+    pub fn with_emulator(mut self, emulator: Option<LinkEmulator>) -> TcpBinding {
+        self.emulator = emulator;
+        self
+    }
+
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
@@ -93,6 +104,7 @@ impl TcpBinding {
                 shared,
                 local_addr,
                 accept_task: Some(accept_task),
+                emulator: self.emulator,
             },
             inbound,
         )
@@ -104,7 +116,17 @@ impl Transport for TcpTransport {
         self.shared.id
     }
     fn send(&self, msg: Message) {
-        self.shared.send(msg)
+        match &self.emulator {
+            None => self.shared.send(msg),
+            Some(emu) => {
+                let (from, to) = (Endpoint::Node(self.shared.id), Endpoint::Node(msg.to));
+                let size = crate::codec::encoded_len(&msg);
+                let shared = self.shared.clone();
+                emu.submit(from, to, size, Traffic::Stream, msg, move |m| {
+                    shared.send(m)
+                });
+            }
+        }
     }
     fn watch_connected(&self, peer: NodeId) -> Option<watch::Receiver<bool>> {
         self.shared.watch_connected(peer)
