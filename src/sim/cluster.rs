@@ -177,8 +177,14 @@ impl NodeStore {
 
     /// What a crash leaves: a file store is dropped and its directory recovered afresh.
     fn reopen(&mut self) -> Result<(), SimError> {
-        if let NodeStore::File { store, dir } = self {
-            *store = open_file_store(dir)?;
+        if let NodeStore::File { dir, .. } = self {
+            let dir = std::mem::take(dir);
+            // The old store goes first: it holds the directory's lock until dropped.
+            *self = NodeStore::Mem(MemStore::new());
+            *self = NodeStore::File {
+                store: open_file_store(&dir)?,
+                dir,
+            };
         }
         Ok(())
     }
