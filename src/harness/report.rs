@@ -113,86 +113,37 @@ struct Column {
     value: fn(&PointSummary) -> String,
 }
 
+/// A column titled `title` in `report.md` and `short` in the terminal.
+const fn col(
+    title: &'static str,
+    short: Option<&'static str>,
+    left: bool,
+    value: fn(&PointSummary) -> String,
+) -> Column {
+    Column {
+        title,
+        short,
+        left,
+        value,
+    }
+}
+
 /// The results table's columns, in order.
+#[rustfmt::skip]
 const RESULT_COLUMNS: [Column; 13] = [
-    Column {
-        title: "point",
-        short: Some("point"),
-        left: true,
-        value: |p| p.name.clone(),
-    },
-    Column {
-        title: "offered/s",
-        short: Some("offered/s"),
-        left: false,
-        value: offered,
-    },
-    Column {
-        title: "achieved/s",
-        short: Some("achieved/s"),
-        left: false,
-        value: |p| si(p.achieved_rate),
-    },
-    Column {
-        title: "flags",
-        short: Some("flags"),
-        left: true,
-        value: flags,
-    },
-    Column {
-        title: "p50",
-        short: Some("p50"),
-        left: false,
-        value: |p| pct(&p.latency, p.latency.p50),
-    },
-    Column {
-        title: "p99",
-        short: Some("p99"),
-        left: false,
-        value: |p| pct(&p.latency, p.latency.p99),
-    },
-    Column {
-        title: "p99.9",
-        short: Some("p99.9"),
-        left: false,
-        value: |p| pct(&p.latency, p.latency.p999),
-    },
-    Column {
-        title: "p50 / floor",
-        short: Some("/floor"),
-        left: false,
-        value: |p| ratio(p.latency_p50_over_floor),
-    },
-    Column {
-        title: "commit lag mean",
-        short: Some("lag mean"),
-        left: false,
-        value: |p| pct(&p.commit_lag, p.commit_lag.mean),
-    },
-    Column {
-        title: "commit lag p99",
-        short: Some("lag p99"),
-        left: false,
-        value: |p| pct(&p.commit_lag, p.commit_lag.p99),
-    },
-    Column {
-        title: "AppendEntries / req",
-        short: Some("AE/req"),
-        left: false,
-        value: |p| fixed(p.per_request.append_messages, 2),
-    },
-    Column {
-        title: "messages / req",
-        short: None,
-        left: false,
-        value: |p| fixed(p.per_request.raft_messages, 2),
-    },
-    Column {
-        title: "batch mean",
-        short: Some("batch"),
-        left: false,
-        value: |p| fixed(p.batch_size.mean, 1),
-    },
+    col("point", Some("point"), true, |p| p.name.clone()),
+    col("offered/s", Some("offered/s"), false, offered),
+    col("achieved/s", Some("achieved/s"), false, |p| si(p.achieved_rate)),
+    col("flags", Some("flags"), true, flags),
+    col("p50", Some("p50"), false, |p| pct(&p.latency, p.latency.p50)),
+    col("p99", Some("p99"), false, |p| pct(&p.latency, p.latency.p99)),
+    col("p99.9", Some("p99.9"), false, |p| pct(&p.latency, p.latency.p999)),
+    col("p50 / floor", Some("/floor"), false, |p| ratio(p.latency_p50_over_floor)),
+    col("commit lag mean", Some("lag mean"), false, |p| pct(&p.commit_lag, p.commit_lag.mean)),
+    col("commit lag p99", Some("lag p99"), false, |p| pct(&p.commit_lag, p.commit_lag.p99)),
+    col("AppendEntries / req", Some("AE/req"), false, |p| fixed(p.per_request.append_messages, 2)),
+    col("messages / req", None, false, |p| fixed(p.per_request.raft_messages, 2)),
+    col("batch mean", Some("batch"), false, |p| fixed(p.batch_size.mean, 1)),
 ];
 
 /// The whole `report.md` text, linking the plots at `links` (relative to the report).
@@ -402,6 +353,33 @@ mod tests {
     fn fences_outgrow_the_text() {
         assert_eq!(fenced("toml", "a = 1"), "```toml\na = 1\n```\n");
         assert!(fenced("", "x\n```\ny").starts_with("````\n"));
+    }
+
+    #[test]
+    fn a_p50_reads_the_same_in_both_tables_and_the_plots() {
+        let mut run = RunSummary::default();
+        run.points.push(PointSummary {
+            name: "p".into(),
+            latency: Percentiles {
+                count: 10,
+                p50: 4500.0,
+                p99: 1_228_900.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let md = markdown(&run, &[]);
+        let term = table(&run);
+        for (v, text) in [(4500.0, "4.50 ms"), (1_228_900.0, "1.23 s")] {
+            assert_eq!(micros(v), text);
+            assert!(md.contains(&format!("| {text} |")), "{md}");
+            assert!(term.contains(text), "{term}");
+        }
+        // The terminal table leaves out only the columns without a short title.
+        let header = term.lines().nth(1).unwrap();
+        let columns = header.split("  ").filter(|c| !c.trim().is_empty());
+        assert_eq!(columns.count(), 12, "{header}");
+        assert!(!header.contains("messages"));
     }
 
     #[test]

@@ -192,3 +192,69 @@ pub fn commit_lag_vs_heartbeat(run: &RunSummary) -> Result<Option<String>, PlotE
     })?;
     Ok(Some(svg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::summary::{Baseline, Percentiles};
+    use crate::transport::TransportKind;
+
+    fn point(heartbeat_ms: u64, mode: CommitMode, resets: bool) -> PointSummary {
+        let mut p = PointSummary::default();
+        p.config.raft.heartbeat_interval = Duration::from_millis(heartbeat_ms);
+        p.config.raft.commit_mode = mode;
+        p.config.raft.append_resets_heartbeat = resets;
+        p.config.cluster.transport = TransportKind::Tcp;
+        p
+    }
+
+    fn baseline(transport: &str, p50_us: f64) -> Baseline {
+        Baseline {
+            transport: transport.into(),
+            rtt: Percentiles {
+                count: 1,
+                p50: p50_us,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_line_per_model_in_order_from_the_typed_config() {
+        let run = RunSummary {
+            baselines: vec![baseline("quic", 100.0), baseline("tcp", 60.0)],
+            ..Default::default()
+        };
+        let points = [
+            point(50, CommitMode::Eager, true),
+            point(10, CommitMode::Piggyback, true),
+            point(10, CommitMode::Piggyback, false),
+            point(50, CommitMode::Piggyback, false),
+            point(50, CommitMode::Eager, false),
+        ];
+        assert_eq!(heartbeat_ms(&points[1]), 10.0);
+        let lines = model_lines(&run, points.iter());
+        let names: Vec<&str> = lines.iter().map(|(m, _)| m.describe()).collect();
+        assert_eq!(
+            names,
+            [
+                "H/2 + d (piggyback, heartbeat timer independent)",
+                "H + d (piggyback, timer reset by appends)",
+                "d (eager commit notice)",
+            ]
+        );
+        // d is half the round trip on the points' own transport, not the first baseline's.
+        for (m, transport) in &lines {
+            assert_eq!(transport.as_deref(), Some("tcp"));
+            assert_eq!(m.one_way, Duration::from_micros(30));
+        }
+        // The default 200 requests/s cap the independent timer's wait near 1/r = 5 ms.
+        let independent = &lines[0].0;
+        assert!(
+            model_ms(independent, 100.0) < 5.1,
+            "{}",
+            model_ms(independent, 100.0)
+        );
+    }
+}

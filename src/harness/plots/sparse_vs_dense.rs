@@ -94,6 +94,17 @@ fn sparse_dense_label(p: &PointSummary, density: &str, several_series: bool) -> 
     label
 }
 
+/// The panels' captions, axis descriptions and right margins (the right one leaves room
+/// for the mean's label).
+const PANELS: [(&str, &str, u32); 2] = [
+    ("client latency", "latency (µs, log)", 12),
+    (
+        "follower commit lag (bar: mean, whisker: p99)",
+        "commit lag (µs, log)",
+        70,
+    ),
+];
+
 /// One of the two panels: bar groups at 0..`bars` under their labels, a log axis `y` in µs.
 struct Panel {
     caption: &'static str,
@@ -174,16 +185,22 @@ pub fn sparse_vs_dense(run: &RunSummary) -> Result<Option<String>, PlotError> {
             }
         };
 
-        // Left: client latency, three bars per point.
-        let (y0, y1) = decades(lat_lo, lat_hi);
-        let panel = Panel {
-            caption: "client latency",
-            y_desc: "latency (µs, log)",
-            margin_right: 12,
-            bars: n,
-            y: (y0, y1),
+        let chart = |i: usize, y: (f64, f64)| {
+            let (caption, y_desc, margin_right) = PANELS[i];
+            Panel {
+                caption,
+                y_desc,
+                margin_right,
+                bars: n,
+                y,
+            }
+            .chart(&panels[i], &label_of)
         };
-        let mut chart = panel.chart(&panels[0], &label_of)?;
+
+        // Left: client latency, three bars per point.
+        let y = decades(lat_lo, lat_hi);
+        let y0 = y.0;
+        let mut latency = chart(0, y)?;
         for k in 0..3usize {
             let c = color(k);
             let rects = cats.iter().enumerate().map(move |(i, (_, p))| {
@@ -191,57 +208,93 @@ pub fn sparse_vs_dense(run: &RunSummary) -> Result<Option<String>, PlotError> {
                 let x = i as f64 - 0.36 + 0.24 * k as f64;
                 Rectangle::new([(x, y0), (x + 0.22, v)], c.filled())
             });
-            chart.draw_series(rects).map_err(pe)?;
+            latency.draw_series(rects).map_err(pe)?;
         }
 
         // Right: follower commit lag, mean as a bar, p99 as a whisker.
-        let (y0, y1) = decades(lag_lo, lag_hi);
-        let panel = Panel {
-            caption: "follower commit lag (bar: mean, whisker: p99)",
-            y_desc: "commit lag (µs, log)",
-            margin_right: 70,
-            bars: n,
-            y: (y0, y1),
-        };
-        let mut chart = panel.chart(&panels[1], &label_of)?;
+        let y = decades(lag_lo, lag_hi);
+        let y0 = y.0;
+        let mut lag = chart(1, y)?;
         let c = color(3);
-        chart
-            .draw_series(cats.iter().enumerate().map(|(i, (_, p))| {
-                let x = i as f64;
-                Rectangle::new(
-                    [(x - 0.25, y0), (x + 0.25, p.commit_lag.mean.max(y0))],
-                    c.filled(),
-                )
-            }))
-            .map_err(pe)?;
+        lag.draw_series(cats.iter().enumerate().map(|(i, (_, p))| {
+            let x = i as f64;
+            Rectangle::new(
+                [(x - 0.25, y0), (x + 0.25, p.commit_lag.mean.max(y0))],
+                c.filled(),
+            )
+        }))
+        .map_err(pe)?;
         for (i, (_, p)) in cats.iter().enumerate() {
             let x = i as f64;
             let (m, top) = (p.commit_lag.mean.max(y0), p.commit_lag.p99.max(y0));
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x, m), (x, top)],
-                    BLACK.stroke_width(1),
-                )))
-                .map_err(pe)?;
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x - 0.08, top), (x + 0.08, top)],
-                    BLACK.stroke_width(2),
-                )))
-                .map_err(pe)?;
+            lag.draw_series(std::iter::once(PathElement::new(
+                vec![(x, m), (x, top)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(pe)?;
+            lag.draw_series(std::iter::once(PathElement::new(
+                vec![(x - 0.08, top), (x + 0.08, top)],
+                BLACK.stroke_width(2),
+            )))
+            .map_err(pe)?;
             // The mean in figures: on a log axis, bar heights are hard to read off.
-            chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at((x, m))
-                        + Text::new(
-                            format!("mean {}", micros(p.commit_lag.mean)),
-                            (6, -18),
-                            font(12),
-                        ),
-                ))
-                .map_err(pe)?;
+            lag.draw_series(std::iter::once(
+                EmptyElement::at((x, m))
+                    + Text::new(
+                        format!("mean {}", micros(p.commit_lag.mean)),
+                        (6, -18),
+                        font(12),
+                    ),
+            ))
+            .map_err(pe)?;
         }
         Ok(())
     })?;
     Ok(Some(svg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::CommitMode;
+
+    fn point(rate: f64, mode: CommitMode) -> PointSummary {
+        let mut p = PointSummary {
+            series: SPARSE_DENSE_SERIES.into(),
+            offered_rate: rate,
+            ..Default::default()
+        };
+        p.params.insert(RATE_KEY.into(), rate.to_string());
+        // Swept values as the scenario wrote them; the labels read the typed config.
+        p.params
+            .insert("raft.commit_mode".into(), "\"ignored\"".into());
+        p.config.raft.commit_mode = mode;
+        p
+    }
+
+    #[test]
+    fn bars_are_grouped_by_mode_sparse_first_and_labelled_from_the_config() {
+        let mut run = RunSummary::default();
+        for rate in [20_000.0, 200.0] {
+            for mode in [CommitMode::Piggyback, CommitMode::Eager] {
+                run.points.push(point(rate, mode));
+            }
+        }
+        run.points[0].saturated = true;
+        let points = sparse_dense_points(&run);
+        let labels: Vec<String> = sparse_dense_categories(&points)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "eager, sparse 200/s",
+                "eager, dense 20k/s",
+                "piggyback, sparse 200/s",
+                "piggyback, dense 20k/s (sat.)",
+            ]
+        );
+        assert!(sparse_vs_dense(&run).unwrap().is_some());
+    }
 }
