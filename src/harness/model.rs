@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::harness::scenario::Arrival;
+use crate::harness::scenario::{Arrival, PointConfig};
 use crate::raft::CommitMode;
 
 /// The inputs of the model.
@@ -35,6 +35,35 @@ pub struct LagModel {
 }
 
 impl LagModel {
+    /// The model of a point run with `config`, over a one-way delay `one_way`.
+    pub fn of_point(config: &PointConfig, one_way: Duration) -> LagModel {
+        LagModel {
+            commit_mode: config.raft.commit_mode,
+            append_resets_heartbeat: config.raft.append_resets_heartbeat,
+            heartbeat: config.raft.heartbeat_interval,
+            arrival: config.workload.arrival,
+            rate: config.workload.rate,
+            one_way,
+        }
+    }
+
+    /// The same model at heartbeat interval `heartbeat` (to draw it against H).
+    pub fn with_heartbeat(self, heartbeat: Duration) -> LagModel {
+        LagModel { heartbeat, ..self }
+    }
+
+    /// The formula's sparse-load limit and the regime it models, for a legend; models with
+    /// the same formula differ only in their inputs.
+    pub fn describe(&self) -> &'static str {
+        if self.commit_mode == CommitMode::Eager {
+            "d (eager commit notice)"
+        } else if self.append_resets_heartbeat {
+            "H + d (piggyback, timer reset by appends)"
+        } else {
+            "H/2 + d (piggyback, heartbeat timer independent)"
+        }
+    }
+
     /// Expected (mean) follower commit lag.
     pub fn mean(&self) -> Duration {
         let d = self.one_way.as_secs_f64();
@@ -153,5 +182,26 @@ mod tests {
             one_way: Duration::from_micros(40),
         };
         assert_eq!(m.mean(), Duration::from_micros(40));
+    }
+
+    #[test]
+    fn a_point_config_picks_its_model() {
+        let mut config = PointConfig::default();
+        config.raft.commit_mode = CommitMode::Eager;
+        let m = LagModel::of_point(&config, Duration::from_millis(1));
+        assert_eq!(m.describe(), "d (eager commit notice)");
+        assert_eq!(m.mean(), Duration::from_millis(1));
+        config.raft.commit_mode = CommitMode::Piggyback;
+        config.raft.append_resets_heartbeat = true;
+        config.workload.rate = 0.0;
+        let m = LagModel::of_point(&config, Duration::from_millis(1))
+            .with_heartbeat(Duration::from_millis(50));
+        assert!(m.describe().starts_with("H + d"));
+        assert_eq!(m.mean(), Duration::from_millis(51));
+        config.raft.append_resets_heartbeat = false;
+        let m = LagModel::of_point(&config, Duration::from_millis(1))
+            .with_heartbeat(Duration::from_millis(50));
+        assert!(m.describe().starts_with("H/2 + d"));
+        assert_eq!(m.mean(), Duration::from_millis(26));
     }
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::output::{write_file, OutputError};
+use super::plots::format::{fixed, micros, plain, ratio, si};
 use super::summary::{LoadKind, Percentiles, PointSummary, RunSummary};
 
 /// Writes `dir/report.md` for `run`, embedding the plots in `plots` (files under `dir`).
@@ -23,59 +24,12 @@ fn plot_link(dir: &Path, plot: &Path) -> String {
     parts.join("/")
 }
 
-/// A duration in microseconds, in the unit that keeps it readable.
-pub fn fmt_us(us: f64) -> String {
-    if !us.is_finite() {
-        "-".to_string()
-    } else if us >= 10_000.0 {
-        format!("{:.1} ms", us / 1e3)
-    } else if us >= 1_000.0 {
-        format!("{:.2} ms", us / 1e3)
-    } else if us >= 100.0 {
-        format!("{us:.0} µs")
-    } else {
-        format!("{us:.1} µs")
-    }
-}
-
-/// A rate in requests per second, compact.
-fn fmt_rate(r: f64) -> String {
-    let short = |x: f64| {
-        let s = format!("{x:.2}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    };
-    if !r.is_finite() {
-        "-".to_string()
-    } else if r >= 1e6 {
-        format!("{}M", short(r / 1e6))
-    } else if r >= 1e3 {
-        format!("{}k", short(r / 1e3))
-    } else {
-        format!("{r:.0}")
-    }
-}
-
 /// A percentile of a histogram that may be empty: "-" rather than a misleading zero.
 fn pct(p: &Percentiles, v: f64) -> String {
     if p.count == 0 {
         "-".to_string()
     } else {
-        fmt_us(v)
-    }
-}
-
-fn fmt_opt_ratio(r: Option<f64>) -> String {
-    match r {
-        Some(r) if r.is_finite() => format!("{r:.2}x"),
-        _ => "-".to_string(),
-    }
-}
-
-fn fmt_f(v: f64, digits: usize) -> String {
-    if v.is_finite() {
-        format!("{v:.digits$}")
-    } else {
-        "-".to_string()
+        micros(v)
     }
 }
 
@@ -96,7 +50,7 @@ fn flags(p: &PointSummary) -> String {
 
 fn offered(p: &PointSummary) -> String {
     match p.load {
-        LoadKind::OpenLoop => fmt_rate(p.offered_rate),
+        LoadKind::OpenLoop => si(p.offered_rate),
         LoadKind::ClosedLoop => "closed".to_string(),
     }
 }
@@ -115,15 +69,10 @@ fn seconds_range(values: impl Iterator<Item = f64>) -> String {
     let lo = v.iter().copied().fold(f64::MAX, f64::min);
     let hi = v.iter().copied().fold(f64::MIN, f64::max);
     if (hi - lo).abs() < 1e-9 {
-        format!("{} s", trim(lo))
+        format!("{} s", plain(lo))
     } else {
-        format!("{}-{} s", trim(lo), trim(hi))
+        format!("{}-{} s", plain(lo), plain(hi))
     }
-}
-
-fn trim(x: f64) -> String {
-    let s = format!("{x:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// A fenced code block whose fence no line of `text` can close early.
@@ -150,6 +99,52 @@ fn plot_caption(link: &str) -> &'static str {
         _ => "",
     }
 }
+
+/// A column of the results table, shared by `report.md` and the terminal table so that
+/// both print a point the same way.
+struct Column {
+    /// Header in `report.md`.
+    title: &'static str,
+    /// Header in the terminal table, which leaves the column out when `None`.
+    short: Option<&'static str>,
+    /// Text reads left to right (names, flags); numbers align on the right.
+    left: bool,
+    /// The cell of a point.
+    value: fn(&PointSummary) -> String,
+}
+
+/// A column titled `title` in `report.md` and `short` in the terminal.
+const fn col(
+    title: &'static str,
+    short: Option<&'static str>,
+    left: bool,
+    value: fn(&PointSummary) -> String,
+) -> Column {
+    Column {
+        title,
+        short,
+        left,
+        value,
+    }
+}
+
+/// The results table's columns, in order.
+#[rustfmt::skip]
+const RESULT_COLUMNS: [Column; 13] = [
+    col("point", Some("point"), true, |p| p.name.clone()),
+    col("offered/s", Some("offered/s"), false, offered),
+    col("achieved/s", Some("achieved/s"), false, |p| si(p.achieved_rate)),
+    col("flags", Some("flags"), true, flags),
+    col("p50", Some("p50"), false, |p| pct(&p.latency, p.latency.p50)),
+    col("p99", Some("p99"), false, |p| pct(&p.latency, p.latency.p99)),
+    col("p99.9", Some("p99.9"), false, |p| pct(&p.latency, p.latency.p999)),
+    col("p50 / floor", Some("/floor"), false, |p| ratio(p.latency_p50_over_floor)),
+    col("commit lag mean", Some("lag mean"), false, |p| pct(&p.commit_lag, p.commit_lag.mean)),
+    col("commit lag p99", Some("lag p99"), false, |p| pct(&p.commit_lag, p.commit_lag.p99)),
+    col("AppendEntries / req", Some("AE/req"), false, |p| fixed(p.per_request.append_messages, 2)),
+    col("messages / req", None, false, |p| fixed(p.per_request.raft_messages, 2)),
+    col("batch mean", Some("batch"), false, |p| fixed(p.batch_size.mean, 1)),
+];
 
 /// The whole `report.md` text, linking the plots at `links` (relative to the report).
 pub fn markdown(run: &RunSummary, links: &[String]) -> String {
@@ -219,10 +214,10 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
                 cell(&b.transport),
                 cell(&b.threading),
                 b.payload_bytes,
-                fmt_us(b.rtt.p50),
-                fmt_us(b.rtt.p99),
-                fmt_us(b.rtt.p999),
-                fmt_us(b.rtt.max),
+                micros(b.rtt.p50),
+                micros(b.rtt.p99),
+                micros(b.rtt.p999),
+                micros(b.rtt.max),
                 b.rtt.count
             );
         }
@@ -233,28 +228,15 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
     if run.points.is_empty() {
         let _ = writeln!(md, "No point was run.\n");
     } else {
-        let _ = writeln!(
-            md,
-            "| point | offered/s | achieved/s | flags | p50 | p99 | p99.9 | p50 / floor | commit lag mean | commit lag p99 | AppendEntries / req | messages / req | batch mean |\n|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
+        let header: Vec<&str> = RESULT_COLUMNS.iter().map(|c| c.title).collect();
+        let rule: Vec<&str> = RESULT_COLUMNS
+            .iter()
+            .map(|c| if c.left { "---" } else { "---:" })
+            .collect();
+        let _ = writeln!(md, "| {} |\n|{}|", header.join(" | "), rule.join("|"));
         for p in &run.points {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                cell(&p.name),
-                offered(p),
-                fmt_rate(p.achieved_rate),
-                flags(p),
-                pct(&p.latency, p.latency.p50),
-                pct(&p.latency, p.latency.p99),
-                pct(&p.latency, p.latency.p999),
-                fmt_opt_ratio(p.latency_p50_over_floor),
-                pct(&p.commit_lag, p.commit_lag.mean),
-                pct(&p.commit_lag, p.commit_lag.p99),
-                fmt_f(p.per_request.append_messages, 2),
-                fmt_f(p.per_request.raft_messages, 2),
-                fmt_f(p.batch_size.mean, 1),
-            );
+            let cells: Vec<String> = RESULT_COLUMNS.iter().map(|c| cell(&(c.value)(p))).collect();
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
         }
         md.push('\n');
         let _ = writeln!(
@@ -294,8 +276,8 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
                 cell(&p.name),
                 cell(&p.series),
                 cell(&params.join(", ")),
-                trim(p.measured_seconds),
-                trim(p.warmup_seconds),
+                plain(p.measured_seconds),
+                plain(p.warmup_seconds),
             );
         }
         md.push('\n');
@@ -308,39 +290,18 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
 
 /// A compact fixed-width table of the run's points for the terminal.
 pub fn table(run: &RunSummary) -> String {
-    let header = [
-        "point",
-        "offered/s",
-        "achieved/s",
-        "flags",
-        "p50",
-        "p99",
-        "p99.9",
-        "/floor",
-        "lag mean",
-        "lag p99",
-        "AE/req",
-        "batch",
-    ];
-    let rows: Vec<[String; 12]> = run
+    let columns: Vec<&Column> = RESULT_COLUMNS
+        .iter()
+        .filter(|c| c.short.is_some())
+        .collect();
+    let header: Vec<String> = columns
+        .iter()
+        .map(|c| c.short.unwrap_or(c.title).to_string())
+        .collect();
+    let rows: Vec<Vec<String>> = run
         .points
         .iter()
-        .map(|p| {
-            [
-                p.name.clone(),
-                offered(p),
-                fmt_rate(p.achieved_rate),
-                flags(p),
-                pct(&p.latency, p.latency.p50),
-                pct(&p.latency, p.latency.p99),
-                pct(&p.latency, p.latency.p999),
-                fmt_opt_ratio(p.latency_p50_over_floor),
-                pct(&p.commit_lag, p.commit_lag.mean),
-                pct(&p.commit_lag, p.commit_lag.p99),
-                fmt_f(p.per_request.append_messages, 2),
-                fmt_f(p.batch_size.mean, 1),
-            ]
-        })
+        .map(|p| columns.iter().map(|c| (c.value)(p)).collect())
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
@@ -353,7 +314,7 @@ pub fn table(run: &RunSummary) -> String {
         for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
             let pad = w.saturating_sub(c.chars().count());
             // Names and flags read left to right; numbers line up on the right.
-            if i == 0 || i == 3 {
+            if columns[i].left {
                 s.push_str(c);
                 s.push_str(&" ".repeat(pad));
             } else {
@@ -373,12 +334,11 @@ pub fn table(run: &RunSummary) -> String {
             b.transport,
             b.threading,
             b.payload_bytes,
-            fmt_us(b.rtt.p50),
-            fmt_us(b.rtt.p99)
+            micros(b.rtt.p50),
+            micros(b.rtt.p99)
         );
     }
-    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    let _ = writeln!(out, "{}", line(&head));
+    let _ = writeln!(out, "{}", line(&header));
     for r in &rows {
         let _ = writeln!(out, "{}", line(r));
     }
@@ -390,18 +350,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_pick_a_readable_unit() {
-        assert_eq!(fmt_us(45.25), "45.2 µs");
-        assert_eq!(fmt_us(450.0), "450 µs");
-        assert_eq!(fmt_us(4500.0), "4.50 ms");
-        assert_eq!(fmt_us(45000.0), "45.0 ms");
-        assert_eq!(fmt_us(f64::NAN), "-");
-    }
-
-    #[test]
     fn fences_outgrow_the_text() {
         assert_eq!(fenced("toml", "a = 1"), "```toml\na = 1\n```\n");
         assert!(fenced("", "x\n```\ny").starts_with("````\n"));
+    }
+
+    #[test]
+    fn a_p50_reads_the_same_in_both_tables_and_the_plots() {
+        let mut run = RunSummary::default();
+        run.points.push(PointSummary {
+            name: "p".into(),
+            latency: Percentiles {
+                count: 10,
+                p50: 4500.0,
+                p99: 1_228_900.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let md = markdown(&run, &[]);
+        let term = table(&run);
+        for (v, text) in [(4500.0, "4.50 ms"), (1_228_900.0, "1.23 s")] {
+            assert_eq!(micros(v), text);
+            assert!(md.contains(&format!("| {text} |")), "{md}");
+            assert!(term.contains(text), "{term}");
+        }
+        // The terminal table leaves out only the columns without a short title.
+        let header = term.lines().nth(1).unwrap();
+        let columns = header.split("  ").filter(|c| !c.trim().is_empty());
+        assert_eq!(columns.count(), 12, "{header}");
+        assert!(!header.contains("messages"));
     }
 
     #[test]
