@@ -175,3 +175,38 @@ fn a_pinned_leader_leads_and_a_point_names_it() {
     .to_string();
     assert!(e.contains("cluster.leader"), "{e}");
 }
+
+#[test]
+fn emulated_links_show_in_the_replication_phase_and_the_emulator_reports_its_error() {
+    // 5 ms each way: every commit needs at least one 10 ms round trip to a follower.
+    let ps = points(
+        r#"
+name = "links"
+[base.network]
+delay_ms = 5.0
+[base.workload]
+rate = 100.0
+[base.timing]
+warmup_s = 0.3
+measure_s = 1.0
+[[series]]
+name = "d5"
+"#,
+    );
+    let (s, h) = run_point(&ps[0], None, &|_| {}).unwrap();
+    assert!(s.ok >= 50, "{} answers", s.ok);
+    assert!(
+        s.phases.replication.min >= 10_000.0,
+        "replication took {} us at least, under a 10 ms round trip",
+        s.phases.replication.min
+    );
+    let e = s
+        .emulator_error
+        .expect("an emulated point reports its delivery error");
+    assert!(e.count > 0);
+    assert_eq!(h["emulator_error"].total.len(), e.count);
+    // Without links, no emulator and no error histogram.
+    let plain = points("name = \"plain\"\n[base.timing]\nwarmup_s = 0.2\nmeasure_s = 0.3\n[[series]]\nname = \"p\"\n");
+    let (s, h) = run_point(&plain[0], None, &|_| {}).unwrap();
+    assert!(s.emulator_error.is_none() && !h.contains_key("emulator_error"));
+}

@@ -116,6 +116,8 @@ fn point(
         latency: latency.clone(),
         schedule_error: lag(5.0, 20.0),
         generator_thread: Default::default(),
+        emulator_error: None,
+        emulator_invalid: false,
         followers: vec![FollowerLag {
             node: 2,
             commit_lag: lag(commit_lag_us.0, commit_lag_us.1),

@@ -96,7 +96,7 @@ pub fn run_point(
     let closed = c.workload.mode == LoadMode::ClosedLoop;
     let target = &*target_box;
 
-    let (generator, before, after) = std::thread::scope(|s| {
+    let (generator, before, after, emulator) = std::thread::scope(|s| {
         let open = (!closed).then(|| {
             let gen = OpenLoop {
                 port: target.port(),
@@ -124,8 +124,15 @@ pub fn run_point(
         let counters = s.spawn(move || {
             wait_until(win_start);
             let b = target.counters();
+            // The emulator's error counts from the window's start, as every figure does.
+            if let Some(e) = target.emulator() {
+                e.take_delivery_error();
+            }
             wait_until(end);
-            (b, target.counters())
+            let emulator = target
+                .emulator()
+                .map(|e| (e.take_delivery_error(), e.stats().realtime));
+            (b, target.counters(), emulator)
         });
         let mut closed_loop = closed.then(|| ClosedLoop {
             port: target.port(),
@@ -181,8 +188,8 @@ pub fn run_point(
                 }
             }
         });
-        let (before, after) = counters.join().expect("the counter thread does not panic");
-        (generator, before, after)
+        let (before, after, emulator) = counters.join().expect("the counter thread does not panic");
+        (generator, before, after, emulator)
     });
     let leader = target.leader();
     let moved = target.check_leader();
@@ -206,6 +213,7 @@ pub fn run_point(
         leader,
         measured: measure,
         warmup,
+        emulator,
     };
     Ok(summarize(point, rec, floor))
 }

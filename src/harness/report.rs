@@ -39,7 +39,7 @@ fn flags(p: &PointSummary) -> String {
     if p.saturated {
         f.push("SATURATED");
     }
-    if p.schedule_invalid {
+    if p.schedule_invalid || p.emulator_invalid {
         f.push("INVALID");
     }
     if p.load == LoadKind::ClosedLoop {
@@ -187,7 +187,7 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
     );
     let _ = writeln!(
         md,
-        "- SATURATED: achieved below 95% of offered; INVALID: the generator missed its schedule. Neither is a valid latency point; both stay in the tables, marked. Histograms keep 3 significant digits.\n"
+        "- SATURATED: achieved below 95% of offered; INVALID: the generator (or the link emulator) missed its schedule. Neither is a valid latency point; both stay in the tables, marked. Histograms keep 3 significant digits.\n"
     );
 
     let _ = writeln!(

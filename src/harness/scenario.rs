@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::Threading;
 use crate::config::ConfigFileError;
+use crate::netem::{LinkOverride, LinkSettings, NetemError, NetworkConfig};
 use crate::raft::{Config, NodeId};
 use crate::transport::{MemMode, QuicSettings, TransportKind, TransportSettings};
 
@@ -164,9 +165,25 @@ pub struct PointConfig {
     pub timing: Timing,
     /// Injected faults.
     pub faults: Faults,
+    /// Link emulation on every link, one way (`[base.network]`: `delay_ms`, `jitter_ms`,
+    /// `loss`, ...); the default emulates nothing and keeps the emulator out of the path.
+    pub network: LinkSettings,
+    /// Directed links that override `network` (`[[base.links]]` with `from`, `to` and the
+    /// same knobs; an end is a node id or `"client"`).
+    pub links: Vec<LinkOverride>,
     /// Seed of everything random in the point (arrivals, keys, election timeouts);
     /// 0 (the default) takes the scenario's seed.
     pub seed: u64,
+}
+
+impl PointConfig {
+    /// The point's links as the emulator takes them.
+    pub fn network_config(&self) -> NetworkConfig {
+        NetworkConfig {
+            network: self.network.clone(),
+            links: self.links.clone(),
+        }
+    }
 }
 
 /// One sweep dimension: a knob and the values it takes.
@@ -485,6 +502,10 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     if !(p.interval_s.is_finite() && p.interval_s > 0.0) {
         return bad("timing.interval_s", "must be above 0".into());
     }
+    let net = c.network_config();
+    net.validate()
+        .and_then(|()| net.check_nodes(c.cluster.nodes))
+        .map_err(|NetemError::Invalid { key, reason }| (key, reason))?;
     if c.faults.leader_stall_ms < 0.0 {
         return bad("faults.leader_stall_ms", "must not be negative".into());
     }

@@ -39,7 +39,14 @@ pub struct Recorded {
     pub measured: Duration,
     /// The warm-up's length.
     pub warmup: Duration,
+    /// The link emulator's delivery error over the window (ns) and whether its delivery
+    /// thread ran in a real-time class; None without emulation.
+    pub emulator: Option<(hdrhistogram::Histogram<u64>, bool)>,
 }
+
+/// An emulator whose p99 delivery error exceeds this, or a tenth of the smallest delay it
+/// emulates if larger, invalidates the point.
+pub const EMULATOR_LIMIT: Duration = Duration::from_micros(50);
 
 /// The point's summary and the histograms its files are written from.
 pub fn summarize(
@@ -59,6 +66,7 @@ pub fn summarize(
         leader,
         measured,
         warmup,
+        emulator,
     } = rec;
     let mut hists = PointHistograms::new();
 
@@ -86,6 +94,23 @@ pub fn summarize(
     let per = |d: u64| if ok == 0 { 0.0 } else { d as f64 / ok as f64 };
     let sched = Percentiles::of_nanos(&generator.schedule_error.total);
     let lat = Percentiles::of_nanos(&r.latency.total);
+    let limit_us = {
+        let net = c.network_config();
+        let smallest = std::iter::once(net.network.delay_ms)
+            .chain(net.links.iter().filter_map(|l| l.delay_ms))
+            .filter(|d| *d > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        (EMULATOR_LIMIT.as_secs_f64() * 1e6).max(if smallest.is_finite() {
+            smallest * 100.0
+        } else {
+            0.0
+        })
+    };
+    let emulator_error = emulator.as_ref().map(|(h, _)| Percentiles::of_nanos(h));
+    let emulator_invalid = match (&emulator, &emulator_error) {
+        (Some((_, realtime)), Some(e)) => !realtime || e.p99 > limit_us,
+        _ => false,
+    };
     let phase = |i: usize| Percentiles::of_nanos(&r.phases[i].total);
     let summary = PointSummary {
         name: point.name.clone(),
@@ -120,6 +145,8 @@ pub fn summarize(
         latency: lat,
         schedule_error: sched,
         generator_thread: generator.thread,
+        emulator_error,
+        emulator_invalid,
         followers,
         commit_lag: Percentiles::of_nanos(&commit_all.total),
         apply_lag: Percentiles::of_nanos(&apply_all.total),
@@ -160,6 +187,11 @@ pub fn summarize(
     hists.insert("apply_lag".into(), apply_all);
     hists.insert("batch_size".into(), nodes.batch_size);
     hists.insert("pipeline_depth".into(), nodes.pipeline_depth);
+    if let Some((h, _)) = emulator {
+        let mut ih = IntervalHistogram::new(Unit::Nanos, interval);
+        ih.total = h;
+        hists.insert("emulator_error".into(), ih);
+    }
     (summary, hists)
 }
 
@@ -246,6 +278,7 @@ mod tests {
             leader: 1,
             measured: Duration::from_secs(1),
             warmup: Duration::from_secs(1),
+            emulator: None,
         }
     }
 

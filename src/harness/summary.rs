@@ -119,6 +119,15 @@ pub struct PointSummary {
     pub latency: Percentiles,
     /// The generator's scheduling error: actual send minus intended send.
     pub schedule_error: Percentiles,
+    /// The link emulator's delivery error over the window (delivered minus due time), when
+    /// the point emulates links.
+    #[serde(default)]
+    pub emulator_error: Option<Percentiles>,
+    /// The emulator missed its schedule (p99 error above 50 us or a tenth of the smallest
+    /// configured delay, whichever is larger, or no real-time delivery thread): not a valid
+    /// point.
+    #[serde(default)]
+    pub emulator_invalid: bool,
     /// How the generator's thread was scheduled (`realtime` or `normal`).
     #[serde(default)]
     pub generator_thread: GeneratorThread,

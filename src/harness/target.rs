@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{ClusterError, ClusterSpec, LocalCluster};
 use crate::harness::scenario::PointConfig;
+use crate::netem::LinkEmulator;
 use crate::raft::{NodeId, Role};
 use crate::server::{Observer, Request, ServerHandle};
 
@@ -101,6 +102,8 @@ pub trait Target: Send + Sync {
     fn counters(&self) -> Counters;
     /// Blocks the leader's thread for `d`, as a garbage-collection pause would.
     fn stall_leader(&self, d: Duration);
+    /// The link emulator between the nodes, if the point emulates links.
+    fn emulator(&self) -> Option<&LinkEmulator>;
     /// Whether the leader found at start still leads in the same term.
     fn check_leader(&self) -> Result<(), TargetError>;
     /// Stops every node and waits for them.
@@ -139,6 +142,8 @@ impl InProcess {
         spec.raft = c.raft.clone();
         spec.observer = Some(observer);
         spec.preferred_leader = c.cluster.leader;
+        let net = c.network_config();
+        spec.network = net.is_active().then_some(net);
         let cluster = LocalCluster::start(spec)?;
         let within = (c.raft.election_timeout * 20).max(Duration::from_secs(5));
         let leader = find_leader(&cluster, within)?;
@@ -217,6 +222,10 @@ impl Target for InProcess {
 
     fn stall_leader(&self, d: Duration) {
         self.leader.stall(d);
+    }
+
+    fn emulator(&self) -> Option<&LinkEmulator> {
+        self.cluster.emulator()
     }
 
     fn check_leader(&self) -> Result<(), TargetError> {
