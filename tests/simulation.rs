@@ -21,7 +21,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use raftbench::raft::{CommitMode, Message, MessageBody, RaftLog, Role, Time};
 use raftbench::sim::checker::{Ack, Applied};
 use raftbench::sim::{
-    self, Checker, Property, SimConfig, SimError, SimReport, StoreKind, Workload,
+    self, Checker, Property, Proposals, SimConfig, SimError, SimReport, StoreKind,
 };
 use support::{entry_with_id as entry, env_u64};
 
@@ -113,11 +113,11 @@ fn knob_values(cfg: &SimConfig, seed: u64) -> Vec<(&'static str, String)> {
     let r = &cfg.raft;
     let f = &cfg.faults;
     let n = &cfg.net;
-    let max_outstanding = match cfg.workload {
-        Workload::Open {
+    let max_outstanding = match cfg.proposals {
+        Proposals::Open {
             max_outstanding, ..
         } => max_outstanding,
-        Workload::Idle => 0,
+        Proposals::Idle => 0,
     };
     vec![
         ("nodes", cfg.nodes.to_string()),

@@ -21,7 +21,7 @@ use crate::raft::{
 use crate::storage::{FileStore, SyncPolicy};
 
 use super::checker::{payload_id, Ack, Applied, Checker, Property, Violation};
-use super::config::{SimConfig, StoreKind, Workload};
+use super::config::{Proposals, SimConfig, StoreKind};
 use super::{
     derive_seed, SimError, STREAM_CLIENT, STREAM_CLOCK, STREAM_FAULT, STREAM_NET, STREAM_NODE,
 };
@@ -434,7 +434,7 @@ impl Simulation {
         for i in 0..n {
             sim.schedule_timer(i);
         }
-        if matches!(sim.cfg.workload, Workload::Open { .. }) {
+        if matches!(sim.cfg.proposals, Proposals::Open { .. }) {
             sim.push(Time::ZERO + sim.cfg.warmup, Ev::Propose);
         }
         if !sim.cfg.faults.mean_interval.is_zero() {
@@ -1316,11 +1316,11 @@ impl Simulation {
         if self.phase != Phase::Faults {
             return Ok(());
         }
-        let Workload::Open {
+        let Proposals::Open {
             rate,
             max_burst,
             max_outstanding,
-        } = self.cfg.workload
+        } = self.cfg.proposals
         else {
             return Ok(());
         };

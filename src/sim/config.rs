@@ -88,9 +88,10 @@ pub enum StoreKind {
     },
 }
 
-/// How clients offer proposals.
+/// How simulated clients offer proposals (the harness's counterpart for real clusters is
+/// [`crate::harness::scenario::Workload`]).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Workload {
+pub enum Proposals {
     /// Bursts of 1..=`max_burst` proposals at Poisson times, `rate` bursts per virtual second,
     /// from a client population that waits on at most `max_outstanding` proposals: arrivals
     /// beyond that are shed, so an overloaded configuration cannot build an unbounded backlog.
@@ -119,8 +120,8 @@ pub struct SimConfig {
     pub net: NetConfig,
     /// The faults.
     pub faults: FaultConfig,
-    /// The client load.
-    pub workload: Workload,
+    /// How the simulated clients propose.
+    pub proposals: Proposals,
     /// Where nodes persist.
     pub store: StoreKind,
     /// Virtual time before the load starts (faults may start at once).
@@ -157,7 +158,7 @@ impl SimConfig {
                 hold: 0.0,
             },
             faults: FaultConfig::none(),
-            workload: Workload::Open {
+            proposals: Proposals::Open {
                 rate: 100.0,
                 max_burst: 1,
                 max_outstanding: 1_000,
@@ -247,7 +248,7 @@ impl SimConfig {
             rate
         };
         let max_outstanding = max_outstanding.min((budget / 4.0) as usize).max(4);
-        let workload = Workload::Open {
+        let proposals = Proposals::Open {
             rate,
             max_burst,
             max_outstanding,
@@ -258,7 +259,7 @@ impl SimConfig {
             raft,
             net,
             faults,
-            workload,
+            proposals,
             store: StoreKind::Mem,
             warmup: Duration::ZERO,
             duration,

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 pub use checker::{Applied, Checker, Property, Violation};
 pub use cluster::{SimReport, Simulation};
-pub use config::{FaultConfig, NetConfig, SimConfig, StoreKind, Workload};
+pub use config::{FaultConfig, NetConfig, Proposals, SimConfig, StoreKind};
 
 use crate::raft::{ConfigError, NodeId, ReplicationTrigger};
 
@@ -116,7 +116,7 @@ pub fn demo(seconds_virtual: f64, rate: f64, seed: u64) -> Result<DemoReport, Si
     cfg.warmup = cfg.max_election_timeout() * 3;
     cfg.event_budget = u64::MAX;
     cfg.duration = Duration::from_secs_f64(seconds_virtual.max(0.001));
-    cfg.workload = Workload::Open {
+    cfg.proposals = Proposals::Open {
         rate: rate.max(1e-6),
         max_burst: 1,
         max_outstanding: usize::MAX,
@@ -160,7 +160,7 @@ impl CommitRig {
         cfg.raft.trigger = ReplicationTrigger::Immediate;
         cfg.net.min_delay = Duration::from_micros(1);
         cfg.net.max_delay = Duration::from_micros(1);
-        cfg.workload = Workload::Idle;
+        cfg.proposals = Proposals::Idle;
         cfg.checks = false;
         cfg.event_budget = u64::MAX;
         // Never heal or probe: the rig drives the cluster by hand.
