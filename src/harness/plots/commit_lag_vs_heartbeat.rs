@@ -30,9 +30,15 @@ fn model_ms(m: &LagModel, h_ms: f64) -> f64 {
         * 1e3
 }
 
-/// The one-way delay d for a point: half the p50 round trip of the baseline on the
-/// point's transport (else the first baseline), or 0 without baselines.
+/// The one-way delay d for a point: the emulated one-way delay of its links (`network`),
+/// plus half the p50 round trip of its rate-matched floor (else of the run's baseline on
+/// the point's transport, else the first baseline; 0 without any).
 fn one_way(run: &RunSummary, p: &PointSummary) -> (Duration, Option<String>) {
+    let emulated = Duration::from_secs_f64(p.config.network.delay_ms.max(0.0) / 1e3);
+    if let Some(f) = &p.floor {
+        let half = Duration::from_secs_f64((f.rtt.p50 / 2.0).max(0.0) / 1e6);
+        return (emulated + half, Some(f.transport.clone()));
+    }
     let transport = file_name_of(&p.config.cluster.transport);
     let b = run
         .baselines
@@ -41,10 +47,10 @@ fn one_way(run: &RunSummary, p: &PointSummary) -> (Duration, Option<String>) {
         .or_else(|| run.baselines.first());
     match b {
         Some(b) => (
-            Duration::from_secs_f64((b.rtt.p50 / 2.0).max(0.0) / 1e6),
+            emulated + Duration::from_secs_f64((b.rtt.p50 / 2.0).max(0.0) / 1e6),
             Some(b.transport.clone()),
         ),
-        None => (Duration::ZERO, None),
+        None => (emulated, None),
     }
 }
 
@@ -105,7 +111,7 @@ pub fn commit_lag_vs_heartbeat(run: &RunSummary) -> Result<Option<String>, PlotE
     for (i, (m, transport)) in models.iter().enumerate() {
         let d_text = match transport {
             Some(t) => format!(
-                "d = {} (half the {t} RTT p50)",
+                "d = {} (link delay + half the {t} RTT p50)",
                 micros(m.one_way.as_secs_f64() * 1e6)
             ),
             None => "d = 0 (no baseline)".to_string(),
