@@ -21,8 +21,8 @@ use crate::shutdown::ShutdownController;
 use crate::storage::{FileStore, SyncPolicy, SyncStats};
 use crate::tls::{self, NodeIdentity};
 use crate::transport::{
-    MemMode, MemNetwork, QuicSettings, QuicTransport, TcpTransport, Transport, TransportError,
-    TransportKind, TransportSettings,
+    self, BindSpec, MemMode, MemNetwork, QuicSettings, Transport, TransportError, TransportKind,
+    TransportSettings,
 };
 
 /// How the nodes of an in-process cluster are spread over threads.
@@ -176,12 +176,6 @@ struct NodeStart {
     ready_tx: std_mpsc::Sender<Result<StartedNode, ClusterError>>,
     stop_rx: oneshot::Receiver<()>,
     done_tx: oneshot::Sender<KvStore>,
-}
-
-enum Binding {
-    Quic(crate::transport::QuicBinding),
-    Tcp(crate::transport::TcpBinding),
-    Mem,
 }
 
 impl LocalCluster {
@@ -375,53 +369,27 @@ fn recv_start<T>(rx: &std_mpsc::Receiver<T>) -> Result<T, ClusterError> {
 async fn node_main(s: NodeStart) {
     let id = s.id;
     let spec = &s.spec;
-    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let binding = match spec.transport {
-        TransportKind::Quic => QuicTransport::bind_emulated(
-            s.identity.as_ref().expect("QUIC nodes have identities"),
-            addr,
-            &spec.quic,
-            spec.transport_settings.clone(),
-            s.emulator.as_ref(),
-        )
-        .map(Binding::Quic),
-        TransportKind::Tcp => TcpTransport::bind(id, addr, spec.transport_settings.clone())
-            .await
-            .map(|b| Binding::Tcp(b.with_emulator(s.emulator.clone()))),
-        TransportKind::Mem => Ok(Binding::Mem),
-    };
-    let binding = match binding {
+    let bound = transport::bind(BindSpec {
+        kind: spec.transport,
+        id,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        identity: s.identity.as_ref(),
+        quic: &spec.quic,
+        settings: spec.transport_settings.clone(),
+        emulator: s.emulator.as_ref(),
+        mem: s.mem.as_ref(),
+    })
+    .await;
+    let bound = match bound {
         Ok(b) => b,
         Err(e) => {
             let _ = s.addr_tx.send(Err(e.into()));
             return;
         }
     };
-    let local = match &binding {
-        Binding::Quic(b) => b.local_addr(),
-        Binding::Tcp(b) => b.local_addr(),
-        Binding::Mem => addr,
-    };
-    let _ = s.addr_tx.send(Ok((id, local)));
+    let _ = s.addr_tx.send(Ok((id, bound.local_addr())));
     let Ok(peers) = s.peers_rx.await else { return };
-    let (transport, inbox): (Arc<dyn Transport>, _) = match binding {
-        Binding::Quic(b) => {
-            let (t, i) = b.start(peers.clone());
-            (Arc::new(t), i)
-        }
-        Binding::Tcp(b) => {
-            let (t, i) = b.start(peers.clone());
-            (Arc::new(t), i)
-        }
-        Binding::Mem => {
-            let (t, i) = s
-                .mem
-                .as_ref()
-                .expect("memory nodes share a network")
-                .join(id, spec.transport_settings.inbound_queue);
-            (Arc::new(t), i)
-        }
-    };
+    let (transport, inbox) = bound.start(peers.clone());
     for &peer in peers.keys() {
         crate::transport::wait_connected(transport.as_ref(), peer).await;
     }

@@ -13,7 +13,7 @@ use crate::server::{AppendOrder, Server, ServerError, ServerParts};
 use crate::shutdown::{Shutdown, ShutdownController};
 use crate::storage::{FileStore, InlineSync, SyncPolicy};
 use crate::tls;
-use crate::transport::{QuicTransport, TcpTransport, Transport, TransportError, TransportKind};
+use crate::transport::{self, BindSpec, Transport, TransportError, TransportKind};
 
 /// Why a node process could not run.
 #[derive(Debug, thiserror::Error)]
@@ -84,36 +84,33 @@ pub async fn run_node(
         ),
         None => None,
     };
-    let (transport, inbox): (Arc<dyn Transport>, _) = match file.transport {
+    let identity = match file.transport {
         TransportKind::Quic => {
             let dir = file.certs_dir();
-            let identity = tls::load_identity(&dir, id).map_err(|e| match e {
+            Some(tls::load_identity(&dir, id).map_err(|e| match e {
                 tls::TlsError::Missing { path } => NodeProcessError::MissingCertificate {
                     path,
                     nodes: file.ids().last().copied().unwrap_or(id),
                     dir,
                 },
                 e => e.into(),
-            })?;
-            let b = QuicTransport::bind_emulated(
-                &identity,
-                me.raft_addr,
-                &file.quic,
-                file.transport_settings.clone(),
-                emulator.as_ref(),
-            )?;
-            let (t, i) = b.start(peers);
-            (Arc::new(t), i)
+            })?)
         }
-        TransportKind::Tcp => {
-            let b = TcpTransport::bind(id, me.raft_addr, file.transport_settings.clone())
-                .await?
-                .with_emulator(emulator.clone());
-            let (t, i) = b.start(peers);
-            (Arc::new(t), i)
-        }
-        TransportKind::Mem => unreachable!("ClusterFile::load refuses the memory transport"),
+        // ClusterFile::load refuses the memory transport; `bind` would say it has no network.
+        TransportKind::Tcp | TransportKind::Mem => None,
     };
+    let (transport, inbox) = transport::bind(BindSpec {
+        kind: file.transport,
+        id,
+        addr: me.raft_addr,
+        identity: identity.as_ref(),
+        quic: &file.quic,
+        settings: file.transport_settings.clone(),
+        emulator: emulator.as_ref(),
+        mem: None,
+    })
+    .await?
+    .start(peers);
     let ctl = ShutdownController::new();
     let mut sync_stats = None;
     let seed = id ^ (std::process::id() as u64) << 16;

@@ -49,8 +49,8 @@ use crate::raft::message::{
 use crate::raft::types::{Entry, EntryKind, NodeId};
 use crate::tls::{self, NodeIdentity, TlsError};
 use crate::transport::{
-    wait_connected, AnyTransport, Inbound, MemMode, MemNetwork, QuicSettings, QuicTransport,
-    TcpTransport, Transport, TransportError, TransportKind, TransportSettings,
+    self, wait_connected, BindSpec, Inbound, MemMode, MemNetwork, QuicSettings, Transport,
+    TransportError, TransportKind, TransportSettings,
 };
 
 /// Payload of a ping unless told otherwise: the size of a typical small write.
@@ -740,49 +740,27 @@ struct NodeSetup {
 impl NodeSetup {
     /// Binds, swaps addresses with the peer, starts and waits for the connection, as
     /// [`crate::cluster::LocalCluster`] starts its nodes.
-    async fn start(self) -> Result<(AnyTransport, Inbound), BaselineError> {
-        let settings = TransportSettings::default();
-        let (transport, inbox) = match self.kind {
-            TransportKind::Quic => {
-                let identity = self
-                    .identity
-                    .as_ref()
-                    .ok_or(BaselineError::Runtime("QUIC node without identity".into()))?;
-                let b = QuicTransport::bind(identity, loopback(), &self.quic, settings)?;
-                let _ = self.addr_tx.send(b.local_addr());
-                let peer = self
-                    .peer_addr_rx
-                    .await
-                    .map_err(|_| BaselineError::PeerGone)?;
-                let (t, i) = b.start(HashMap::from([(self.peer, peer)]));
-                (AnyTransport::Quic(t), i)
-            }
-            TransportKind::Tcp => {
-                let b = TcpTransport::bind(self.id, loopback(), settings).await?;
-                let _ = self.addr_tx.send(b.local_addr());
-                let peer = self
-                    .peer_addr_rx
-                    .await
-                    .map_err(|_| BaselineError::PeerGone)?;
-                let (t, i) = b.start(HashMap::from([(self.peer, peer)]));
-                (AnyTransport::Tcp(t), i)
-            }
-            TransportKind::Mem => {
-                let net = self
-                    .mem
-                    .as_ref()
-                    .ok_or(BaselineError::Runtime("memory node without network".into()))?;
-                let (t, i) = net.join(self.id, settings.inbound_queue);
-                // No address, but the swap tells each side that the other has joined:
-                // a message to a node that has not joined yet is dropped.
-                let _ = self.addr_tx.send(loopback());
-                self.peer_addr_rx
-                    .await
-                    .map_err(|_| BaselineError::PeerGone)?;
-                (AnyTransport::Mem(t), i)
-            }
-        };
-        if !wait_connected(&transport, self.peer).await {
+    async fn start(self) -> Result<(Arc<dyn Transport>, Inbound), BaselineError> {
+        let bound = transport::bind(BindSpec {
+            kind: self.kind,
+            id: self.id,
+            addr: loopback(),
+            identity: self.identity.as_ref(),
+            quic: &self.quic,
+            settings: TransportSettings::default(),
+            emulator: None,
+            mem: self.mem.as_ref(),
+        })
+        .await?;
+        // A memory node has no address, but the swap still tells each side that the other
+        // has joined: a message to a node that has not joined yet is dropped.
+        let _ = self.addr_tx.send(bound.local_addr());
+        let peer = self
+            .peer_addr_rx
+            .await
+            .map_err(|_| BaselineError::PeerGone)?;
+        let (transport, inbox) = bound.start(HashMap::from([(self.peer, peer)]));
+        if !wait_connected(transport.as_ref(), self.peer).await {
             return Err(BaselineError::Runtime(format!(
                 "node {} does not know peer {}",
                 self.id, self.peer
@@ -794,7 +772,7 @@ impl NodeSetup {
 
 /// Transport level, timing side: an AppendEntries out, its response back.
 struct TransportPing {
-    t: AnyTransport,
+    t: Arc<dyn Transport>,
     inbox: Inbound,
     msg: Message,
 }

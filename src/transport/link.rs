@@ -2,6 +2,7 @@
 //! exchange and redial backoff.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{bump, ConnError, Stats, StatsSnapshot, TransportSettings};
+use super::{bump, ConnError, Inbound, Stats, StatsSnapshot, TransportSettings};
 use crate::codec::{self, Frame, LEN_PREFIX};
 use crate::raft::message::Message;
 use crate::raft::types::NodeId;
@@ -129,18 +130,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Creates the links to `peers` and spawns one writer task per peer.
+    /// Creates the links to `peers`, spawns one writer task per peer, and returns the
+    /// peers this node dials: those with a higher id (the other side of a pair only accepts).
     pub(crate) fn new(
         id: NodeId,
-        peers: impl IntoIterator<Item = NodeId>,
+        peers: &HashMap<NodeId, SocketAddr>,
         settings: TransportSettings,
-    ) -> (Arc<Shared>, mpsc::Receiver<(NodeId, Message)>) {
+    ) -> (Arc<Shared>, Inbound, Vec<(NodeId, SocketAddr)>) {
         let stats = Arc::new(Stats::default());
         let shutdown = CancellationToken::new();
         let (inbound, inbound_rx) = mpsc::channel(settings.inbound_queue);
         let mut links = HashMap::new();
-        for peer in peers {
-            if peer == id || links.contains_key(&peer) {
+        for &peer in peers.keys() {
+            if peer == id {
                 continue;
             }
             let (queue, rx) = mpsc::channel(settings.send_queue);
@@ -174,7 +176,12 @@ impl Shared {
             settings,
             shutdown,
         };
-        (Arc::new(shared), inbound_rx)
+        let dialed = peers
+            .iter()
+            .filter(|(&peer, _)| peer > id)
+            .map(|(&peer, &addr)| (peer, addr))
+            .collect();
+        (Arc::new(shared), inbound_rx, dialed)
     }
 
     /// The hot path of [`super::Transport::send`].

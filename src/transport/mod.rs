@@ -35,7 +35,11 @@
 //!
 //! [`MemTransport`] moves messages through in-process channels, by default without
 //! encoding them ([`MemMode`]).
+//!
+//! A driver that picks the transport at run time binds it with [`bind`] and starts the
+//! [`Bound`] result once it knows its peers' addresses.
 
+mod bound;
 mod link;
 pub mod mem;
 pub mod quic;
@@ -54,6 +58,7 @@ use crate::raft::message::Message;
 use crate::raft::types::NodeId;
 use crate::tls::TlsError;
 
+pub use bound::{bind, BindSpec, Bound};
 pub use mem::{MemMode, MemNetwork, MemTransport};
 pub use quic::{CongestionController, QuicBinding, QuicSettings, QuicTransport, StreamMode};
 pub use tcp::{TcpBinding, TcpTransport};
@@ -97,41 +102,6 @@ pub enum TransportKind {
     Tcp,
     /// In-process channels.
     Mem,
-}
-
-/// Any of the three transports, for drivers that choose at run time.
-pub enum AnyTransport {
-    /// QUIC.
-    Quic(QuicTransport),
-    /// TCP.
-    Tcp(TcpTransport),
-    /// In-process.
-    Mem(MemTransport),
-}
-
-impl AnyTransport {
-    fn inner(&self) -> &dyn Transport {
-        match self {
-            AnyTransport::Quic(t) => t,
-            AnyTransport::Tcp(t) => t,
-            AnyTransport::Mem(t) => t,
-        }
-    }
-}
-
-impl Transport for AnyTransport {
-    fn local_id(&self) -> NodeId {
-        self.inner().local_id()
-    }
-    fn send(&self, msg: Message) {
-        self.inner().send(msg)
-    }
-    fn watch_connected(&self, peer: NodeId) -> Option<watch::Receiver<bool>> {
-        self.inner().watch_connected(peer)
-    }
-    fn stats(&self) -> StatsSnapshot {
-        self.inner().stats()
-    }
 }
 
 /// Settings shared by the network transports. Deserializes with defaults for missing fields.
@@ -214,6 +184,12 @@ pub enum TransportError {
     /// The TLS config cannot drive QUIC (it lacks TLS 1.3 or its initial cipher suite).
     #[error("TLS config unusable for QUIC: {0}")]
     QuicCrypto(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// A QUIC transport was asked for without the node's TLS identity.
+    #[error("node {0}: the QUIC transport needs the node's TLS identity")]
+    NoIdentity(NodeId),
+    /// A memory transport was asked for without a network to join.
+    #[error("node {0}: the memory transport needs a network to join")]
+    NoMemNetwork(NodeId),
     /// A setting is out of range.
     #[error("invalid setting {name}: {reason}")]
     Settings {

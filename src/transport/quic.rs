@@ -295,10 +295,7 @@ impl QuicBinding {
             .expect("a bound endpoint has an address")
     }
 
-    /// Starts serving: accepts connections from `peers` and dials those with a higher id.
-    ///
-    /// `peers` maps every other member to its address; an entry for this node is ignored.
-    /// Must be called within a tokio runtime.
+    /// Starts serving `peers`, as [`super::Bound::start`] describes.
     pub fn start(self, peers: HashMap<NodeId, SocketAddr>) -> (QuicTransport, Inbound) {
         if let Some(sock) = &self.emulated {
             sock.set_peers(
@@ -307,17 +304,15 @@ impl QuicBinding {
                     .map(|(&id, &addr)| (addr, netem::Endpoint::Node(id))),
             );
         }
-        let (shared, inbound) = Shared::new(self.id, peers.keys().copied(), self.settings);
+        let (shared, inbound, dialed) = Shared::new(self.id, &peers, self.settings);
         let node = Arc::new(Node {
             shared: shared.clone(),
             endpoint: self.endpoint.clone(),
             client_config: self.client_config,
             mode: self.mode,
         });
-        for (&peer, &addr) in &peers {
-            if peer > self.id {
-                tokio::spawn(node.clone().dial_loop(peer, addr));
-            }
+        for (peer, addr) in dialed {
+            tokio::spawn(node.clone().dial_loop(peer, addr));
         }
         tokio::spawn(node.accept_loop());
         (

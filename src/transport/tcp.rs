@@ -86,17 +86,12 @@ impl TcpBinding {
             .expect("a bound listener has an address")
     }
 
-    /// Starts serving: accepts connections from `peers` and dials those with a higher id.
-    ///
-    /// `peers` maps every other member to its address; an entry for this node is ignored.
-    /// Must be called within a tokio runtime.
+    /// Starts serving `peers`, as [`super::Bound::start`] describes.
     pub fn start(self, peers: HashMap<NodeId, SocketAddr>) -> (TcpTransport, Inbound) {
         let local_addr = self.local_addr();
-        let (shared, inbound) = Shared::new(self.id, peers.keys().copied(), self.settings);
-        for (&peer, &addr) in &peers {
-            if peer > self.id {
-                tokio::spawn(dial_loop(shared.clone(), peer, addr));
-            }
+        let (shared, inbound, dialed) = Shared::new(self.id, &peers, self.settings);
+        for (peer, addr) in dialed {
+            tokio::spawn(dial_loop(shared.clone(), peer, addr));
         }
         let accept_task = tokio::spawn(accept_loop(shared.clone(), self.listener));
         (
