@@ -152,6 +152,7 @@ fn main() -> Result<()> {
         } => run(&config, out, publish, &set, quiet),
         Cmd::Report { dir } => {
             let summary = raftbench::harness::output::read_run(&dir)?;
+            raftbench::harness::output::write_csv(&dir.join("summary.csv"), &summary)?;
             let plots = raftbench::harness::plots::write_plots(&dir, &summary, &[])?;
             raftbench::harness::report::write_report(&dir, &summary, &plots)?;
             println!("{}", raftbench::harness::report::table(&summary));

@@ -430,6 +430,7 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
         ("achieved_rate", f(p.achieved_rate)),
         ("saturated", p.saturated.to_string()),
         ("schedule_invalid", p.schedule_invalid.to_string()),
+        ("emulator_invalid", p.emulator_invalid.to_string()),
         ("measured_seconds", f(p.measured_seconds)),
         ("warmup_seconds", f(p.warmup_seconds)),
         ("ok", p.ok.to_string()),
@@ -455,6 +456,7 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
         ("phase_replication_mean_us", f(p.phases.replication.mean)),
         ("phase_apply_mean_us", f(p.phases.apply.mean)),
         ("phase_reply_mean_us", f(p.phases.reply.mean)),
+        ("phase_samples_missing", p.phase_samples_missing.to_string()),
         ("batch_size_mean", f(p.batch_size.mean)),
         ("batch_size_p50", f(p.batch_size.p50)),
         ("batch_size_max", f(p.batch_size.max)),
@@ -472,11 +474,19 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
         ("raft_messages_per_request", f(p.per_request.raft_messages)),
         ("wire_bytes_per_request", f(p.per_request.wire_bytes)),
         ("cpu_seconds_per_request", f(p.per_request.cpu_seconds)),
+        ("floor_p50_us", opt(p.floor.as_ref().map(|f| f.rtt.p50))),
+        ("floor_p99_us", opt(p.floor.as_ref().map(|f| f.rtt.p99))),
         ("latency_p50_over_floor", opt(p.latency_p50_over_floor)),
+        ("latency_p99_over_floor", opt(p.latency_p99_over_floor)),
+        (
+            "emulator_error_p99_us",
+            opt(p.emulator_error.as_ref().map(|e| e.p99)),
+        ),
     ]
 }
 
-fn write_csv(path: &Path, run: &RunSummary) -> Result<(), OutputError> {
+/// Writes `summary.csv` (a row per point) for `run` at `path`.
+pub fn write_csv(path: &Path, run: &RunSummary) -> Result<(), OutputError> {
     let csv_err = |source| OutputError::Csv {
         path: path.to_path_buf(),
         source,

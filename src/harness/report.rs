@@ -39,7 +39,7 @@ fn flags(p: &PointSummary) -> String {
     if p.saturated {
         f.push("SATURATED");
     }
-    if p.schedule_invalid || p.emulator_invalid {
+    if p.invalid() {
         f.push("INVALID");
     }
     if p.load == LoadKind::ClosedLoop {

@@ -238,6 +238,13 @@ pub struct RunSummary {
     pub points: Vec<PointSummary>,
 }
 
+impl PointSummary {
+    /// Whether the generator or the link emulator missed its schedule: not a valid point.
+    pub fn invalid(&self) -> bool {
+        self.schedule_invalid || self.emulator_invalid
+    }
+}
+
 impl Percentiles {
     /// Percentiles of `h`, whose values are nanoseconds, in microseconds.
     pub fn of_nanos(h: &hdrhistogram::Histogram<u64>) -> Percentiles {

@@ -80,9 +80,9 @@ pub fn latency_vs_rate(run: &RunSummary) -> Result<Option<String>, PlotError> {
             Mark::Ring(SATURATED),
         );
     }
-    if all().any(|p| p.schedule_invalid && !p.saturated) {
+    if all().any(|p| p.invalid() && !p.saturated) {
         legend.add(
-            "invalid: generator missed its schedule",
+            "invalid: generator or emulator missed its schedule",
             Mark::Ring(INVALID),
         );
     }
@@ -166,7 +166,7 @@ pub fn latency_vs_rate(run: &RunSummary) -> Result<Option<String>, PlotError> {
         for p in all() {
             let (c, word) = if p.saturated {
                 (SATURATED, "saturated")
-            } else if p.schedule_invalid {
+            } else if p.invalid() {
                 (INVALID, "schedule missed")
             } else {
                 continue;

@@ -31,7 +31,7 @@ fn spectrum_points<'a>(
         }
         let summary = run.points.iter().find(|p| &p.name == name);
         let series = summary.map(|p| p.series.as_str()).unwrap_or("");
-        let flagged = summary.is_some_and(|p| p.saturated || p.schedule_invalid);
+        let flagged = summary.is_some_and(|p| p.saturated || p.invalid());
         all.push((name.as_str(), series, flagged, &ih.total));
     }
     if all.len() <= MAX_SPECTRUM_CURVES {

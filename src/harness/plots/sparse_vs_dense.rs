@@ -88,7 +88,7 @@ fn sparse_dense_label(p: &PointSummary, density: &str, several_series: bool) -> 
     }
     if p.saturated {
         label.push_str(" (sat.)");
-    } else if p.schedule_invalid {
+    } else if p.invalid() {
         label.push_str(" (invalid)");
     }
     label
