@@ -3,12 +3,15 @@
 //! node logs plain text to a file and stops cleanly on SIGTERM.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use raftbench::remote::RemoteClient;
+
+mod support;
+use support::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_raftbench");
 /// Upper bound on any wait; reaching it means the behaviour under test is broken.
@@ -24,19 +27,6 @@ fn raftbench(args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A port free for both UDP (QUIC) and TCP right now (a local copy of the helper in
-/// tests/processes.rs).
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP in 100 tries");
 }
 
 /// Writes a cluster file of nodes `ids` into `dir`; returns its path and the client addresses.

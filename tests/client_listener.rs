@@ -15,14 +15,8 @@ use raftbench::transport::{MemMode, MemNetwork};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Upper bound on any wait; reaching it means the behaviour under test is broken.
-const GUARD: Duration = Duration::from_secs(20);
-
-async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("gave up waiting: {what}"))
-}
+mod support;
+use support::{closed_by_peer, guard};
 
 /// A one-node cluster (it elects itself) behind a client listener; returns its address.
 async fn single_node() -> (std::net::SocketAddr, ShutdownController) {
@@ -104,17 +98,6 @@ async fn round_trip(s: &mut TcpStream, id: u64, cmd: Bytes, want: Output) {
     assert_eq!(got, vec![ClientFrame::Reply(id, Ok(want))]);
 }
 
-/// Waits until the listener closes `s` (EOF or reset).
-async fn closed_by_node(s: &mut TcpStream) {
-    let mut buf = [0u8; 256];
-    loop {
-        match guard("connection close", s.read(&mut buf)).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => continue,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_frame_closes_only_its_own_connection() {
     let (addr, ctl) = single_node().await;
@@ -147,7 +130,7 @@ async fn a_bad_frame_closes_only_its_own_connection() {
     for (i, (what, frame)) in bad.into_iter().enumerate() {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(&frame).await.unwrap();
-        closed_by_node(&mut s).await;
+        closed_by_peer(&mut s).await;
         // The well-behaved connection opened before it still works.
         let i = i as u64;
         round_trip(

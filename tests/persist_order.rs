@@ -18,6 +18,9 @@ use raftbench::storage::{FileStore, SyncPolicy};
 use raftbench::transport::{Inbound, MemMode, MemNetwork, StatsSnapshot, Transport};
 use tempfile::TempDir;
 
+mod support;
+use support::next_message;
+
 /// What happened, in the order it happened, across the driver and the syncer thread.
 #[derive(Clone, Debug, PartialEq)]
 enum Op {
@@ -117,20 +120,6 @@ impl<T: Transport> Transport for RecordingTransport<T> {
     fn stats(&self) -> StatsSnapshot {
         self.inner.stats()
     }
-}
-
-async fn next_message(inbox: &mut Inbound, what: impl Fn(&Message) -> bool) -> Message {
-    let wait = async {
-        loop {
-            let (_, m) = inbox.recv().await.expect("the network is up");
-            if what(&m) {
-                return m;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .expect("the expected message arrives within 10 s")
 }
 
 fn entry(index: Index, term: Term) -> Entry {

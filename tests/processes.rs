@@ -3,7 +3,7 @@
 //! watch it catch up.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,19 +13,10 @@ use std::time::{Duration, Instant};
 use raftbench::raft::{NodeId, Role};
 use raftbench::remote::RemoteClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_raftbench");
+mod support;
+use support::free_port;
 
-/// A port free for both UDP (QUIC) and TCP right now.
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP in 100 tries");
-}
+const BIN: &str = env!("CARGO_BIN_EXE_raftbench");
 
 /// One three-process cluster at a time: three tests at once would put nine node
 /// processes (and their clients) on a 2-core machine, where a heartbeat can wait longer

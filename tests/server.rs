@@ -10,21 +10,10 @@ use raftbench::raft::{
 };
 use raftbench::server::{ClientError, Server, ServerParts};
 use raftbench::shutdown::ShutdownController;
-use raftbench::transport::{Inbound, MemMode, MemNetwork, Transport};
+use raftbench::transport::{MemMode, MemNetwork, Transport};
 
-async fn next_message(inbox: &mut Inbound, what: impl Fn(&Message) -> bool) -> Message {
-    let wait = async {
-        loop {
-            let (_, m) = inbox.recv().await.expect("the network is up");
-            if what(&m) {
-                return m;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .expect("the expected message arrives within 10 s")
-}
+mod support;
+use support::next_message;
 
 #[tokio::test]
 async fn losing_leadership_fails_requests_in_flight_and_then_redirects() {

@@ -16,11 +16,13 @@ use raftbench::transport::{
     wait_connected, Inbound, MemMode, MemNetwork, QuicSettings, QuicTransport, StreamMode,
     TcpTransport, Transport, TransportSettings,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+mod support;
+use support::{closed_by_peer, guard};
+
 /// Upper bound on any wait; reaching it means the behaviour under test is broken.
-const GUARD: Duration = Duration::from_secs(20);
 const PER_PAIR: u64 = 1_000;
 
 fn init_tracing() {
@@ -74,12 +76,6 @@ fn seq_of(m: &Message) -> u64 {
         }
         other => panic!("unexpected body {other:?}"),
     }
-}
-
-async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("gave up waiting: {what}"))
 }
 
 type Node = (Box<dyn Transport>, Inbound);
@@ -273,17 +269,6 @@ async fn still_talking(a: &dyn Transport, b_in: &mut Inbound, n: u64) {
     for seq in 0..n {
         let (_, m) = guard("healthy peer", b_in.recv()).await.unwrap();
         assert_eq!(seq_of(&m), 10_000 + seq);
-    }
-}
-
-/// Waits until the connection is closed by the other side (EOF or reset).
-async fn closed_by_peer(s: &mut TcpStream) {
-    let mut buf = [0u8; 256];
-    loop {
-        match guard("connection close", s.read(&mut buf)).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => continue,
-        }
     }
 }
 

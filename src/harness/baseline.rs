@@ -1,4 +1,4 @@
-//! The physical floor a run states its commit latency against (BRIEF.md, section 1):
+//! The physical floor a run states its commit latency against (README, "How it measures"):
 //! ping-pong round trips between two endpoints of the kind the cluster uses, arranged on
 //! threads the way the cluster arranges its nodes, measured by the same binary in the
 //! same run, so that latencies can be reported as ratios on a shared, noisy machine.

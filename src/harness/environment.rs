@@ -1,4 +1,4 @@
-//! The machine and build a run happens on, recorded with every result (BRIEF.md: CPU
+//! The machine and build a run happens on, recorded with every result (the measurement rules: CPU
 //! model, cores, kernel, rustc, git revision).
 
 use std::time::SystemTime;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-/// Significant digits of every histogram (BRIEF.md: three).
+/// Significant digits of every histogram (the measurement rules: three).
 pub const SIGFIGS: u8 = 3;
 
 /// What a metric's values are, which decides how files print them.

@@ -1,4 +1,4 @@
-//! What follower commit lag should be, from BRIEF.md's models, so that measurements can be
+//! What follower commit lag should be, from the README's models, so that measurements can be
 //! drawn and checked against them.
 //!
 //! A follower learns that entry i committed from the next AppendEntries the leader sends it

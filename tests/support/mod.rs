@@ -38,3 +38,56 @@ pub fn env_u64(name: &str) -> Option<u64> {
             .unwrap_or_else(|_| panic!("{name}={v:?} is not an unsigned integer")),
     )
 }
+
+/// How long a test waits for something that should happen at once before it gives up.
+pub const GUARD: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Awaits `f`, failing the test with `what` if it takes longer than [`GUARD`].
+pub async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("gave up waiting: {what}"))
+}
+
+/// Waits until the other side closes `s` (EOF or reset).
+pub async fn closed_by_peer(s: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    loop {
+        match guard("connection close", s.read(&mut buf)).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// The next message in `inbox` that `what` accepts (others are skipped), within 10 s.
+pub async fn next_message(
+    inbox: &mut raftbench::transport::Inbound,
+    what: impl Fn(&raftbench::raft::Message) -> bool,
+) -> raftbench::raft::Message {
+    let wait = async {
+        loop {
+            let (_, m) = inbox.recv().await.expect("the network is up");
+            if what(&m) {
+                return m;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+        .await
+        .expect("the expected message arrives within 10 s")
+}
+
+/// A port free for both UDP (QUIC) and TCP right now.
+pub fn free_port() -> u16 {
+    use std::net::{TcpListener, UdpSocket};
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP in 100 tries");
+}
