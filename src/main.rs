@@ -53,6 +53,10 @@ enum Cmd {
         /// `per_node` (a runtime per endpoint thread) or `shared`.
         #[arg(long, default_value = "per_node")]
         threading: String,
+        /// Ping at this many per second with Poisson spacing, as a point at that rate
+        /// offers requests, instead of back to back (the rate-matched floor).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Runs the simulated-cluster demo: commits and latency in virtual time, no I/O.
     Demo(DemoArgs),
@@ -159,16 +163,26 @@ fn main() -> Result<()> {
             println!("report: {}", dir.join("report.md").display());
             Ok(())
         }
-        Cmd::Baseline { samples, threading } => {
+        Cmd::Baseline {
+            samples,
+            threading,
+            rate,
+        } => {
             let threading: raftbench::cluster::Threading =
                 serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
                     serde::de::value::Error,
                 >::new(&threading))
                 .map_err(|e| anyhow::anyhow!("--threading: {e}"))?;
+            let pace = rate.map(|rate| raftbench::harness::baseline::Pace {
+                rate,
+                arrival: raftbench::harness::scenario::Arrival::Poisson,
+                seed: 1,
+            });
             let floors = raftbench::harness::baseline::measure_all(
                 threading,
                 &raftbench::transport::QuicSettings::default(),
                 samples,
+                pace,
             );
             println!(
                 "{:<10} {:>10} {:>10} {:>10} {:>10}",

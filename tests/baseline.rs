@@ -69,7 +69,7 @@ fn mem_transport() {
 
 #[test]
 fn measure_all_records_the_five_floors_in_order() {
-    let all = measure_all(Threading::PerNode, &QuicSettings::default(), SAMPLES);
+    let all = measure_all(Threading::PerNode, &QuicSettings::default(), SAMPLES, None);
     let labels: Vec<&str> = all.iter().map(|(b, _)| b.transport.as_str()).collect();
     assert_eq!(labels, ["quic-raw", "tcp-raw", "quic", "tcp", "mem"]);
     let expected: Vec<String> = ALL_FLOORS

@@ -414,6 +414,7 @@ pub fn measure_all(
     threading: Threading,
     quic: &QuicSettings,
     samples: usize,
+    pace: Option<Pace>,
 ) -> Vec<(Baseline, Histogram<u64>)> {
     ALL_FLOORS
         .iter()
@@ -421,6 +422,7 @@ pub fn measure_all(
             let spec = BaselineSpec {
                 samples,
                 quic: quic.clone(),
+                pace,
                 ..BaselineSpec::new(transport, level, threading)
             };
             match measure(&spec) {

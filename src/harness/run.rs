@@ -67,7 +67,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, Scen
     if sc.file.baseline {
         bar.set_message("baseline: raw QUIC and TCP round trips");
         let base = &sc.file.base.cluster;
-        run.baselines = baseline::measure_all(base.threading, &base.quic, BASELINE_SAMPLES)
+        run.baselines = baseline::measure_all(base.threading, &base.quic, BASELINE_SAMPLES, None)
             .into_iter()
             .map(|(b, _)| b)
             .collect();
