@@ -24,9 +24,10 @@ name = "stall"
 [base.timing]
 warmup_s = 0.5
 measure_s = 2.0
-[base.faults]
-leader_stall_ms = 200
-leader_stall_at_s = 0.8
+[[base.faults]]
+kind = "stall_leader"
+at_s = 0.8
+duration_ms = 200
 [[series]]
 name = "open"
 set = { "workload.rate" = 1000.0 }
@@ -209,4 +210,60 @@ name = "d5"
     let plain = points("name = \"plain\"\n[base.timing]\nwarmup_s = 0.2\nmeasure_s = 0.3\n[[series]]\nname = \"p\"\n");
     let (s, h) = run_point(&plain[0], None, &|_| {}).unwrap();
     assert!(s.emulator_error.is_none() && !h.contains_key("emulator_error"));
+}
+
+#[test]
+fn a_follower_that_slows_down_mid_run_shows_from_that_moment() {
+    // Both followers' links go from nothing to 20 ms each way half a second into the
+    // window: answers before that take well under 20 ms, every answer after it at least
+    // one 40 ms round trip.
+    let ps = points(
+        r#"
+name = "slow"
+[base.workload]
+rate = 200.0
+[base.timing]
+warmup_s = 0.3
+measure_s = 1.5
+[[base.faults]]
+kind = "set_link"
+at_s = 0.5
+link = { from = 1, to = 2, delay_ms = 20.0 }
+[[base.faults]]
+kind = "set_link"
+at_s = 0.5
+link = { from = 1, to = 3, delay_ms = 20.0 }
+[[base.faults]]
+kind = "set_link"
+at_s = 0.5
+link = { from = 2, to = 1, delay_ms = 20.0 }
+[[base.faults]]
+kind = "set_link"
+at_s = 0.5
+link = { from = 3, to = 1, delay_ms = 20.0 }
+[base.cluster]
+leader = 1
+[[series]]
+name = "slow"
+"#,
+    );
+    let (s, h) = run_point(&ps[0], None, &|_| {}).unwrap();
+    let lat = &h["latency"].total;
+    let fast = lat.count_between(0, 20_000_000);
+    let slow = lat.count_between(40_000_000, u64::MAX);
+    eprintln!("{} answers: {fast} under 20 ms, {slow} over 40 ms", s.ok);
+    assert!(
+        fast >= 50,
+        "about 100 answers came before the fault: {fast}"
+    );
+    assert!(slow >= 100, "about 200 answers came after it: {slow}");
+    assert!(s.emulator_error.is_some());
+    // A fault naming a node the cluster lacks is refused, naming the key.
+    let e = Scenario::parse(
+        Path::new("x.toml"),
+        "name = \"f\"\n[[base.faults]]\nkind = \"partition\"\nat_s = 1.0\nnodes = [7]\n[[series]]\nname = \"p\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("faults[0].nodes"), "{e}");
 }

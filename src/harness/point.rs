@@ -15,7 +15,7 @@ use crate::harness::histograms::PointHistograms;
 use crate::harness::load::{wait_until, ClosedLoop, CommandMaker, Intended, OpenLoop};
 use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::reply_recorder::ReplyRecorder;
-use crate::harness::scenario::{LoadMode, Point};
+use crate::harness::scenario::{Fault, LoadMode, Point};
 use crate::harness::summarize::{summarize, Recorded};
 use crate::harness::summary::{Floor, PointSummary};
 use crate::harness::target::{InProcess, Target, TargetError};
@@ -49,6 +49,24 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
+}
+
+/// Applies fault `f` to `target` now.
+fn inject(target: &dyn Target, f: &Fault) {
+    let emulator = || {
+        target
+            .emulator()
+            .expect("a point with link faults starts its cluster with the emulator")
+    };
+    match f {
+        Fault::StallLeader { duration_ms, .. } => {
+            target.stall_leader(Duration::from_secs_f64(duration_ms / 1e3))
+        }
+        Fault::SetLink { link, .. } => emulator().update_link(link),
+        Fault::Partition { nodes, .. } => emulator().partition(nodes),
+        Fault::Heal { .. } => emulator().heal(),
+    }
+    tracing::info!(fault = ?f, "fault injected");
 }
 
 /// Runs one point. `floor` is the rate-matched raw round trip of the point's transport,
@@ -113,12 +131,14 @@ pub fn run_point(
             };
             s.spawn(move || gen.run())
         });
-        if c.faults.leader_stall_ms > 0.0 {
-            let stall = Duration::from_secs_f64(c.faults.leader_stall_ms / 1e3);
-            let at = win_start + Duration::from_secs_f64(c.faults.leader_stall_at_s);
+        if !c.faults.is_empty() {
+            let mut faults = c.faults.clone();
+            faults.sort_by(|a, b| a.at_s().total_cmp(&b.at_s()));
             s.spawn(move || {
-                wait_until(at);
-                target.stall_leader(stall);
+                for f in faults {
+                    wait_until(win_start + Duration::from_secs_f64(f.at_s()));
+                    inject(target, &f);
+                }
             });
         }
         let counters = s.spawn(move || {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::Threading;
 use crate::config::ConfigFileError;
-use crate::netem::{LinkOverride, LinkSettings, NetemError, NetworkConfig};
+use crate::netem::{Endpoint, LinkOverride, LinkSettings, NetemError, NetworkConfig};
 use crate::raft::{Config, NodeId};
 use crate::transport::{MemMode, QuicSettings, TransportKind, TransportSettings};
 
@@ -140,14 +140,56 @@ impl Default for Timing {
     }
 }
 
-/// A fault injected during the measured window, for experiments and tests.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Faults {
-    /// Stall the leader's thread for this many ms (0: no stall)...
-    pub leader_stall_ms: f64,
-    /// ...this many seconds into the measured window.
-    pub leader_stall_at_s: f64,
+/// A fault injected at a time in the measured window (`[[base.faults]]`, each with `kind`
+/// and `at_s`, seconds after the window starts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Block the leader's thread for `duration_ms`, as a garbage-collection pause or a stuck
+    /// disk would.
+    StallLeader {
+        /// When.
+        at_s: f64,
+        /// How long.
+        duration_ms: f64,
+    },
+    /// Change the knobs of one directed link (`link = { from = 1, to = 3, delay_ms = 20 }`):
+    /// the moment a follower slows down, or its link starts losing.
+    SetLink {
+        /// When.
+        at_s: f64,
+        /// The link and the knobs that change.
+        link: LinkOverride,
+    },
+    /// Cut `nodes` (node ids, or `"client"`) off from everyone else, both ways.
+    Partition {
+        /// When.
+        at_s: f64,
+        /// One side of the cut.
+        nodes: Vec<Endpoint>,
+    },
+    /// Undo every partition.
+    Heal {
+        /// When.
+        at_s: f64,
+    },
+}
+
+impl Fault {
+    /// Seconds after the window starts.
+    pub fn at_s(&self) -> f64 {
+        match self {
+            Fault::StallLeader { at_s, .. }
+            | Fault::SetLink { at_s, .. }
+            | Fault::Partition { at_s, .. }
+            | Fault::Heal { at_s } => *at_s,
+        }
+    }
+
+    /// Whether the fault acts on links, so the emulator must be in the path.
+    pub fn needs_emulator(&self) -> bool {
+        !matches!(self, Fault::StallLeader { .. })
+    }
 }
 
 /// Everything one sweep point runs with.
@@ -163,8 +205,8 @@ pub struct PointConfig {
     /// Warm-up and measured window.
     #[serde(alias = "phases")]
     pub timing: Timing,
-    /// Injected faults.
-    pub faults: Faults,
+    /// Faults injected during the measured window, in any order.
+    pub faults: Vec<Fault>,
     /// Link emulation on every link, one way (`[base.network]`: `delay_ms`, `jitter_ms`,
     /// `loss`, ...); the default emulates nothing and keeps the emulator out of the path.
     pub network: LinkSettings,
@@ -506,8 +548,55 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     net.validate()
         .and_then(|()| net.check_nodes(c.cluster.nodes))
         .map_err(|NetemError::Invalid { key, reason }| (key, reason))?;
-    if c.faults.leader_stall_ms < 0.0 {
-        return bad("faults.leader_stall_ms", "must not be negative".into());
+    for (i, f) in c.faults.iter().enumerate() {
+        let at = f.at_s();
+        if !(at.is_finite() && at >= 0.0) {
+            return bad(
+                &format!("faults[{i}].at_s"),
+                format!("must be a non-negative number, got {at}"),
+            );
+        }
+        match f {
+            Fault::StallLeader { duration_ms, .. }
+                if !(duration_ms.is_finite() && *duration_ms >= 0.0) =>
+            {
+                return bad(
+                    &format!("faults[{i}].duration_ms"),
+                    format!("must be a non-negative number, got {duration_ms}"),
+                );
+            }
+            Fault::SetLink { link, .. } => NetworkConfig {
+                network: LinkSettings::default(),
+                links: vec![link.clone()],
+            }
+            .validate()
+            .and_then(|()| {
+                NetworkConfig {
+                    network: LinkSettings::default(),
+                    links: vec![link.clone()],
+                }
+                .check_nodes(c.cluster.nodes)
+            })
+            .map_err(|NetemError::Invalid { key, reason }| {
+                (format!("faults[{i}].link ({key})"), reason)
+            })?,
+            Fault::Partition { nodes, .. } => {
+                for n in nodes {
+                    if let Endpoint::Node(id) = n {
+                        if *id == 0 || *id > c.cluster.nodes as NodeId {
+                            return bad(
+                                &format!("faults[{i}].nodes"),
+                                format!(
+                                    "names node {id}, but the cluster has nodes 1..={}",
+                                    c.cluster.nodes
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -143,7 +143,9 @@ impl InProcess {
         spec.observer = Some(observer);
         spec.preferred_leader = c.cluster.leader;
         let net = c.network_config();
-        spec.network = net.is_active().then_some(net);
+        // Link faults need the emulator in the path even while it emulates nothing yet.
+        let link_faults = c.faults.iter().any(|f| f.needs_emulator());
+        spec.network = (net.is_active() || link_faults).then_some(net);
         let cluster = LocalCluster::start(spec)?;
         let within = (c.raft.election_timeout * 20).max(Duration::from_secs(5));
         let leader = find_leader(&cluster, within)?;
