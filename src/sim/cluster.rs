@@ -898,16 +898,9 @@ impl Simulation {
                 if self.store_fails() {
                     return self.stop_on_store_failure(n);
                 }
-                match self.nodes[n].store.save_hard_state(hs) {
-                    Ok(()) => {}
-                    Err(StoreError::Io(_)) => return self.stop_on_store_failure(n),
-                    Err(e) => {
-                        return Err(self.violation(
-                            Property::CoreContract,
-                            vec![id],
-                            format!("Ready.hard_state could not be stored: {e}"),
-                        ))
-                    }
+                let r = self.nodes[n].store.save_hard_state(hs);
+                if !self.stored_or_stopped(n, id, r, "Ready.hard_state")? {
+                    return Ok(());
                 }
             }
             if let (Some(first), Some(last)) = (rd.entries.first(), rd.entries.last()) {
@@ -946,17 +939,9 @@ impl Simulation {
                     self.checker
                         .stored(now, id, term, prev_term, written, &replaced)?;
                 }
-                let sn = &mut self.nodes[n];
-                match sn.store.append(written) {
-                    Ok(()) => {}
-                    Err(StoreError::Io(_)) => return self.stop_on_store_failure(n),
-                    Err(e) => {
-                        return Err(self.violation(
-                            Property::CoreContract,
-                            vec![id],
-                            format!("Ready.entries could not be stored: {e}"),
-                        ))
-                    }
+                let r = self.nodes[n].store.append(written);
+                if !self.stored_or_stopped(n, id, r, "Ready.entries")? {
+                    return Ok(());
                 }
                 if failed {
                     return self.stop_on_store_failure(n);
@@ -1173,6 +1158,27 @@ impl Simulation {
     fn stop_on_store_failure(&mut self, n: usize) -> Result<(), Violation> {
         self.report.store_failures += 1;
         self.crash_with_restart(n)
+    }
+
+    /// What a store call's outcome means for node `n` (id `id`): true if it stored; an I/O
+    /// error stops the node as a crash does (false); any other error breaks the driver's
+    /// contract with the store.
+    fn stored_or_stopped(
+        &mut self,
+        n: usize,
+        id: NodeId,
+        r: Result<(), StoreError>,
+        what: &str,
+    ) -> Result<bool, Violation> {
+        match r {
+            Ok(()) => Ok(true),
+            Err(StoreError::Io(_)) => self.stop_on_store_failure(n).map(|()| false),
+            Err(e) => Err(self.violation(
+                Property::CoreContract,
+                vec![id],
+                format!("{what} could not be stored: {e}"),
+            )),
+        }
     }
 
     fn crash_with_restart(&mut self, n: usize) -> Result<(), Violation> {
