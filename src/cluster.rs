@@ -62,6 +62,8 @@ pub struct ClusterSpec {
     /// that (while the heartbeat is under a quarter of the timeout) it always times out
     /// first. It holds no other privilege: if it fails, another node leads.
     pub preferred_leader: Option<NodeId>,
+    /// A node whose state machine takes this long per applied entry (an experiment knob).
+    pub slow_apply: Option<(NodeId, Duration)>,
     /// Where nodes persist: None keeps every log in memory (the default).
     pub file_store: Option<FileStoreSpec>,
     /// When a leader sends entries it has not made durable yet.
@@ -114,6 +116,7 @@ impl ClusterSpec {
             seed: 1,
             observer: None,
             preferred_leader: None,
+            slow_apply: None,
             file_store: None,
             append_order: AppendOrder::default(),
             network: None,
@@ -476,7 +479,13 @@ async fn serve<S: LogStore + Send + 'static>(
             return;
         }
     };
-    let server = server.with_append_order(spec.append_order);
+    let cost = match spec.slow_apply {
+        Some((node, cost)) if node == s.id => cost,
+        _ => Duration::ZERO,
+    };
+    let server = server
+        .with_append_order(spec.append_order)
+        .with_apply_cost(cost);
     let ctl = ShutdownController::new();
     let task = tokio::spawn(server.run(ctl.subscribe()));
     let _ = s.ready_tx.send(Ok((handle, transport.clone())));

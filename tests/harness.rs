@@ -267,3 +267,40 @@ name = "slow"
     .to_string();
     assert!(e.contains("faults[0].nodes"), "{e}");
 }
+
+#[test]
+fn a_slow_follower_state_machine_shows_in_its_apply_lag_only() {
+    let ps = points(
+        r#"
+name = "l6"
+[base.cluster]
+leader = 1
+slow_apply = { node = 3, cost_us = 5000.0 }
+[base.workload]
+rate = 100.0
+[base.timing]
+warmup_s = 0.3
+measure_s = 1.0
+[[series]]
+name = "slow"
+"#,
+    );
+    let (s, _) = run_point(&ps[0], None, &|_| {}).unwrap();
+    let lag = |n: u64| {
+        s.followers
+            .iter()
+            .find(|f| f.node == n)
+            .unwrap()
+            .apply_lag
+            .mean
+    };
+    // Every entry node 3 applies takes 5 ms longer: its apply lag is at least that.
+    assert!(lag(3) >= 5_000.0, "node 3 apply lag {} us", lag(3));
+    assert!(
+        lag(3) > lag(2) + 4_000.0,
+        "node 2 {} us, node 3 {} us",
+        lag(2),
+        lag(3)
+    );
+    assert!(s.ok >= 50);
+}

@@ -48,6 +48,20 @@ pub struct ClusterSection {
     /// The node that must lead every point (none: whichever wins). It is favoured in the
     /// first election; a point fails if another node leads or leadership moves during it.
     pub leader: Option<NodeId>,
+    /// A node whose state machine is slow: `{ node = 3, cost_us = 1000.0 }` makes each
+    /// entry it applies take that much longer (its thread sleeps), to show that when a
+    /// follower applies does not change client latency (the lecture's L6).
+    pub slow_apply: Option<SlowApply>,
+}
+
+/// One node's apply cost (see [`ClusterSection::slow_apply`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowApply {
+    /// The node.
+    pub node: NodeId,
+    /// Extra microseconds per applied entry.
+    pub cost_us: f64,
 }
 
 impl Default for ClusterSection {
@@ -60,6 +74,7 @@ impl Default for ClusterSection {
             quic: QuicSettings::default(),
             transport_settings: TransportSettings::default(),
             leader: None,
+            slow_apply: None,
         }
     }
 }
@@ -495,6 +510,20 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     let bad = |k: &str, r: String| Err((k.to_string(), r));
     if c.cluster.nodes == 0 {
         return bad("cluster.nodes", "must be at least 1".into());
+    }
+    if let Some(s) = &c.cluster.slow_apply {
+        if s.node == 0 || s.node > c.cluster.nodes as NodeId {
+            return bad(
+                "cluster.slow_apply.node",
+                format!("{} is not a node of 1..={}", s.node, c.cluster.nodes),
+            );
+        }
+        if !(s.cost_us.is_finite() && s.cost_us >= 0.0) {
+            return bad(
+                "cluster.slow_apply.cost_us",
+                format!("must be a non-negative number, got {}", s.cost_us),
+            );
+        }
     }
     if let Some(l) = c.cluster.leader {
         if l == 0 || l > c.cluster.nodes as NodeId {

@@ -142,6 +142,11 @@ impl InProcess {
         spec.raft = c.raft.clone();
         spec.observer = Some(observer);
         spec.preferred_leader = c.cluster.leader;
+        spec.slow_apply = c
+            .cluster
+            .slow_apply
+            .as_ref()
+            .map(|s| (s.node, Duration::from_secs_f64(s.cost_us / 1e6)));
         let net = c.network_config();
         // Link faults need the emulator in the path even while it emulates nothing yet.
         let link_faults = c.faults.iter().any(|f| f.needs_emulator());

@@ -154,6 +154,8 @@ pub struct Server<S = MemStore> {
     status: tokio::sync::watch::Sender<NodeStatus>,
     control: mpsc::UnboundedReceiver<Control>,
     persist: persist::PersistPath,
+    /// Extra time each applied entry takes (zero: none), to emulate a slow state machine.
+    apply_cost: std::time::Duration,
 }
 
 /// Out-of-band instructions to a server, for experiments.
@@ -200,6 +202,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             requests: rx,
             pending: Pending::default(),
             applied: Vec::new(),
+            apply_cost: std::time::Duration::ZERO,
             epoch: parts.epoch,
             observer: parts.observer,
         };
@@ -390,6 +393,11 @@ impl<S: LogStore + Send + 'static> Server<S> {
                         EntryKind::Normal => Some(self.kv.apply(&e.data)),
                     };
                     applied.push((e.index, e.term, out));
+                    if !self.apply_cost.is_zero() {
+                        // The node's thread is busy meanwhile, as with a state machine
+                        // that writes to a slow disk: nothing else on it runs.
+                        std::thread::sleep(self.apply_cost);
+                    }
                 }
                 self.raft.applied(last);
                 // Stamped once the whole batch is applied and before any answer leaves, so

@@ -108,6 +108,13 @@ impl<S: LogStore + Send + 'static> Server<S> {
         self
     }
 
+    /// Makes every applied entry take `cost` longer (a slow state machine), for experiments
+    /// on when followers apply (the lecture's L6).
+    pub fn with_apply_cost(mut self, cost: std::time::Duration) -> Self {
+        self.apply_cost = cost;
+        self
+    }
+
     /// Whether appends are synced in the background (group commit) rather than inline.
     pub fn group_commit(&self) -> bool {
         self.persist.deferred()
