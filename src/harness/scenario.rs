@@ -190,6 +190,48 @@ pub enum Fault {
     },
 }
 
+/// Reads `faults` as a list of [`Fault`]s, or as the single-stall table of earlier versions.
+fn faults_list_or_legacy_table<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Fault>, D::Error> {
+    struct Faults;
+    impl<'de> serde::de::Visitor<'de> for Faults {
+        type Value = Vec<Fault>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of faults ([[base.faults]] with `kind` and `at_s`)")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Vec<Fault>, A::Error> {
+            Vec::<Fault>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Vec<Fault>, A::Error> {
+            #[derive(Deserialize)]
+            #[serde(default, deny_unknown_fields)]
+            struct Legacy {
+                leader_stall_ms: f64,
+                leader_stall_at_s: f64,
+            }
+            impl Default for Legacy {
+                fn default() -> Legacy {
+                    Legacy {
+                        leader_stall_ms: 0.0,
+                        leader_stall_at_s: 0.0,
+                    }
+                }
+            }
+            let l = Legacy::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            Ok(if l.leader_stall_ms > 0.0 {
+                vec![Fault::StallLeader {
+                    at_s: l.leader_stall_at_s,
+                    duration_ms: l.leader_stall_ms,
+                }]
+            } else {
+                Vec::new()
+            })
+        }
+    }
+    d.deserialize_any(Faults)
+}
+
 impl Fault {
     /// Seconds after the window starts.
     pub fn at_s(&self) -> f64 {
@@ -220,7 +262,10 @@ pub struct PointConfig {
     /// Warm-up and measured window.
     #[serde(alias = "phases")]
     pub timing: Timing,
-    /// Faults injected during the measured window, in any order.
+    /// Faults injected during the measured window, in any order. (The table of earlier
+    /// versions, `leader_stall_ms` and `leader_stall_at_s`, is still read, so that older
+    /// `summary.json` files can be redrawn.)
+    #[serde(deserialize_with = "faults_list_or_legacy_table")]
     pub faults: Vec<Fault>,
     /// Link emulation on every link, one way (`[base.network]`: `delay_ms`, `jitter_ms`,
     /// `loss`, ...); the default emulates nothing and keeps the emulator out of the path.
@@ -704,6 +749,31 @@ set = { "raft.heartbeat_ms" = 5.0 }
         let e = parse("name = \"t\"\n[[series]]\nname = \"a\"\nsweep = [{ knob = \"raft.commit_mode\", values = [\"loud\"] }]\n")
             .unwrap_err();
         assert!(e.contains("loud"), "{e}");
+    }
+
+    #[test]
+    fn faults_are_a_list_and_the_old_stall_table_still_reads() {
+        let s = parse("name = \"t\"\n[[base.faults]]\nkind = \"heal\"\nat_s = 1.5\n[[base.faults]]\nkind = \"stall_leader\"\nat_s = 0.5\nduration_ms = 200.0\n[[series]]\nname = \"a\"\n").unwrap();
+        assert_eq!(
+            s.points[0].config.faults,
+            [
+                Fault::Heal { at_s: 1.5 },
+                Fault::StallLeader {
+                    at_s: 0.5,
+                    duration_ms: 200.0
+                }
+            ]
+        );
+        let s = parse("name = \"t\"\n[base.faults]\nleader_stall_ms = 200\nleader_stall_at_s = 0.8\n[[series]]\nname = \"a\"\n").unwrap();
+        assert_eq!(
+            s.points[0].config.faults,
+            [Fault::StallLeader {
+                at_s: 0.8,
+                duration_ms: 200.0
+            }]
+        );
+        let e = parse("name = \"t\"\n[[base.faults]]\nkind = \"explode\"\nat_s = 1\n[[series]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.contains("explode"), "{e}");
     }
 
     #[test]
