@@ -331,6 +331,44 @@ async fn tcp_bad_peers_lose_only_their_own_connection() {
     assert!(i2.try_recv().is_err());
 }
 
+/// Nodes 1 and 2 over QUIC, connected and talking, with node 3 a known peer at an address
+/// nobody answers from, for the test to play.
+struct QuicPair {
+    t1: QuicTransport,
+    _i1: Inbound,
+    t2: QuicTransport,
+    i2: Inbound,
+    a2: SocketAddr,
+    _nowhere: std::net::UdpSocket,
+}
+
+async fn quic_pair_with_peer_3(ids: &[NodeIdentity]) -> QuicPair {
+    let quic = QuicSettings::default();
+    let b1 = QuicTransport::bind(&ids[0], local(), &quic, settings()).unwrap();
+    let b2 = QuicTransport::bind(&ids[1], local(), &quic, settings()).unwrap();
+    let a2 = b2.local_addr();
+    let nowhere = std::net::UdpSocket::bind(local()).unwrap();
+    let peers: HashMap<NodeId, SocketAddr> = [
+        (1, b1.local_addr()),
+        (2, a2),
+        (3, nowhere.local_addr().unwrap()),
+    ]
+    .into_iter()
+    .collect();
+    let (t1, i1) = b1.start(peers.clone());
+    let (t2, mut i2) = b2.start(peers);
+    guard("connection", wait_connected(&t1, 2)).await;
+    still_talking(&t1, &mut i2, 10).await;
+    QuicPair {
+        t1,
+        _i1: i1,
+        t2,
+        i2,
+        a2,
+        _nowhere: nowhere,
+    }
+}
+
 /// A raw quinn client endpoint speaking as `id`.
 fn raw_quic_client(id: &NodeIdentity) -> quinn::Endpoint {
     let crypto =
@@ -359,22 +397,9 @@ async fn quic_bad_frames_close_only_that_connection() {
     // Node 3 is a known peer played by this test; node 9 has a cluster certificate
     // but is not a peer of anyone.
     let (_, ids) = tls::generate_cluster(&[1, 2, 3, 9]).unwrap();
-    let quic = QuicSettings::default();
-    let b1 = QuicTransport::bind(&ids[0], local(), &quic, settings()).unwrap();
-    let b2 = QuicTransport::bind(&ids[1], local(), &quic, settings()).unwrap();
-    let a2 = b2.local_addr();
-    let nowhere = std::net::UdpSocket::bind(local()).unwrap();
-    let peers: HashMap<NodeId, SocketAddr> = [
-        (1, b1.local_addr()),
-        (2, a2),
-        (3, nowhere.local_addr().unwrap()),
-    ]
-    .into_iter()
-    .collect();
-    let (t1, _i1) = b1.start(peers.clone());
-    let (t2, mut i2) = b2.start(peers);
-    guard("connection", wait_connected(&t1, 2)).await;
-    still_talking(&t1, &mut i2, 10).await;
+    let QuicPair {
+        t1, t2, mut i2, a2, ..
+    } = quic_pair_with_peer_3(&ids).await;
 
     // Valid certificate, but not a peer: closed with UNKNOWN_PEER.
     let ep9 = raw_quic_client(&ids[3]);
@@ -439,22 +464,9 @@ async fn quic_hello_naming_another_node_than_the_certificate_is_refused() {
     // says Hello as node 1: were the Hello believed, node 2 would replace its real
     // connection to node 1 with this one.
     let (_, ids) = tls::generate_cluster(&[1, 2, 3]).unwrap();
-    let quic = QuicSettings::default();
-    let b1 = QuicTransport::bind(&ids[0], local(), &quic, settings()).unwrap();
-    let b2 = QuicTransport::bind(&ids[1], local(), &quic, settings()).unwrap();
-    let a2 = b2.local_addr();
-    let nowhere = std::net::UdpSocket::bind(local()).unwrap();
-    let peers: HashMap<NodeId, SocketAddr> = [
-        (1, b1.local_addr()),
-        (2, a2),
-        (3, nowhere.local_addr().unwrap()),
-    ]
-    .into_iter()
-    .collect();
-    let (t1, _i1) = b1.start(peers.clone());
-    let (t2, mut i2) = b2.start(peers);
-    guard("connection", wait_connected(&t1, 2)).await;
-    still_talking(&t1, &mut i2, 10).await;
+    let QuicPair {
+        t1, t2, mut i2, a2, ..
+    } = quic_pair_with_peer_3(&ids).await;
     let before = t2.stats();
 
     let ep3 = raw_quic_client(&ids[2]);
