@@ -13,8 +13,6 @@
 //! seconds, default 2). The files go to a temporary directory under `RAFTBENCH_STORAGE_DIR`
 //! (default: the current directory, so the disk measured is the project's disk).
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,35 +39,24 @@ fn us(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1_000.0
 }
 
-/// A bare loop of write + sync of one record at the end of a file.
+/// The library's sync floor: a bare loop of write + sync of one record at the end of a file.
 fn floor(dir: &Path, policy: SyncPolicy, secs: f64) {
-    let path = dir.join(format!("floor-{}", policy.label()));
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    let rec = [0xabu8; RECORD];
-    let mut h = hist();
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed().as_secs_f64() < secs {
-        let t = Instant::now();
-        f.write_all(&rec).unwrap();
-        policy.sync(&f).unwrap();
-        h.saturating_record(t.elapsed().as_nanos() as u64);
-        n += 1;
-    }
-    let el = start.elapsed().as_secs_f64();
+    let f = raftbench::storage::floor::measure(
+        dir,
+        policy,
+        RECORD,
+        1,
+        std::time::Duration::from_secs_f64(secs),
+        u64::MAX,
+    )
+    .unwrap();
     println!(
         "floor      {:10} 1 writer   {:>9.0} ops/s   write+sync p50 {:>8.1} us  p99 {:>8.1} us",
         policy.label(),
-        n as f64 / el,
-        us(&h, 0.5),
-        us(&h, 0.99)
+        f.syncs_per_s(),
+        us(&f.latency_ns, 0.5),
+        us(&f.latency_ns, 0.99)
     );
-    let _ = std::fs::remove_file(path);
 }
 
 /// One writer thread, `clients` client threads each waiting for its entry's sync.

@@ -304,3 +304,39 @@ name = "slow"
     );
     assert!(s.ok >= 50);
 }
+
+#[test]
+fn a_point_on_file_storage_reports_every_nodes_syncs_and_both_floors() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name = \"durable\"\n[base.cluster.storage]\nkind = \"file\"\nsync = \"fdatasync\"\n\
+         floor_s = 0.2\ndir = {:?}\n[base.workload]\nmode = \"closed_loop\"\nclients = 8\n\
+         [base.timing]\nwarmup_s = 0.2\nmeasure_s = 0.5\n[[series]]\nname = \"p\"\n",
+        dir.path()
+    );
+    let (s, hists) = run_point(&points(&text)[0], None, &|_| {}).unwrap();
+    assert!(s.ok > 0);
+    let st = s.storage.expect("a file-storage point reports its syncs");
+    assert_eq!(st.sync, "fdatasync");
+    let mut nodes: Vec<u64> = st.nodes.iter().map(|n| n.node).collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, [1, 2, 3]);
+    let leader = st.nodes.iter().find(|n| n.node == st.leader).unwrap();
+    // Every acknowledged write was synced on the leader before its answer left; at most the
+    // 8 requests in flight at the window's start were synced before it.
+    assert!(
+        leader.entries + 8 >= s.ok,
+        "{} entries synced, {} ok",
+        leader.entries,
+        s.ok
+    );
+    assert!(leader.syncs > 0 && leader.entries_per_sync >= 1.0);
+    let floor = st.floor.expect("floor with one writer per node");
+    assert_eq!(floor.writers, 3);
+    assert!(floor.syncs >= 3 && floor.record_bytes > 64);
+    assert_eq!(st.floor_solo.expect("lone-writer floor").writers, 1);
+    assert!(st.throughput_over_floor.is_some());
+    assert!(hists.contains_key(&format!("sync_latency.node{}", st.leader)));
+    // The point's data directory is gone with the point.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

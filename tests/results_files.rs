@@ -130,6 +130,7 @@ fn point(
         phase_sum_mismatch: 0,
         batch_size: batch,
         pipeline_depth: lag(1.5, 3.0),
+        storage: None,
         per_request: Costs {
             append_messages: 2.1,
             heartbeats: 0.1,

@@ -423,6 +423,8 @@ fn load_name(load: LoadKind) -> &'static str {
 
 /// The fixed columns of `summary.csv` after the parameter columns, with their values.
 fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
+    let storage = p.storage.as_ref();
+    let leader_syncs = storage.and_then(|s| s.nodes.iter().find(|n| n.node == s.leader));
     let f = |v: f64| v.to_string();
     vec![
         ("load", load_name(p.load).to_string()),
@@ -481,6 +483,24 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
         (
             "emulator_error_p99_us",
             opt(p.emulator_error.as_ref().map(|e| e.p99)),
+        ),
+        (
+            "sync_floor_per_s",
+            opt(storage
+                .and_then(|s| s.floor.as_ref())
+                .map(|f| f.syncs_per_s)),
+        ),
+        (
+            "throughput_over_sync_floor",
+            opt(storage.and_then(|s| s.throughput_over_floor)),
+        ),
+        (
+            "leader_entries_per_sync",
+            opt(leader_syncs.map(|n| n.entries_per_sync)),
+        ),
+        (
+            "leader_sync_p99_us",
+            opt(leader_syncs.map(|n| n.sync_latency.p99)),
         ),
     ]
 }

@@ -212,6 +212,7 @@ pub fn run_point(
         (generator, before, after, emulator)
     });
     let leader = target.leader();
+    let sync_floors = target.sync_floors();
     let moved = target.check_leader();
     drop(rt);
     target_box.stop();
@@ -234,6 +235,7 @@ pub fn run_point(
         measured: measure,
         warmup,
         emulator,
+        sync_floors,
     };
     Ok(summarize(point, rec, floor))
 }

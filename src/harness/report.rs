@@ -245,6 +245,8 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
         );
     }
 
+    durability(&mut md, run);
+
     if !links.is_empty() {
         let _ = writeln!(md, "## Plots\n");
         for link in links {
@@ -286,6 +288,57 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
     let _ = writeln!(md, "## Scenario file\n");
     md.push_str(&fenced("toml", &run.scenario_text));
     md
+}
+
+/// The durability table, for runs whose points keep their logs in files: each point's
+/// throughput against the sync floor measured just before it, and the leader's syncs.
+fn durability(md: &mut String, run: &RunSummary) {
+    let points: Vec<(&PointSummary, &crate::harness::summary::Storage)> = run
+        .points
+        .iter()
+        .filter_map(|p| p.storage.as_ref().map(|s| (p, s)))
+        .collect();
+    if points.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## Durability (logs in files)\n");
+    let _ = writeln!(
+        md,
+        "The floor is a loop of write + sync of one record of the point's size per writer, one writer per node at once (the point's own concurrency), on the same file system, measured just before the point; the lone-writer loop is shown beside it, since an idle disk can be far slower. `x floor` is committed requests per second over one floor writer's syncs per second.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| point | sync | order | commits/s | floor syncs/s per writer | x floor | floor p50 | floor p99 | lone writer syncs/s | lone p50 | leader syncs/s | entries/sync | leader sync p50 | p99 |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (p, s) in points {
+        let lead = s.nodes.iter().find(|n| n.node == s.leader);
+        let f = s.floor.as_ref();
+        let solo = s.floor_solo.as_ref();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&p.name),
+            cell(&s.sync),
+            cell(&s.append_order),
+            plain(p.achieved_rate.round()),
+            f.map(|f| plain(f.syncs_per_s.round())).unwrap_or_default(),
+            s.throughput_over_floor
+                .map(|r| format!("{r:.1}"))
+                .unwrap_or_default(),
+            f.map(|f| micros(f.latency.p50)).unwrap_or_default(),
+            f.map(|f| micros(f.latency.p99)).unwrap_or_default(),
+            solo.map(|f| plain(f.syncs_per_s.round()))
+                .unwrap_or_default(),
+            solo.map(|f| micros(f.latency.p50)).unwrap_or_default(),
+            lead.map(|n| plain((n.syncs as f64 / p.measured_seconds).round()))
+                .unwrap_or_default(),
+            lead.map(|n| format!("{:.1}", n.entries_per_sync))
+                .unwrap_or_default(),
+            lead.map(|n| micros(n.sync_latency.p50)).unwrap_or_default(),
+            lead.map(|n| micros(n.sync_latency.p99)).unwrap_or_default(),
+        );
+    }
+    md.push('\n');
 }
 
 /// A compact fixed-width table of the run's points for the terminal.

@@ -27,6 +27,8 @@ use crate::cluster::Threading;
 use crate::config::ConfigFileError;
 use crate::netem::{Endpoint, LinkOverride, LinkSettings, NetemError, NetworkConfig};
 use crate::raft::{Config, NodeId};
+use crate::server::AppendOrder;
+use crate::storage::SyncPolicy;
 use crate::transport::{MemMode, QuicSettings, TransportKind, TransportSettings};
 
 /// The cluster under test.
@@ -52,6 +54,52 @@ pub struct ClusterSection {
     /// entry it applies take that much longer (its thread sleeps), to show that when a
     /// follower applies does not change client latency (the lecture's L6).
     pub slow_apply: Option<SlowApply>,
+    /// Where the nodes keep their logs (`[base.cluster.storage]`): in memory (the default)
+    /// or in files synced with group commit.
+    pub storage: StorageSection,
+}
+
+/// The kind of log store every node of a point uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageKind {
+    /// Logs in memory: nothing touches a disk.
+    #[default]
+    Memory,
+    /// A `FileStore` per node in a fresh directory, with group commit.
+    File,
+}
+
+/// Durable logs for a point (see [`ClusterSection::storage`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// `memory` (default) or `file`.
+    pub kind: StorageKind,
+    /// With `file`: `fsync` (default), `fdatasync` or `none` (NOT durable).
+    pub sync: SyncPolicy,
+    /// With `file`: `send_first` (default: the leader sends before its own sync returns,
+    /// Raft thesis 10.2.1) or `persist_first`.
+    pub append_order: AppendOrder,
+    /// With `file`: the directory under which each point gets a fresh data directory,
+    /// removed after the point (default: the system's temporary directory). Put it on the
+    /// disk you mean to measure.
+    pub dir: Option<PathBuf>,
+    /// With `file`: seconds of sync floor (one writer, write + sync of one record of the
+    /// point's size, in the same directory) measured before each point; 0 skips it.
+    pub floor_s: f64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            kind: StorageKind::Memory,
+            sync: SyncPolicy::Fsync,
+            append_order: AppendOrder::SendFirst,
+            dir: None,
+            floor_s: 1.0,
+        }
+    }
 }
 
 /// One node's apply cost (see [`ClusterSection::slow_apply`]).
@@ -75,6 +123,7 @@ impl Default for ClusterSection {
             transport_settings: TransportSettings::default(),
             leader: None,
             slow_apply: None,
+            storage: StorageSection::default(),
         }
     }
 }
@@ -569,6 +618,13 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
                 format!("must be a non-negative number, got {}", s.cost_us),
             );
         }
+    }
+    let st = &c.cluster.storage;
+    if !(st.floor_s.is_finite() && (0.0..=60.0).contains(&st.floor_s)) {
+        return bad(
+            "cluster.storage.floor_s",
+            format!("must be between 0 and 60 seconds, got {}", st.floor_s),
+        );
     }
     if let Some(l) = c.cluster.leader {
         if l == 0 || l > c.cluster.nodes as NodeId {

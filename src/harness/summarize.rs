@@ -8,12 +8,16 @@ use crate::harness::histograms::{IntervalHistogram, PointHistograms, Unit};
 use crate::harness::load::GeneratorReport;
 use crate::harness::node_recorder::NodeHistograms;
 use crate::harness::reply_recorder::{ReplyRecorder, PHASES};
+use crate::harness::scenario::StorageKind;
 use crate::harness::scenario::{LoadMode, Point};
 use crate::harness::summary::{
-    Costs, Floor, FollowerLag, LoadKind, Percentiles, Phases, PointSummary,
+    Costs, Floor, FollowerLag, LoadKind, NodeSyncs, Percentiles, Phases, PointSummary, Storage,
+    SyncFloorSummary,
 };
 use crate::harness::target::Counters;
 use crate::raft::NodeId;
+use crate::server::AppendOrder;
+use crate::storage::{SyncFloor, SyncPolicy};
 
 /// A point whose generator was later than this at the 99th percentile is invalid.
 pub const SCHEDULE_LIMIT: Duration = Duration::from_millis(1);
@@ -42,6 +46,9 @@ pub struct Recorded {
     /// The link emulator's delivery error over the window (ns) and whether its delivery
     /// thread ran in a real-time class; None without emulation.
     pub emulator: Option<(hdrhistogram::Histogram<u64>, bool)>,
+    /// The sync floors measured before the point (one writer per node, and a lone
+    /// writer), when its nodes keep logs in files.
+    pub sync_floors: Vec<SyncFloor>,
 }
 
 /// An emulator whose p99 delivery error exceeds this, or a tenth of the smallest delay it
@@ -67,6 +74,7 @@ pub fn summarize(
         measured,
         warmup,
         emulator,
+        sync_floors,
     } = rec;
     let mut hists = PointHistograms::new();
 
@@ -173,6 +181,14 @@ pub fn summarize(
                 after.cpu.saturating_sub(before.cpu).as_secs_f64() / ok as f64
             },
         },
+        storage: storage(
+            c,
+            leader,
+            (&before, &after),
+            &sync_floors,
+            achieved,
+            &mut hists,
+        ),
         config: c.clone(),
     };
     let ReplyRecorder {
@@ -193,6 +209,97 @@ pub fn summarize(
         hists.insert("emulator_error".into(), ih);
     }
     (summary, hists)
+}
+
+/// The storage figures of a point with file storage: each node's syncs over the window
+/// (the difference of the counters and histograms at its ends) and the floor; their
+/// histograms go into `hists` as `sync_latency.nodeN` and `sync_floor`.
+fn storage(
+    c: &crate::harness::scenario::PointConfig,
+    leader: NodeId,
+    (before, after): (&Counters, &Counters),
+    floors: &[SyncFloor],
+    achieved: f64,
+    hists: &mut PointHistograms,
+) -> Option<Storage> {
+    let interval = Duration::from_secs_f64(c.timing.interval_s);
+    let st = &c.cluster.storage;
+    if st.kind != StorageKind::File {
+        return None;
+    }
+    let mut nodes = Vec::new();
+    for (id, end) in &after.syncs {
+        let start = before.syncs.iter().find(|(b, _)| b == id).map(|(_, s)| s);
+        let mut latency = end.latency_ns.clone();
+        let (syncs, entries) = match start {
+            Some(s) => {
+                // Counts only grow, so the window's histogram is the difference.
+                let _ = latency.subtract(&s.latency_ns);
+                (end.syncs - s.syncs, end.entries - s.entries)
+            }
+            None => (end.syncs, end.entries),
+        };
+        nodes.push(NodeSyncs {
+            node: *id,
+            syncs,
+            entries,
+            entries_per_sync: if syncs == 0 {
+                0.0
+            } else {
+                entries as f64 / syncs as f64
+            },
+            sync_latency: Percentiles::of_nanos(&latency),
+        });
+        let mut ih = IntervalHistogram::new(Unit::Nanos, interval);
+        ih.total = latency;
+        hists.insert(format!("sync_latency.node{id}"), ih);
+    }
+    let mut summarize_floor = |f: &SyncFloor, name: &str| {
+        let mut ih = IntervalHistogram::new(Unit::Nanos, interval);
+        ih.total = f.latency_ns.clone();
+        hists.insert(name.into(), ih);
+        SyncFloorSummary {
+            record_bytes: f.record_bytes,
+            writers: f.writers,
+            syncs: f.syncs,
+            syncs_per_s: f.syncs_per_s(),
+            latency: Percentiles::of_nanos(&f.latency_ns),
+        }
+    };
+    let nodes_n = c.cluster.nodes;
+    let floor = floors
+        .iter()
+        .find(|f| f.writers == nodes_n)
+        .map(|f| summarize_floor(f, "sync_floor"));
+    let floor_solo = floors
+        .iter()
+        .find(|f| f.writers == 1 && nodes_n != 1)
+        .map(|f| summarize_floor(f, "sync_floor_solo"));
+    Some(Storage {
+        sync: sync_name(st.sync).into(),
+        append_order: match st.append_order {
+            AppendOrder::SendFirst => "send_first",
+            AppendOrder::PersistFirst => "persist_first",
+        }
+        .into(),
+        leader,
+        nodes,
+        throughput_over_floor: floor
+            .as_ref()
+            .filter(|f| f.syncs_per_s > 0.0)
+            .map(|f| achieved / f.syncs_per_s),
+        floor,
+        floor_solo,
+    })
+}
+
+/// A sync policy's name as configuration files spell it.
+fn sync_name(p: SyncPolicy) -> &'static str {
+    match p {
+        SyncPolicy::Fsync => "fsync",
+        SyncPolicy::Fdatasync => "fdatasync",
+        SyncPolicy::None => "none",
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +386,7 @@ mod tests {
             measured: Duration::from_secs(1),
             warmup: Duration::from_secs(1),
             emulator: None,
+            sync_floors: Vec::new(),
         }
     }
 
@@ -320,5 +428,72 @@ mod tests {
             "p99 lateness {} us",
             s.schedule_error.p99
         );
+    }
+
+    #[test]
+    fn storage_figures_cover_the_window_only_and_judge_against_the_floor() {
+        use crate::storage::SyncStats;
+        let mut p = point(1000.0);
+        p.config.cluster.storage.kind = StorageKind::File;
+        let stats = SyncStats::default();
+        stats.record(10, 2 * MS); // before the window: left out
+        let before = Counters {
+            syncs: vec![(1, stats.snapshot())],
+            ..Counters::default()
+        };
+        for _ in 0..4 {
+            stats.record(50, 4 * MS);
+        }
+        let after = Counters {
+            syncs: vec![(1, stats.snapshot())],
+            ..Counters::default()
+        };
+        let mut floor_hist =
+            hdrhistogram::Histogram::new_with_bounds(1_000, 100_000_000_000, 3).unwrap();
+        floor_hist.record(5 * MS).unwrap();
+        let floor = SyncFloor {
+            policy: SyncPolicy::Fsync,
+            record_bytes: 90,
+            writers: 3,
+            syncs: 600,
+            elapsed: Duration::from_secs(1),
+            latency_ns: floor_hist.clone(),
+        };
+        let solo = SyncFloor {
+            writers: 1,
+            syncs: 50,
+            ..floor.clone()
+        };
+        let mut rec = recorded(1000, 1000, 0);
+        rec.before = before;
+        rec.after = after;
+        rec.sync_floors = vec![floor, solo];
+        let (s, hists) = summarize(&p, rec, None);
+        let st = s.storage.expect("file storage reports its syncs");
+        assert_eq!(st.sync, "fsync");
+        assert_eq!(st.nodes.len(), 1);
+        assert_eq!(st.nodes[0].syncs, 4);
+        assert_eq!(st.nodes[0].entries, 200);
+        assert_eq!(st.nodes[0].entries_per_sync, 50.0);
+        assert_eq!(st.nodes[0].sync_latency.count, 4);
+        let f = st.floor.as_ref().unwrap();
+        assert_eq!(f.writers, 3);
+        assert_eq!(
+            f.syncs_per_s, 200.0,
+            "600 cycles by 3 writers in 1 s: 200 per log"
+        );
+        assert_eq!(st.floor_solo.as_ref().unwrap().syncs_per_s, 50.0);
+        // 500 answers in the 1 s window (half the schedule falls in warm-up) over 200 syncs/s.
+        let ratio = st.throughput_over_floor.unwrap();
+        assert!((ratio - s.achieved_rate / 200.0).abs() < 1e-9, "{ratio}");
+        assert!(hists.get("sync_latency.node1").is_some());
+        assert!(hists.get("sync_floor").is_some());
+        assert!(hists.get("sync_floor_solo").is_some());
+    }
+
+    #[test]
+    fn memory_storage_reports_no_storage_figures() {
+        let (s, _) = summarize(&point(1000.0), recorded(10, 10, 0), None);
+        assert!(s.storage.is_none());
     }
 }

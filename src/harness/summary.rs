@@ -160,8 +160,64 @@ pub struct PointSummary {
     /// 99th-percentile client latency over the floor's 99th percentile, if measured.
     #[serde(default)]
     pub latency_p99_over_floor: Option<f64>,
+    /// Log syncs and the sync floor, when the nodes keep their logs in files.
+    #[serde(default)]
+    pub storage: Option<Storage>,
     /// The configuration of this point, exactly as run.
     pub config: PointConfig,
+}
+
+/// Durability figures of a point whose nodes keep their logs in files.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Storage {
+    /// The sync policy: `fsync`, `fdatasync` or `none`.
+    pub sync: String,
+    /// `send_first` or `persist_first`.
+    pub append_order: String,
+    /// The node that led during the point.
+    pub leader: u64,
+    /// Each node's log syncs over the measured window.
+    pub nodes: Vec<NodeSyncs>,
+    /// Write + sync loops on the same file system, one writer per node at once (the
+    /// point's own concurrency), with records of the point's size, measured just before
+    /// the point: the floor the ratio uses.
+    pub floor: Option<SyncFloorSummary>,
+    /// The same loop with one writer alone: on some disks far slower than with company.
+    #[serde(default)]
+    pub floor_solo: Option<SyncFloorSummary>,
+    /// Committed requests per second over the floor's write + sync cycles per second: how
+    /// many commits group commit and batching fit in what one sync per commit would allow.
+    pub throughput_over_floor: Option<f64>,
+}
+
+/// One node's log syncs over a measured window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeSyncs {
+    /// The node.
+    pub node: u64,
+    /// Syncs run.
+    pub syncs: u64,
+    /// Entries those syncs made durable.
+    pub entries: u64,
+    /// Entries per sync, on average.
+    pub entries_per_sync: f64,
+    /// Duration of each sync.
+    pub sync_latency: Percentiles,
+}
+
+/// A sync floor (see [`Storage::floor`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncFloorSummary {
+    /// Bytes per record written.
+    pub record_bytes: usize,
+    /// Writers at once, each on its own file.
+    pub writers: usize,
+    /// Write + sync cycles done, all writers together.
+    pub syncs: u64,
+    /// Cycles per second of one writer.
+    pub syncs_per_s: f64,
+    /// Duration of each write + sync.
+    pub latency: Percentiles,
 }
 
 /// The machine and build a run happened on.

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{ClusterError, ClusterSpec, LocalCluster};
-use crate::harness::scenario::PointConfig;
+use crate::cluster::{ClusterError, ClusterSpec, FileStoreSpec, LocalCluster, SyncStatsByNode};
+use crate::harness::load::CommandMaker;
+use crate::harness::scenario::{PointConfig, StorageKind};
 use crate::netem::LinkEmulator;
 use crate::raft::{NodeId, Role};
 use crate::server::{Observer, Request, ServerHandle};
+use crate::storage::{FileStore, SyncFloor, SyncSnapshot};
 
 /// Why a target could not be started or led.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,8 @@ pub struct Counters {
     pub wire_bytes: u64,
     /// CPU time of the processes that run the target (and, in process, the harness).
     pub cpu: Duration,
+    /// Each node's log syncs so far, when the nodes keep their logs in files.
+    pub syncs: Vec<(NodeId, SyncSnapshot)>,
 }
 
 /// Where the load sends its requests.
@@ -104,6 +108,11 @@ pub trait Target: Send + Sync {
     fn stall_leader(&self, d: Duration);
     /// The link emulator between the nodes, if the point emulates links.
     fn emulator(&self) -> Option<&LinkEmulator>;
+    /// The sync floors measured on the nodes' file system before they started (one writer
+    /// per node, then a lone writer), when they keep their logs in files.
+    fn sync_floors(&self) -> Vec<SyncFloor> {
+        Vec::new()
+    }
     /// Whether the leader found at start still leads in the same term.
     fn check_leader(&self) -> Result<(), TargetError>;
     /// Stops every node and waits for them.
@@ -115,6 +124,61 @@ pub struct InProcess {
     cluster: LocalCluster,
     leader: ServerHandle,
     term: u64,
+    /// The nodes' files, when they keep their logs in files: removed once they stop.
+    data: Option<DataDir>,
+}
+
+/// A point's data directory with what was measured on it.
+struct DataDir {
+    /// Removed on drop, after the cluster stopped.
+    _dir: tempfile::TempDir,
+    stats: SyncStatsByNode,
+    floors: Vec<SyncFloor>,
+}
+
+/// Makes a fresh data directory for a point with file storage and measures the sync
+/// floor in it (before any node runs, so nothing else writes to the disk meanwhile).
+fn data_dir(c: &PointConfig) -> Result<(DataDir, FileStoreSpec), TargetError> {
+    let st = &c.cluster.storage;
+    let parent = st.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::Builder::new()
+        .prefix("raftbench-data-")
+        .tempdir_in(&parent)
+        .map_err(|e| TargetError::Config {
+            key: "cluster.storage.dir".into(),
+            reason: format!(
+                "cannot make a data directory under {}: {e}",
+                parent.display()
+            ),
+        })?;
+    // One writer per node (the point's own concurrency) and a lone writer beside it.
+    let mut floors = Vec::new();
+    if st.floor_s > 0.0 && st.sync.is_durable() {
+        // One of the point's own commands, so the floor writes records of the point's size.
+        let command = CommandMaker::new(&c.workload, c.seed).next_command().len();
+        for writers in [c.cluster.nodes, 1] {
+            let f = crate::storage::floor::measure(
+                dir.path(),
+                st.sync,
+                FileStore::record_bytes(command),
+                writers,
+                Duration::from_secs_f64(st.floor_s),
+                u64::MAX,
+            )
+            .map_err(|e| TargetError::Config {
+                key: "cluster.storage.dir".into(),
+                reason: format!("sync floor in {}: {e}", dir.path().display()),
+            })?;
+            floors.push(f);
+        }
+    }
+    let spec = FileStoreSpec::new(dir.path(), st.sync);
+    let data = DataDir {
+        _dir: dir,
+        stats: spec.stats.clone(),
+        floors,
+    };
+    Ok((data, spec))
 }
 
 /// CPU time of this whole process so far.
@@ -151,6 +215,15 @@ impl InProcess {
         // Link faults need the emulator in the path even while it emulates nothing yet.
         let link_faults = c.faults.iter().any(|f| f.needs_emulator());
         spec.network = (net.is_active() || link_faults).then_some(net);
+        let data = match c.cluster.storage.kind {
+            StorageKind::Memory => None,
+            StorageKind::File => {
+                let (data, files) = data_dir(c)?;
+                spec.file_store = Some(files);
+                spec.append_order = c.cluster.storage.append_order;
+                Some(data)
+            }
+        };
         let cluster = LocalCluster::start(spec)?;
         let within = (c.raft.election_timeout * 20).max(Duration::from_secs(5));
         let leader = find_leader(&cluster, within)?;
@@ -167,6 +240,7 @@ impl InProcess {
             cluster,
             leader,
             term,
+            data,
         })
     }
 }
@@ -224,7 +298,18 @@ impl Target for InProcess {
         for t in self.cluster.transports() {
             c.wire_bytes += t.stats().bytes_sent;
         }
+        if let Some(d) = &self.data {
+            let stats = d.stats.lock().unwrap_or_else(|p| p.into_inner());
+            c.syncs = stats.iter().map(|(id, s)| (*id, s.snapshot())).collect();
+        }
         c
+    }
+
+    fn sync_floors(&self) -> Vec<SyncFloor> {
+        self.data
+            .as_ref()
+            .map(|d| d.floors.clone())
+            .unwrap_or_default()
     }
 
     fn stall_leader(&self, d: Duration) {

@@ -264,6 +264,13 @@ impl FileStore {
         self.entries.is_empty()
     }
 
+    /// Bytes one log record of an entry whose command is `data_len` bytes takes on disk
+    /// (header, checksum, term, index, kind and the command), so that a sync floor can
+    /// write records of the same size.
+    pub fn record_bytes(data_len: usize) -> usize {
+        RECORD_HEADER as usize + BODY_HEADER + data_len
+    }
+
     /// Bytes of valid records in the log file, discarded ones not yet reclaimed included.
     pub fn log_file_len(&self) -> u64 {
         self.log_len

@@ -11,9 +11,11 @@
 //! by every durable store so that configurations keep their meaning when stores change.
 
 pub mod file;
+pub mod floor;
 pub mod group;
 
 pub use file::{FileStore, Recovery, HARD_STATE_FILE, LOCK_FILE, LOG_FILE, META_FILE};
+pub use floor::SyncFloor;
 pub use group::{SyncSnapshot, SyncStats};
 
 use std::fs::File;
