@@ -486,9 +486,9 @@ mod tests {
         // 500 answers in the 1 s window (half the schedule falls in warm-up) over 200 syncs/s.
         let ratio = st.throughput_over_floor.unwrap();
         assert!((ratio - s.achieved_rate / 200.0).abs() < 1e-9, "{ratio}");
-        assert!(hists.get("sync_latency.node1").is_some());
-        assert!(hists.get("sync_floor").is_some());
-        assert!(hists.get("sync_floor_solo").is_some());
+        assert!(hists.contains_key("sync_latency.node1"));
+        assert!(hists.contains_key("sync_floor"));
+        assert!(hists.contains_key("sync_floor_solo"));
     }
 
     #[test]
