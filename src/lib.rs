@@ -22,6 +22,7 @@ pub mod codec;
 pub mod config;
 pub mod harness;
 pub mod kv;
+pub mod metrics;
 pub mod netem;
 pub mod process;
 pub mod raft;
