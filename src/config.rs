@@ -225,9 +225,8 @@ impl ClusterFile {
             ];
             for (addr, tcp, key) in mine {
                 let Some(addr) = addr else { continue };
-                if let Some(&(_, _, other_key, other)) = seen
-                    .iter()
-                    .find(|(a, t, _, _)| *a == addr && *t == tcp)
+                if let Some(&(_, _, other_key, other)) =
+                    seen.iter().find(|(a, t, _, _)| *a == addr && *t == tcp)
                 {
                     let whose = if other == n.id {
                         format!("node {other}'s `{other_key}` and its `{key}`")
@@ -236,7 +235,9 @@ impl ClusterFile {
                     };
                     return Err(self.invalid(
                         format!("nodes.{key}"),
-                        format!("{addr} is given to both {whose}: every socket needs its own address"),
+                        format!(
+                            "{addr} is given to both {whose}: every socket needs its own address"
+                        ),
                     ));
                 }
                 seen.push((addr, tcp, key, n.id));
@@ -433,7 +434,8 @@ client_addr = "127.0.0.1:7201"
     #[test]
     fn raft_and_client_may_share_a_port_only_over_quic() {
         // QUIC peers use UDP, clients TCP: the same address and port do not collide.
-        let one = "[[nodes]]\nid = 1\nraft_addr = \"127.0.0.1:7101\"\nclient_addr = \"127.0.0.1:7101\"\n";
+        let one =
+            "[[nodes]]\nid = 1\nraft_addr = \"127.0.0.1:7101\"\nclient_addr = \"127.0.0.1:7101\"\n";
         let f = load_str(one).unwrap();
         assert!(f.node(1).unwrap().metrics_addr.is_none());
         let err = load_str(&format!("transport = \"tcp\"\n{one}"))

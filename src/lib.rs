@@ -24,6 +24,7 @@ pub mod harness;
 pub mod kv;
 pub mod metrics;
 pub mod netem;
+pub mod netns;
 pub mod process;
 pub mod raft;
 pub mod redirect;

@@ -95,7 +95,9 @@ pub async fn run_node(
     let metrics = metrics_listener
         .as_ref()
         .map(|_| Arc::new(crate::metrics::NodeMetrics::new(id, &file.ids())));
-    let observer = metrics.clone().map(|m| m as Arc<dyn crate::server::Observer>);
+    let observer = metrics
+        .clone()
+        .map(|m| m as Arc<dyn crate::server::Observer>);
     let peers: HashMap<NodeId, std::net::SocketAddr> = file
         .nodes
         .iter()

@@ -134,9 +134,8 @@ fn cluster(n: u64, storage: &str) -> (Nodes, Vec<SocketAddr>) {
         .unwrap()
         .success();
     assert!(ok, "raftbench certs failed");
-    let mut toml = format!(
-        "storage = \"{storage}\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 1500\n"
-    );
+    let mut toml =
+        format!("storage = \"{storage}\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 1500\n");
     let mut metrics = Vec::new();
     for id in 1..=n {
         let m: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -262,7 +261,10 @@ fn three_node_processes_serve_their_figures_and_counters_move_with_writes() {
         assert!(applied_all(s), "node {id} applied {WRITES} writes");
         assert!(s.get("raftbench_commit_index") >= WRITES as f64);
         assert_eq!(s.get("raftbench_leader_id"), leader_id as f64);
-        assert!(s.get("raftbench_log_bytes") > 0.0, "node {id} has log files");
+        assert!(
+            s.get("raftbench_log_bytes") > 0.0,
+            "node {id} has log files"
+        );
         assert!(
             s.get("raftbench_apply_lag_seconds_count") >= WRITES as f64,
             "node {id} timed every applied entry"
@@ -275,7 +277,11 @@ fn three_node_processes_serve_their_figures_and_counters_move_with_writes() {
         };
         for p in partners {
             for dir in ["sent", "received"] {
-                let key = |s: &Scrape, what| s.get(&format!("raftbench_peer_{what}_{dir}_total{{peer=\"{p}\"}}"));
+                let key = |s: &Scrape, what| {
+                    s.get(&format!(
+                        "raftbench_peer_{what}_{dir}_total{{peer=\"{p}\"}}"
+                    ))
+                };
                 assert!(
                     key(s, "messages") > key(&before[i], "messages"),
                     "node {id}: messages {dir} with {p} moved"
@@ -331,7 +337,12 @@ fn refused_start(config: &Path, id: u64) -> String {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!status.success(), "{err}");
     err
 }
@@ -342,7 +353,10 @@ fn a_taken_metrics_port_is_named_with_its_node() {
     let _taken = std::net::TcpListener::bind(metrics[0]).unwrap();
     let err = refused_start(&nodes.config, 1);
     assert!(
-        err.contains(&format!("node 1: cannot serve metrics on metrics_addr {}", metrics[0])),
+        err.contains(&format!(
+            "node 1: cannot serve metrics on metrics_addr {}",
+            metrics[0]
+        )),
         "{err}"
     );
 }
@@ -354,15 +368,14 @@ fn an_unusable_data_dir_is_named() {
     let blocker = nodes.dir.path().join("not-a-dir");
     std::fs::write(&blocker, "x").unwrap();
     let text = std::fs::read_to_string(&nodes.config).unwrap();
-    std::fs::write(
-        &nodes.config,
-        format!("data_dir = \"not-a-dir\"\n{text}"),
-    )
-    .unwrap();
+    std::fs::write(&nodes.config, format!("data_dir = \"not-a-dir\"\n{text}")).unwrap();
     let err = refused_start(&nodes.config, 1);
     let path = blocker.join("node-1");
     assert!(
-        err.contains(&format!("node 1: cannot open its log store in {}", path.display())),
+        err.contains(&format!(
+            "node 1: cannot open its log store in {}",
+            path.display()
+        )),
         "{err}"
     );
 }
@@ -380,7 +393,9 @@ fn a_shared_raft_addr_is_refused_naming_both_nodes() {
     let err = refused_start(&config, 1);
     assert!(err.contains("cluster.toml"), "{err}");
     assert!(
-        err.contains("127.0.0.1:7101 is given to both node 1 (`raft_addr`) and node 3 (`raft_addr`)"),
+        err.contains(
+            "127.0.0.1:7101 is given to both node 1 (`raft_addr`) and node 3 (`raft_addr`)"
+        ),
         "{err}"
     );
 }
