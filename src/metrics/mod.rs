@@ -726,6 +726,60 @@ mod tests {
         assert_eq!(h.counts[0].load(Relaxed), 2);
     }
 
+    /// A leader's view: entries leave, commit, apply; the figures and the text follow.
+    #[test]
+    fn a_leader_times_commit_and_apply_and_counts_batches() {
+        let m = Arc::new(NodeMetrics::new(1, &[1, 2, 3]));
+        let t = Time::from_nanos;
+        m.role_changed(1, Role::Leader, 2, t(0));
+        m.entries_sent(1, 2, 1, 4, 1, t(1_000)); // 1..=4 leave at 1 us
+        m.entries_sent(1, 3, 1, 4, 2, t(1_500)); // a second copy keeps the first instant
+        m.entries_sent(1, 2, 5, 5, 2, t(2_000));
+        m.commit_advanced(1, Role::Leader, 0, 5, t(101_000));
+        m.applied(1, Role::Leader, 5, t(151_000));
+        assert_eq!(m.batch_entries.count(), 3);
+        assert_eq!(m.batch_entries.sum.load(Relaxed), 4 + 4 + 1);
+        assert_eq!(m.leader_commit.count(), 5);
+        assert_eq!(m.leader_commit.sum.load(Relaxed), 4 * 100_000 + 99_000);
+        assert_eq!(m.follower_commit_lag.count(), 0);
+        assert_eq!(m.apply_lag.count(), 5);
+        assert_eq!(m.apply_lag.sum.load(Relaxed), 5 * 50_000);
+        assert_eq!(m.peer(3).unwrap().inflight.load(Relaxed), 2);
+        assert!(m.peer(1).is_none(), "no counters for itself");
+
+        let (status_tx, status) = watch::channel(NodeStatus {
+            id: 1,
+            role: Role::Leader,
+            term: 2,
+            leader: Some(1),
+            commit_index: 5,
+            applied_index: 5,
+            last_index: 5,
+            ..NodeStatus::default()
+        });
+        let net = crate::transport::MemNetwork::new(crate::transport::MemMode::Move);
+        let (transport, _inbox) = net.join(1, 1);
+        let text = encode_text(&m.registry(status, Arc::new(transport), None));
+        drop(status_tx);
+        for line in [
+            "# TYPE raftbench_role gauge",
+            "raftbench_role{role=\"leader\"} 1",
+            "raftbench_role{role=\"follower\"} 0",
+            "raftbench_commit_index 5",
+            "# TYPE raftbench_peer_messages_sent_total counter",
+            "raftbench_peer_messages_sent_total{peer=\"2\"} 0",
+            "raftbench_append_inflight{peer=\"3\"} 2",
+            "# TYPE raftbench_leader_commit_seconds histogram",
+            "raftbench_leader_commit_seconds_bucket{le=\"0.0001\"} 5",
+            "raftbench_leader_commit_seconds_count 5",
+            "raftbench_apply_lag_seconds_bucket{le=\"5e-05\"} 5",
+            "raftbench_append_batch_entries_bucket{le=\"4\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(!text.contains("raftbench_log_bytes"), "no data dir given");
+    }
+
     #[test]
     fn stage_times_drop_the_oldest_record_when_full() {
         static B: [u64; 1] = [1_000_000];
