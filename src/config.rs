@@ -53,6 +53,9 @@ pub struct NodeAddr {
     pub raft_addr: SocketAddr,
     /// Where clients reach it (TCP).
     pub client_addr: SocketAddr,
+    /// Where it serves Prometheus metrics over HTTP at `/metrics` (TCP); none if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// How a node persists its log.
@@ -181,6 +184,7 @@ impl ClusterFile {
         if ids.contains(&0) {
             return Err(self.invalid("nodes.id", "0 is not a valid node id"));
         }
+        self.check_distinct_addrs()?;
         self.raft
             .validate()
             .map_err(|e| self.invalid(format!("raft.{}", e.field), e.reason))?;
@@ -204,6 +208,55 @@ impl ClusterFile {
             }
         }
         Ok(())
+    }
+
+    /// Refuses two sockets of the same protocol on one address: the second node to bind
+    /// it would fail at start-up, or (QUIC's UDP beside TCP) peers would reach the wrong
+    /// node and only see handshake warnings at run time.
+    fn check_distinct_addrs(&self) -> Result<(), ConfigFileError> {
+        // Peers use UDP over QUIC and TCP over TCP; clients and metrics always TCP.
+        let raft_is_tcp = self.transport != TransportKind::Quic;
+        let mut seen: Vec<(SocketAddr, bool, &'static str, NodeId)> = Vec::new();
+        for n in &self.nodes {
+            let mine = [
+                (Some(n.raft_addr), raft_is_tcp, "raft_addr"),
+                (Some(n.client_addr), true, "client_addr"),
+                (n.metrics_addr, true, "metrics_addr"),
+            ];
+            for (addr, tcp, key) in mine {
+                let Some(addr) = addr else { continue };
+                if let Some(&(_, _, other_key, other)) =
+                    seen.iter().find(|(a, t, _, _)| *a == addr && *t == tcp)
+                {
+                    let whose = if other == n.id {
+                        format!("node {other}'s `{other_key}` and its `{key}`")
+                    } else {
+                        format!("node {other} (`{other_key}`) and node {} (`{key}`)", n.id)
+                    };
+                    return Err(self.invalid(
+                        format!("nodes.{key}"),
+                        format!(
+                            "{addr} is given to both {whose}: every socket needs its own address"
+                        ),
+                    ));
+                }
+                seen.push((addr, tcp, key, n.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Things the file allows that an operator should hear about at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.storage == StorageKind::Memory {
+            w.push(format!(
+                "{}: storage = \"memory\": nothing survives a restart; a restarted node comes \
+                 back with an empty log and cannot rejoin safely",
+                self.path.display()
+            ));
+        }
+        w
     }
 
     /// The link emulation the file asks for; None when it emulates nothing (then no
@@ -336,6 +389,75 @@ client_addr = "127.0.0.1:7201"
         assert!(err.contains("heartbeat_ms"), "{err}");
     }
 
+    fn two_nodes(a: &str, b: &str) -> String {
+        format!("[[nodes]]\nid = 1\n{a}\n[[nodes]]\nid = 2\n{b}\n")
+    }
+
+    #[test]
+    fn a_shared_address_is_refused_naming_both_nodes() {
+        let err = load_str(&two_nodes(
+            "raft_addr = \"127.0.0.1:7101\"\nclient_addr = \"127.0.0.1:7201\"",
+            "raft_addr = \"127.0.0.1:7101\"\nclient_addr = \"127.0.0.1:7202\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("c.toml"), "{err}");
+        assert!(err.contains("`nodes.raft_addr` 127.0.0.1:7101"), "{err}");
+        assert!(err.contains("node 1") && err.contains("node 2"), "{err}");
+        let err = load_str(&two_nodes(
+            "raft_addr = \"127.0.0.1:7101\"\nclient_addr = \"127.0.0.1:7201\"",
+            "raft_addr = \"127.0.0.1:7102\"\nclient_addr = \"127.0.0.1:7201\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`nodes.client_addr` 127.0.0.1:7201"), "{err}");
+        assert!(err.contains("node 1") && err.contains("node 2"), "{err}");
+        // A client port reused as another node's metrics port: both are TCP.
+        let err = load_str(&two_nodes(
+            "raft_addr = \"127.0.0.1:7101\"\nclient_addr = \"127.0.0.1:7201\"\nmetrics_addr = \"127.0.0.1:7301\"",
+            "raft_addr = \"127.0.0.1:7102\"\nclient_addr = \"127.0.0.1:7202\"\nmetrics_addr = \"127.0.0.1:7201\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`nodes.metrics_addr` 127.0.0.1:7201"), "{err}");
+        assert!(err.contains("node 1 (`client_addr`)"), "{err}");
+        assert!(err.contains("node 2 (`metrics_addr`)"), "{err}");
+        let err = load_str(&two_nodes(
+            "raft_addr = \"127.0.0.1:7101\"\nclient_addr = \"127.0.0.1:7201\"\nmetrics_addr = \"127.0.0.1:7301\"",
+            "raft_addr = \"127.0.0.1:7102\"\nclient_addr = \"127.0.0.1:7202\"\nmetrics_addr = \"127.0.0.1:7301\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`nodes.metrics_addr` 127.0.0.1:7301"), "{err}");
+    }
+
+    #[test]
+    fn raft_and_client_may_share_a_port_only_over_quic() {
+        // QUIC peers use UDP, clients TCP: the same address and port do not collide.
+        let one =
+            "[[nodes]]\nid = 1\nraft_addr = \"127.0.0.1:7101\"\nclient_addr = \"127.0.0.1:7101\"\n";
+        let f = load_str(one).unwrap();
+        assert!(f.node(1).unwrap().metrics_addr.is_none());
+        let err = load_str(&format!("transport = \"tcp\"\n{one}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("node 1's `raft_addr` and its `client_addr`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn memory_storage_warns_that_nothing_survives_a_restart() {
+        assert!(load_str(NODES).unwrap().warnings().is_empty());
+        let w = load_str(&format!("storage = \"memory\"\n{NODES}"))
+            .unwrap()
+            .warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("nothing survives a restart"), "{w:?}");
+        assert!(w[0].contains("c.toml"), "{w:?}");
+    }
+
     #[test]
     fn the_shipped_cluster_file_loads() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-configs/cluster-3.toml");
@@ -343,5 +465,11 @@ client_addr = "127.0.0.1:7201"
         assert_eq!(f.ids(), vec![1, 2, 3]);
         assert_eq!(f.core_config(2).unwrap().0.voters, vec![1, 2, 3]);
         assert!(f.core_config(4).is_err());
+        let metrics: Vec<_> = f.nodes.iter().map(|n| n.metrics_addr).collect();
+        assert_eq!(
+            metrics,
+            ["127.0.0.1:7301", "127.0.0.1:7302", "127.0.0.1:7303"]
+                .map(|a| Some(a.parse().unwrap()))
+        );
     }
 }

@@ -83,6 +83,12 @@ enum Cmd {
         #[arg(long)]
         id: NodeId,
     },
+    /// Several hosts on this machine: network namespaces for three nodes and a load
+    /// host, joined by a bridge (needs root).
+    Netns {
+        #[command(subcommand)]
+        op: NetnsOp,
+    },
     /// Talks to a cluster of node processes.
     Client {
         /// The cluster file.
@@ -117,6 +123,36 @@ struct SimArgs {
     /// First seed.
     #[arg(long, default_value_t = 0)]
     start: u64,
+}
+
+#[derive(Subcommand)]
+enum NetnsOp {
+    /// Creates the namespaces, links and addresses that are missing; writes DIR/cluster.toml
+    /// and its certificates.
+    Up {
+        /// Namespace names start with this (PREFIX-n1..n3, PREFIX-load, PREFIX-sw).
+        #[arg(long, default_value = "rb")]
+        prefix: String,
+        /// Where the cluster file, certificates and node data go
+        /// (default: $TMPDIR/raftbench-netns-PREFIX).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Deletes the namespaces that exist (their links and bridge go with them).
+    Down {
+        /// The prefix given to `up`.
+        #[arg(long, default_value = "rb")]
+        prefix: String,
+        /// Send SIGTERM to processes still running inside first.
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Shows which namespaces exist, their addresses and how many processes run inside.
+    Status {
+        /// The prefix given to `up`.
+        #[arg(long, default_value = "rb")]
+        prefix: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -229,6 +265,7 @@ fn main() -> Result<()> {
             rt.block_on(raftbench::process::run_node(&file, id, stop_signal()))?;
             Ok(())
         }
+        Cmd::Netns { op } => netns(op),
         Cmd::Client { config, node, op } => {
             let file = ClusterFile::load(&config)?;
             if let Some(n) = node.filter(|&n| file.node(n).is_none()) {
@@ -278,6 +315,82 @@ fn main() -> Result<()> {
                 }
                 Ok(())
             })
+        }
+    }
+}
+
+fn netns(op: NetnsOp) -> Result<()> {
+    use raftbench::netns;
+    match op {
+        NetnsOp::Up { prefix, dir } => {
+            let layout = netns::Layout::new(&prefix)?;
+            netns::up(&layout)?;
+            let dir = dir.unwrap_or_else(|| netns::default_dir(&prefix));
+            let config = netns::write_cluster(&layout, &dir)?;
+            let bin = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "raftbench".into());
+            println!("namespaces up on {}:", netns::SUBNET);
+            for h in &layout.hosts {
+                println!("  {:<14} {}", h.netns, h.addr);
+            }
+            println!("cluster file: {}", config.display());
+            println!("start each node (one terminal each):");
+            for h in &layout.hosts {
+                if let Some(id) = h.node {
+                    println!(
+                        "  ip netns exec {} {bin} node --config {} --id {id}",
+                        h.netns,
+                        config.display()
+                    );
+                }
+            }
+            println!("load from the load host:");
+            println!(
+                "  ip netns exec {} {bin} client --config {} put greeting hello",
+                layout.load_host().netns,
+                config.display()
+            );
+            println!("tear down: {bin} netns down --prefix {prefix}");
+            Ok(())
+        }
+        NetnsOp::Down { prefix, kill } => {
+            let layout = netns::Layout::new(&prefix)?;
+            let left = netns::down(&layout, kill)?;
+            for (ns, pid) in &left {
+                eprintln!(
+                    "warning: process {pid} still runs in {ns}, which lives on until it exits \
+                     (use --kill to stop such processes)"
+                );
+            }
+            println!("namespaces with prefix {prefix} are down");
+            Ok(())
+        }
+        NetnsOp::Status { prefix } => {
+            let layout = netns::Layout::new(&prefix)?;
+            let states = netns::status(&layout)?;
+            for s in &states {
+                match (&s.exists, &s.eth0) {
+                    (false, _) => println!("{:<14} absent", s.netns),
+                    (true, eth0) => println!(
+                        "{:<14} present  eth0: {:<28} processes: {}",
+                        s.netns,
+                        eth0.as_deref().unwrap_or("-"),
+                        s.pids
+                    ),
+                }
+            }
+            let up = states.iter().filter(|s| s.exists).count();
+            println!(
+                "{}",
+                match up {
+                    0 => "down",
+                    n if n == states.len() => "up",
+                    _ =>
+                        "partial: run `netns up` again to complete it or `netns down` to remove it",
+                }
+            );
+            Ok(())
         }
     }
 }

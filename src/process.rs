@@ -52,6 +52,19 @@ pub enum NodeProcessError {
     /// The server stopped by itself (a log store failure; the log says which).
     #[error("node {0} stopped: its log store failed (see the error logged above)")]
     Stopped(NodeId),
+    /// The node's `data_dir` cannot hold its log (not a directory, not writable, ...).
+    #[error("node {node}: cannot open its log store in {path}: {source}")]
+    DataDir {
+        /// The node.
+        node: NodeId,
+        /// The directory (`data_dir` of the cluster file, plus `node-N`).
+        path: std::path::PathBuf,
+        /// What failed there.
+        source: StoreError,
+    },
+    /// The metrics port could not be bound.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsBindError),
     /// The client port could not be bound.
     #[error("client listener on {addr}: {source}")]
     ClientListener {
@@ -71,6 +84,20 @@ pub async fn run_node(
 ) -> Result<(), NodeProcessError> {
     let (members, cfg) = file.core_config(id)?;
     let me = file.node(id).expect("core_config checked the id").clone();
+    for w in file.warnings() {
+        tracing::warn!(node = id, "{w}");
+    }
+    // Bound first: a taken port then fails the start-up before anything else happens.
+    let metrics_listener = match me.metrics_addr {
+        Some(addr) => Some(crate::metrics::MetricsListener::bind(id, addr).await?),
+        None => None,
+    };
+    let metrics = metrics_listener
+        .as_ref()
+        .map(|_| Arc::new(crate::metrics::NodeMetrics::new(id, &file.ids())));
+    let observer = metrics
+        .clone()
+        .map(|m| m as Arc<dyn crate::server::Observer>);
     let peers: HashMap<NodeId, std::net::SocketAddr> = file
         .nodes
         .iter()
@@ -111,6 +138,13 @@ pub async fn run_node(
     })
     .await?
     .start(peers);
+    let server_transport: Arc<dyn Transport> = match &metrics {
+        Some(m) => Arc::new(crate::metrics::MeteredTransport::new(
+            transport.clone(),
+            m.clone(),
+        )),
+        None => transport.clone(),
+    };
     let ctl = ShutdownController::new();
     let mut sync_stats = None;
     let seed = id ^ (std::process::id() as u64) << 16;
@@ -123,10 +157,10 @@ pub async fn run_node(
             seed,
             epoch,
             MemStore::new(),
-            transport.clone(),
+            server_transport.clone(),
             inbox,
             &ctl,
-            file.append_order,
+            (file.append_order, observer.clone()),
         )?,
         StorageKind::File | StorageKind::FileNoSync => {
             let sync = if file.storage == StorageKind::File {
@@ -134,7 +168,12 @@ pub async fn run_node(
             } else {
                 SyncPolicy::None
             };
-            let store = FileStore::open(&data, sync)?;
+            let store =
+                FileStore::open(&data, sync).map_err(|source| NodeProcessError::DataDir {
+                    node: id,
+                    path: data.clone(),
+                    source,
+                })?;
             tracing::info!(node = id, dir = %data.display(), last_index = store.last_index(), term = store.hard_state().term, sync = sync.label(), group_commit = file.group_commit, "log store opened");
             if !sync.is_durable() {
                 tracing::warn!(
@@ -143,7 +182,10 @@ pub async fn run_node(
                 );
             }
             sync_stats = Some(store.sync_stats());
-            let (t, o) = (transport.clone(), file.append_order);
+            let (t, o) = (
+                server_transport.clone(),
+                (file.append_order, observer.clone()),
+            );
             if file.group_commit {
                 spawn_server(members, cfg, seed, epoch, store, t, inbox, &ctl, o)?
             } else {
@@ -162,12 +204,28 @@ pub async fn run_node(
         }
     };
     let (handle, server_task) = server_task;
+    let handle_status = handle.watch_status();
     let listener = ClientListener::bind(me.client_addr, handle)
         .await
         .map_err(|source| NodeProcessError::ClientListener {
             addr: me.client_addr,
             source,
         })?;
+    let metrics_task = match (metrics_listener, metrics) {
+        (Some(l), Some(m)) => {
+            let data_dir = (file.storage != StorageKind::Memory).then(|| data.clone());
+            let registry = m.registry(handle_status, transport.clone(), data_dir);
+            if let Some(addr) = me.metrics_addr {
+                tracing::info!(node = id, %addr, "serving Prometheus metrics at /metrics");
+            }
+            Some(tokio::spawn(crate::metrics::serve(
+                l,
+                Arc::new(registry),
+                ctl.subscribe(),
+            )))
+        }
+        _ => None,
+    };
     tracing::info!(node = id, raft = %me.raft_addr, clients = %me.client_addr, transport = ?file.transport, "node running");
     let listener_task = tokio::spawn(listener.run(ctl.subscribe()));
     let mut server_task = server_task;
@@ -181,6 +239,9 @@ pub async fn run_node(
         let _ = server_task.await;
     }
     let _ = listener_task.await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     drop(transport);
     if let Some(s) = sync_stats.map(|s| s.snapshot()) {
         tracing::info!(
@@ -214,7 +275,7 @@ fn spawn_server<S: LogStore + Send + 'static>(
     transport: Arc<dyn Transport>,
     inbox: crate::transport::Inbound,
     ctl: &ShutdownController,
-    order: AppendOrder,
+    (order, observer): (AppendOrder, Option<Arc<dyn crate::server::Observer>>),
 ) -> Result<Spawned, NodeProcessError> {
     let (server, handle) = Server::new(ServerParts {
         members,
@@ -224,7 +285,7 @@ fn spawn_server<S: LogStore + Send + 'static>(
         store,
         transport,
         inbox,
-        observer: None,
+        observer,
     })?;
     let server = server.with_append_order(order);
     let s: Shutdown = ctl.subscribe();

@@ -55,6 +55,9 @@ pub trait Observer: Send + Sync + 'static {
         _at: Time,
     ) {
     }
+    /// A message from `from` reached the node at `at`, before the core steps it
+    /// (node metrics count messages and bytes per peer, and time entries' arrival).
+    fn message_received(&self, _node: NodeId, _from: NodeId, _msg: &Message, _at: Time) {}
 }
 
 /// Everything a server is built from.
@@ -313,6 +316,9 @@ impl<S: LogStore + Send + 'static> Server<S> {
             return;
         }
         let now = self.now();
+        if let Some(o) = &self.observer {
+            o.message_received(self.raft.id(), from, &m, now);
+        }
         if let Err(e) = self.raft.step(m, now) {
             tracing::warn!(node = self.raft.id(), error = %e, "dropped a message");
         }
