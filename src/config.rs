@@ -51,7 +51,7 @@ pub struct NodeAddr {
     pub id: NodeId,
     /// Where peers reach it (QUIC: UDP; TCP transport: TCP).
     pub raft_addr: SocketAddr,
-    /// Where clients reach it (TCP).
+    /// Where clients reach it (UDP for QUIC; TCP with `client_transport = "tcp_insecure"`).
     pub client_addr: SocketAddr,
 }
 
@@ -114,6 +114,12 @@ pub struct ClusterFile {
     /// Link emulation per directed link (`[[links]]`, overriding `network`).
     #[serde(default)]
     pub links: Vec<LinkOverride>,
+    /// How clients reach the nodes: `quic` (mutual TLS, default) or `tcp_insecure`.
+    #[serde(default)]
+    pub client_transport: crate::remote::ClientTransport,
+    /// What one node lets its clients make it hold (`[client_limits]`).
+    #[serde(default)]
+    pub client_limits: crate::remote::ClientLimits,
     #[serde(skip)]
     base: PathBuf,
     #[serde(skip)]
@@ -152,7 +158,14 @@ impl ClusterFile {
         f.path = path.to_owned();
         f.base = path.parent().map(Path::to_owned).unwrap_or_default();
         f.validate()?;
+        f.validate_client()?;
         Ok(f)
+    }
+
+    fn validate_client(&self) -> Result<(), ConfigFileError> {
+        self.client_limits
+            .validate()
+            .map_err(|(key, reason)| self.invalid(format!("client_limits.{key}"), reason))
     }
 
     fn invalid(&self, key: impl Into<String>, reason: impl Into<String>) -> ConfigFileError {
@@ -334,6 +347,31 @@ client_addr = "127.0.0.1:7201"
             .unwrap_err()
             .to_string();
         assert!(err.contains("heartbeat_ms"), "{err}");
+    }
+
+    #[test]
+    fn client_transport_and_limits() {
+        let f = load_str(NODES).unwrap();
+        assert_eq!(f.client_transport, crate::remote::ClientTransport::Quic);
+        assert_eq!(f.client_limits, crate::remote::ClientLimits::default());
+        let f = load_str(&format!(
+            "client_transport = \"tcp_insecure\"\n[client_limits]\nread_timeout_ms = 50\n{NODES}"
+        ))
+        .unwrap();
+        assert_eq!(
+            f.client_transport,
+            crate::remote::ClientTransport::TcpInsecure
+        );
+        assert_eq!(f.client_limits.read_timeout_ms, 50);
+        let err = load_str(&format!("[client_limits]\nmax_connections = 0\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`client_limits.max_connections`"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+        let err = load_str(&format!("client_transport = \"tcp\"\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client_transport"), "{err}");
     }
 
     #[test]

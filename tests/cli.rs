@@ -3,7 +3,7 @@
 //! node logs plain text to a file and stops cleanly on SIGTERM.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -36,8 +36,14 @@ fn cluster_file(
     storage: &str,
     ids: &[u64],
 ) -> (PathBuf, HashMap<u64, SocketAddr>) {
+    // Clusters without certificates (tcp between nodes) take clients in plain TCP too.
+    let client_transport = if transport == "tcp" {
+        "tcp_insecure"
+    } else {
+        "quic"
+    };
     let mut toml = format!(
-        "transport = \"{transport}\"\nstorage = \"{storage}\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 300\n"
+        "transport = \"{transport}\"\nclient_transport = \"{client_transport}\"\nstorage = \"{storage}\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 300\n"
     );
     let mut clients = HashMap::new();
     for &id in ids {
@@ -228,7 +234,15 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_files() {
         .enable_all()
         .build()
         .unwrap();
-    let mut client = RemoteClient::new(clients.clone());
+    let connector = rt.block_on(async {
+        raftbench::remote::Connector::quic_from_dir(
+            &dir.path().join("certs"),
+            "",
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap()
+    });
+    let mut client = RemoteClient::with_connector(clients.clone(), connector);
     client.deadline = GUARD;
 
     let mut node = NodeProc::start(&config, 1, dir.path().join("node-1.log"));
@@ -242,7 +256,7 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_files() {
     let log = node.log();
     assert!(log.contains("shutting down"), "{log}");
     assert!(
-        TcpStream::connect(clients[&1]).is_err(),
+        std::net::UdpSocket::bind(clients[&1]).is_ok(),
         "the client port is closed"
     );
 
