@@ -380,6 +380,9 @@ client_addr = "127.0.0.1:7201"
         let f = ClusterFile::load(&p).unwrap();
         assert_eq!(f.ids(), vec![1, 2, 3]);
         assert_eq!(f.core_config(2).unwrap().0.voters, vec![1, 2, 3]);
+        // The file spells out the client limits' defaults; they must stay the defaults.
+        assert_eq!(f.client_limits, crate::remote::ClientLimits::default());
+        assert_eq!(f.client_transport, crate::remote::ClientTransport::Quic);
         assert!(f.core_config(4).is_err());
     }
 }

@@ -106,7 +106,10 @@ pub enum TlsError {
     #[error("client name {0:?} must be 1 to 40 characters of a-z, 0-9 and -")]
     ClientName(String),
     /// A certificate directory holds no CA key to sign a new certificate with.
-    #[error("{path} is missing: new client certificates need the CA key of `raftbench certs`")]
+    #[error(
+        "{path} is missing: a new client certificate is signed by the CA (ca.pem and ca.key) \
+         that `raftbench certs --nodes N` wrote into this directory"
+    )]
     NoCaKey {
         /// The missing key file.
         path: PathBuf,

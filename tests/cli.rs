@@ -265,3 +265,39 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_files() {
     let v = rt.block_on(client.get("k")).unwrap();
     assert_eq!(v.as_deref(), Some(&b"v1"[..]));
 }
+
+#[test]
+fn certs_add_client_signs_with_the_existing_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let out_s = out.to_str().unwrap();
+    let none = raftbench(&["certs", "--out", out_s, "--add-client", "load-1"]);
+    assert!(!none.status.success(), "no CA to sign with yet");
+    let err = stderr(&none);
+    assert!(
+        err.contains("ca.pem is missing") && err.contains("ca.key"),
+        "{err}"
+    );
+    let first = raftbench(&["certs", "--out", out_s, "--nodes", "1"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    for f in ["client.pem", "client.key"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let ca = std::fs::read(out.join("ca.pem")).unwrap();
+    let added = raftbench(&["certs", "--out", out_s, "--add-client", "load-1"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(out.join("client-load-1.pem").exists() && out.join("client-load-1.key").exists());
+    assert_eq!(
+        std::fs::read(out.join("ca.pem")).unwrap(),
+        ca,
+        "the CA is kept"
+    );
+    let bad = raftbench(&["certs", "--out", out_s, "--add-client", "Load One"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("a-z, 0-9"), "{}", stderr(&bad));
+    let id = raftbench::tls::load_client_identity(&out, "load-1").unwrap();
+    assert_eq!(
+        raftbench::tls::cert_role(&id.cert_chain).unwrap(),
+        raftbench::tls::CertRole::Client("load-1".into())
+    );
+}

@@ -32,7 +32,7 @@ struct Nodes {
     monitors: HashMap<NodeId, ListenerMonitor>,
     client: ClientIdentity,
     nodes: Vec<NodeIdentity>,
-    ctl: ShutdownController,
+    ctls: HashMap<NodeId, ShutdownController>,
 }
 
 impl Nodes {
@@ -41,7 +41,7 @@ impl Nodes {
         let ids: Vec<NodeId> = (1..=n).collect();
         let (nodes, client) = tls::generate_cluster_with_client(&ids).unwrap();
         let net = MemNetwork::new(MemMode::Move);
-        let ctl = ShutdownController::new();
+        let mut ctls = HashMap::new();
         let mut handles = HashMap::new();
         let mut addrs = HashMap::new();
         let mut monitors = HashMap::new();
@@ -63,6 +63,7 @@ impl Nodes {
                 observer: None,
             })
             .unwrap();
+            let ctl = ShutdownController::new();
             tokio::spawn(server.run(ctl.subscribe()));
             let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let listener = if tcp {
@@ -76,6 +77,7 @@ impl Nodes {
             monitors.insert(id, listener.monitor());
             tokio::spawn(listener.run(ctl.subscribe()));
             handles.insert(id, handle);
+            ctls.insert(id, ctl);
         }
         let c = Nodes {
             handles,
@@ -83,10 +85,23 @@ impl Nodes {
             monitors,
             client,
             nodes,
-            ctl,
+            ctls,
         };
         c.leader().await;
         c
+    }
+
+    /// Stops node `id` (server and client port) and forgets it.
+    async fn stop(&mut self, id: NodeId) {
+        let ctl = self.ctls.remove(&id).expect("running");
+        guard("node stop", ctl.shutdown()).await;
+        self.handles.remove(&id);
+    }
+
+    async fn shutdown(self) {
+        for (_, ctl) in self.ctls {
+            guard("shutdown", ctl.shutdown()).await;
+        }
     }
 
     async fn leader(&self) -> NodeId {
@@ -281,7 +296,7 @@ async fn clients_without_a_cluster_client_certificate_are_refused_at_the_handsha
     );
     let last = applied(&c.handles[&1], 3).await.last_index;
     assert_eq!(last, 3, "no-op, the served put, this get: {last}");
-    c.ctl.shutdown().await;
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,7 +397,61 @@ async fn pipelined_requests_over_quic_follow_redirects_and_carry_traces() {
     for i in (0..n).step_by(97) {
         assert!(values.contains(&Bytes::from(format!("v{i}"))), "v{i}");
     }
-    c.ctl.shutdown().await;
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_answers_every_request_once_through_a_leader_failure() {
+    let mut c = Nodes::start(3, ClientLimits::default(), false).await;
+    let old = c.leader().await;
+    let (submit, mut answers) = Pipeline::start(
+        c.addrs.clone(),
+        c.connector(),
+        PipelineOptions {
+            deadline: GUARD,
+            ..PipelineOptions::default()
+        },
+    );
+    let mut before = HashSet::new();
+    for i in 0..500 {
+        before.insert(submit.submit(put(&format!("b{i}"), "v")).unwrap());
+    }
+    // Some of these are answered, some are in flight when the leader stops.
+    let first = guard("an answer", answers.recv()).await.unwrap();
+    assert_eq!(first.reply, Ok(Output::Done));
+    c.stop(old).await;
+    let mut after = HashSet::new();
+    for i in 0..500 {
+        after.insert(submit.submit(put(&format!("a{i}"), "v")).unwrap());
+    }
+    let new = c.leader().await;
+    assert_ne!(new, old);
+    let mut seen = HashSet::from([first.id]);
+    let mut resent = 0;
+    for _ in 1..1000 {
+        let a = guard("answer", answers.recv()).await.unwrap();
+        assert!(seen.insert(a.id), "id {} answered twice", a.id);
+        resent += (a.resent > 0) as u32;
+        if after.contains(&a.id) {
+            // Never reached the stopped leader's log: resent until the new leader took it.
+            assert_eq!(a.reply, Ok(Output::Done), "{a:?}");
+            assert_eq!(a.node, new);
+        } else {
+            assert!(
+                matches!(
+                    a.reply,
+                    Ok(Output::Done)
+                        | Err(RemoteReplyError::LeadershipLost)
+                        | Err(RemoteReplyError::ShuttingDown)
+                ),
+                "{a:?}"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 1000, "every request answered");
+    assert!(resent > 0, "requests on the lost connection were resent");
+    assert_eq!(submit.outstanding(), 0);
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,7 +490,7 @@ async fn bytes_that_are_not_a_command_are_refused_before_proposing() {
         st.bad_commands.load(std::sync::atomic::Ordering::Relaxed),
         4
     );
-    c.ctl.shutdown().await;
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,7 +555,7 @@ async fn a_client_that_never_reads_is_bounded_and_others_are_still_served() {
     assert!(!writer.is_finished(), "flow control holds the client back");
     assert!(mon.buffered_bytes() <= mon.limits().max_buffered_bytes);
     writer.abort();
-    c.ctl.shutdown().await;
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,7 +614,7 @@ async fn idle_and_slow_connections_are_closed_by_the_read_timeout() {
         }
         assert!(guard("answer", good.read_buf(&mut buf)).await.unwrap() > 0);
     }
-    c.ctl.shutdown().await;
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -621,7 +690,7 @@ async fn connections_and_buffered_bytes_are_capped() {
     for h in hogs {
         h.abort();
     }
-    c.ctl.shutdown().await;
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -658,7 +727,7 @@ async fn a_bad_frame_over_quic_closes_only_its_connection() {
             .load(std::sync::atomic::Ordering::Relaxed),
         2
     );
-    c.ctl.shutdown().await;
+    c.shutdown().await;
 }
 
 /// Not a test of behaviour: how many requests per second one pipelined client process
@@ -735,5 +804,5 @@ async fn pipeline_throughput() {
         );
     }
     assert_eq!(n, sent);
-    c.ctl.shutdown().await;
+    c.shutdown().await;
 }

@@ -199,6 +199,7 @@ impl Pipeline {
             answers: answers_tx,
             events_tx,
             dirty: Vec::new(),
+            down: HashMap::new(),
         };
         tokio::spawn(driver.run(ops, events));
         (
@@ -252,6 +253,9 @@ struct Session {
 const MAX_REDIRECTS: u32 = 8;
 /// Most operations or events handled before the buffered requests are flushed.
 const BATCH: usize = 1024;
+/// How long a node whose connection was lost is passed over (not dialed again, its name
+/// in a redirect not followed), so that requests do not wait out connect timeouts.
+const DOWN_FOR: Duration = Duration::from_secs(1);
 
 struct Driver {
     nodes: Vec<(NodeId, SocketAddr)>,
@@ -265,9 +269,29 @@ struct Driver {
     answers: mpsc::UnboundedSender<RemoteAnswer>,
     events_tx: mpsc::UnboundedSender<Event>,
     dirty: Vec<NodeId>,
+    /// Nodes whose connection was lost, and when.
+    down: HashMap<NodeId, Instant>,
 }
 
 impl Driver {
+    fn is_down(&self, node: NodeId) -> bool {
+        self.down.get(&node).is_some_and(|t| t.elapsed() < DOWN_FOR)
+    }
+
+    /// Moves the target for new requests to the next node that is not down (the next one
+    /// at all when every node is).
+    fn advance(&mut self) {
+        let n = self.nodes.len();
+        for step in 1..=n {
+            let i = (self.current + step) % n;
+            if !self.is_down(self.nodes[i].0) {
+                self.current = i;
+                return;
+            }
+        }
+        self.current = (self.current + 1) % n;
+    }
+
     async fn run(
         mut self,
         mut ops: mpsc::UnboundedReceiver<Op>,
@@ -394,6 +418,7 @@ impl Driver {
                 if self.sessions.get(&node).map(|s| s.generation) != Some(generation) {
                     return; // from a connection already given up
                 }
+                self.down.remove(&node);
                 let Some(p) = self.pending.get(&id) else {
                     return;
                 };
@@ -404,6 +429,7 @@ impl Driver {
                     Err(RemoteReplyError::NotLeader(Some(l)))
                         if l != node
                             && p.redirects < MAX_REDIRECTS
+                            && !self.is_down(l)
                             && self.nodes.iter().any(|(n, _)| *n == l) =>
                     {
                         if self.nodes[self.current].0 == node {
@@ -414,7 +440,7 @@ impl Driver {
                     }
                     Err(RemoteReplyError::NotLeader(_)) => {
                         if self.nodes[self.current].0 == node {
-                            self.current = (self.current + 1) % self.nodes.len();
+                            self.advance();
                         }
                         self.resend_later(id, "no leader known".into());
                     }
@@ -430,8 +456,9 @@ impl Driver {
                     _ => return,
                 }
                 tracing::debug!(node, error = %why, "pipeline connection lost");
+                self.down.insert(node, Instant::now());
                 if self.nodes[self.current].0 == node {
-                    self.current = (self.current + 1) % self.nodes.len();
+                    self.advance();
                 }
                 let lost: Vec<u64> = self
                     .pending
@@ -479,6 +506,9 @@ impl Driver {
                 break;
             }
             self.retries.pop();
+            if self.is_down(self.nodes[self.current].0) {
+                self.advance();
+            }
             let node = self.nodes[self.current].0;
             self.send(node, id);
         }
