@@ -213,6 +213,10 @@ fn node_log_written_to_a_file_has_no_colour_codes() {
     let log = node.log();
     assert!(log.contains("INFO"), "{log}");
     assert!(
+        log.contains("tcp_insecure") && log.contains("NOT authenticated"),
+        "plain-TCP clients are labelled insecure: {log}"
+    );
+    assert!(
         !log.contains('\u{1b}'),
         "ANSI escape in a log file:\n{log:?}"
     );
