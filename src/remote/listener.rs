@@ -565,6 +565,9 @@ where
             conn.touch();
             match frame {
                 ClientFrame::Request(client_id, command) => {
+                    // A copy, so that a small request in flight does not pin the whole read
+                    // buffer it arrived in (the budget counts the request's bytes only).
+                    let command = bytes::Bytes::copy_from_slice(&command);
                     slot.forget();
                     record_inflight(&shared, &conn);
                     seq += 1;

@@ -383,7 +383,7 @@ mod tests {
         assert_eq!(try_decode(&mut b), Err(WireError::Truncated));
         let mut b = BytesMut::from(&[0, 0, 0, 10, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0][..]);
         assert_eq!(try_decode(&mut b), Err(WireError::Version(9)));
-        let mut b = BytesMut::from(&[0, 0, 0, 10, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+        let mut b = BytesMut::from(&[0, 0, 0, 10, VERSION, 9, 0, 0, 0, 0, 0, 0, 0, 0][..]);
         assert_eq!(try_decode(&mut b), Err(WireError::Unknown(9)));
         let mut b = BytesMut::from(&[0, 0, 0][..]);
         assert_eq!(
