@@ -300,7 +300,7 @@ async fn clients_without_a_cluster_client_certificate_are_refused_at_the_handsha
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_certificate_cannot_reach_a_node_as_a_peer_with_a_client_certificate() {
+async fn a_client_certificate_is_refused_at_a_nodes_peer_port() {
     // The peer port's verifier wants node certificates: a client's is refused there.
     let (nodes, client) = tls::generate_cluster_with_client(&[1]).unwrap();
     let server = tls::server_config(&nodes[0]).unwrap();
