@@ -51,7 +51,7 @@ pub struct NodeAddr {
     pub id: NodeId,
     /// Where peers reach it (QUIC: UDP; TCP transport: TCP).
     pub raft_addr: SocketAddr,
-    /// Where clients reach it (TCP).
+    /// Where clients reach it (UDP for QUIC; TCP with `client_transport = "tcp_insecure"`).
     pub client_addr: SocketAddr,
     /// Where it serves Prometheus metrics over HTTP at `/metrics` (TCP); none if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +117,12 @@ pub struct ClusterFile {
     /// Link emulation per directed link (`[[links]]`, overriding `network`).
     #[serde(default)]
     pub links: Vec<LinkOverride>,
+    /// How clients reach the nodes: `quic` (mutual TLS, default) or `tcp_insecure`.
+    #[serde(default)]
+    pub client_transport: crate::remote::ClientTransport,
+    /// What one node lets its clients make it hold (`[client_limits]`).
+    #[serde(default)]
+    pub client_limits: crate::remote::ClientLimits,
     #[serde(skip)]
     base: PathBuf,
     #[serde(skip)]
@@ -155,7 +161,14 @@ impl ClusterFile {
         f.path = path.to_owned();
         f.base = path.parent().map(Path::to_owned).unwrap_or_default();
         f.validate()?;
+        f.validate_client()?;
         Ok(f)
+    }
+
+    fn validate_client(&self) -> Result<(), ConfigFileError> {
+        self.client_limits
+            .validate()
+            .map_err(|(key, reason)| self.invalid(format!("client_limits.{key}"), reason))
     }
 
     fn invalid(&self, key: impl Into<String>, reason: impl Into<String>) -> ConfigFileError {
@@ -459,11 +472,39 @@ client_addr = "127.0.0.1:7201"
     }
 
     #[test]
+    fn client_transport_and_limits() {
+        let f = load_str(NODES).unwrap();
+        assert_eq!(f.client_transport, crate::remote::ClientTransport::Quic);
+        assert_eq!(f.client_limits, crate::remote::ClientLimits::default());
+        let f = load_str(&format!(
+            "client_transport = \"tcp_insecure\"\n[client_limits]\nread_timeout_ms = 50\n{NODES}"
+        ))
+        .unwrap();
+        assert_eq!(
+            f.client_transport,
+            crate::remote::ClientTransport::TcpInsecure
+        );
+        assert_eq!(f.client_limits.read_timeout_ms, 50);
+        let err = load_str(&format!("[client_limits]\nmax_connections = 0\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`client_limits.max_connections`"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+        let err = load_str(&format!("client_transport = \"tcp\"\n{NODES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client_transport"), "{err}");
+    }
+
+    #[test]
     fn the_shipped_cluster_file_loads() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-configs/cluster-3.toml");
         let f = ClusterFile::load(&p).unwrap();
         assert_eq!(f.ids(), vec![1, 2, 3]);
         assert_eq!(f.core_config(2).unwrap().0.voters, vec![1, 2, 3]);
+        // The file spells out the client limits' defaults; they must stay the defaults.
+        assert_eq!(f.client_limits, crate::remote::ClientLimits::default());
+        assert_eq!(f.client_transport, crate::remote::ClientTransport::Quic);
         assert!(f.core_config(4).is_err());
         let metrics: Vec<_> = f.nodes.iter().map(|n| n.metrics_addr).collect();
         assert_eq!(

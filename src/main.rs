@@ -1,6 +1,5 @@
 //! The `raftbench` command line: the main job, and the tools around a cluster.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -62,14 +61,19 @@ enum Cmd {
     Demo(DemoArgs),
     /// Runs the deterministic simulation with invariant checks over many seeds.
     Sim(SimArgs),
-    /// Writes a cluster CA and one certificate per node.
+    /// Writes a cluster CA, one certificate per node and a client certificate (client.pem),
+    /// or with --add-client another client certificate from the existing CA.
     Certs {
         /// Directory to write into (created if missing).
         #[arg(long)]
         out: PathBuf,
         /// Number of nodes (ids 1..=N).
-        #[arg(long)]
-        nodes: usize,
+        #[arg(long, required_unless_present = "add_client")]
+        nodes: Option<usize>,
+        /// Sign one more client certificate, client-NAME.pem, with the CA already in --out
+        /// (for a load generator on another host).
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["nodes", "force"])]
+        add_client: Option<String>,
         /// Replace an existing CA and keys (running nodes would then refuse each other).
         #[arg(long)]
         force: bool,
@@ -97,6 +101,10 @@ enum Cmd {
         /// Ask this node first (default: the lowest id); redirects are followed.
         #[arg(long)]
         node: Option<NodeId>,
+        /// The client certificate to present: client-NAME.pem of the cluster's certificate
+        /// directory (default: client.pem).
+        #[arg(long, value_name = "NAME", default_value = "")]
+        cert: String,
         #[command(subcommand)]
         op: ClientOp,
     },
@@ -234,7 +242,25 @@ fn main() -> Result<()> {
         }
         Cmd::Demo(a) => demo(a),
         Cmd::Sim(a) => sim(a),
-        Cmd::Certs { out, nodes, force } => {
+        Cmd::Certs {
+            out,
+            add_client: Some(name),
+            ..
+        } => {
+            let path = raftbench::tls::issue_client(&out, &name).with_context(|| {
+                format!("issuing client certificate {name:?} in {}", out.display())
+            })?;
+            println!(
+                "wrote client certificate {} and its key; copy them with {} to the client's host",
+                path.display(),
+                raftbench::tls::ca_cert_path(&out).display()
+            );
+            Ok(())
+        }
+        Cmd::Certs {
+            out, nodes, force, ..
+        } => {
+            let nodes = nodes.expect("clap requires --nodes without --add-client");
             if nodes == 0 {
                 bail!("--nodes must be at least 1");
             }
@@ -252,7 +278,8 @@ fn main() -> Result<()> {
             raftbench::tls::write_cluster(&out, nodes)
                 .with_context(|| format!("writing certificates to {}", out.display()))?;
             println!(
-                "wrote a cluster CA and {nodes} node certificates to {}",
+                "wrote a cluster CA, {nodes} node certificates and a client certificate \
+                 (client.pem) to {}",
                 out.display()
             );
             Ok(())
@@ -266,7 +293,12 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Netns { op } => netns(op),
-        Cmd::Client { config, node, op } => {
+        Cmd::Client {
+            config,
+            node,
+            cert,
+            op,
+        } => {
             let file = ClusterFile::load(&config)?;
             if let Some(n) = node.filter(|&n| file.node(n).is_none()) {
                 bail!(
@@ -275,13 +307,11 @@ fn main() -> Result<()> {
                     file.ids()
                 );
             }
-            let addrs: HashMap<NodeId, _> =
-                file.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let mut client = RemoteClient::new(addrs);
+                let mut client = RemoteClient::for_cluster(&file, &cert)?;
                 if let Some(n) = node {
                     client.prefer(n);
                 }
@@ -313,6 +343,7 @@ fn main() -> Result<()> {
                         }
                     }
                 }
+                client.close().await;
                 Ok(())
             })
         }

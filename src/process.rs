@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::config::{ClusterFile, ConfigFileError, StorageKind};
 use crate::netem::LinkEmulator;
 use crate::raft::{LogStore, MemStore, NodeId, StoreError};
-use crate::remote::ClientListener;
+use crate::remote::{ClientListener, ClientTransport};
 use crate::server::{AppendOrder, Server, ServerError, ServerParts};
 use crate::shutdown::{Shutdown, ShutdownController};
 use crate::storage::{FileStore, InlineSync, SyncPolicy};
@@ -73,6 +73,9 @@ pub enum NodeProcessError {
         /// The error.
         source: std::io::Error,
     },
+    /// The client port could not be set up (bind, certificate or limits).
+    #[error(transparent)]
+    Listener(#[from] crate::remote::ListenerError),
 }
 
 /// Runs node `id` of `file` until `stop` resolves (Ctrl-C, SIGTERM), then shuts down
@@ -111,8 +114,8 @@ pub async fn run_node(
         ),
         None => None,
     };
-    let identity = match file.transport {
-        TransportKind::Quic => {
+    let identity = match (file.transport, file.client_transport) {
+        (TransportKind::Quic, _) | (_, ClientTransport::Quic) => {
             let dir = file.certs_dir();
             Some(tls::load_identity(&dir, id).map_err(|e| match e {
                 tls::TlsError::Missing { path } => NodeProcessError::MissingCertificate {
@@ -124,13 +127,15 @@ pub async fn run_node(
             })?)
         }
         // ClusterFile::load refuses the memory transport; `bind` would say it has no network.
-        TransportKind::Tcp | TransportKind::Mem => None,
+        _ => None,
     };
     let (transport, inbox) = transport::bind(BindSpec {
         kind: file.transport,
         id,
         addr: me.raft_addr,
-        identity: identity.as_ref(),
+        identity: identity
+            .as_ref()
+            .filter(|_| file.transport == TransportKind::Quic),
         quic: &file.quic,
         settings: file.transport_settings.clone(),
         emulator: emulator.as_ref(),
@@ -205,12 +210,22 @@ pub async fn run_node(
     };
     let (handle, server_task) = server_task;
     let handle_status = handle.watch_status();
-    let listener = ClientListener::bind(me.client_addr, handle)
-        .await
-        .map_err(|source| NodeProcessError::ClientListener {
-            addr: me.client_addr,
-            source,
-        })?;
+    let limits = file.client_limits.clone();
+    let listener = match (&identity, file.client_transport) {
+        (Some(identity), ClientTransport::Quic) => {
+            ClientListener::bind_quic(me.client_addr, handle, identity, limits)?
+        }
+        _ => {
+            tracing::warn!(
+                node = id,
+                clients = %me.client_addr,
+                "client_transport = tcp_insecure: clients are NOT authenticated and their \
+                 traffic is NOT encrypted; anyone who reaches this port can read and change \
+                 every key"
+            );
+            ClientListener::bind_tcp_insecure(me.client_addr, handle, limits).await?
+        }
+    };
     let metrics_task = match (metrics_listener, metrics) {
         (Some(l), Some(m)) => {
             let data_dir = (file.storage != StorageKind::Memory).then(|| data.clone());
@@ -226,7 +241,7 @@ pub async fn run_node(
         }
         _ => None,
     };
-    tracing::info!(node = id, raft = %me.raft_addr, clients = %me.client_addr, transport = ?file.transport, "node running");
+    tracing::info!(node = id, raft = %me.raft_addr, clients = %me.client_addr, transport = ?file.transport, client_transport = ?file.client_transport, "node running");
     let listener_task = tokio::spawn(listener.run(ctl.subscribe()));
     let mut server_task = server_task;
     let stopped_by_itself = tokio::select! {

@@ -3,7 +3,7 @@
 //! node logs plain text to a file and stops cleanly on SIGTERM.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -36,8 +36,14 @@ fn cluster_file(
     storage: &str,
     ids: &[u64],
 ) -> (PathBuf, HashMap<u64, SocketAddr>) {
+    // Clusters without certificates (tcp between nodes) take clients in plain TCP too.
+    let client_transport = if transport == "tcp" {
+        "tcp_insecure"
+    } else {
+        "quic"
+    };
     let mut toml = format!(
-        "transport = \"{transport}\"\nstorage = \"{storage}\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 300\n"
+        "transport = \"{transport}\"\nclient_transport = \"{client_transport}\"\nstorage = \"{storage}\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 300\n"
     );
     let mut clients = HashMap::new();
     for &id in ids {
@@ -207,6 +213,10 @@ fn node_log_written_to_a_file_has_no_colour_codes() {
     let log = node.log();
     assert!(log.contains("INFO"), "{log}");
     assert!(
+        log.contains("tcp_insecure") && log.contains("NOT authenticated"),
+        "plain-TCP clients are labelled insecure: {log}"
+    );
+    assert!(
         !log.contains('\u{1b}'),
         "ANSI escape in a log file:\n{log:?}"
     );
@@ -228,7 +238,15 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_files() {
         .enable_all()
         .build()
         .unwrap();
-    let mut client = RemoteClient::new(clients.clone());
+    let connector = rt.block_on(async {
+        raftbench::remote::Connector::quic_from_dir(
+            &dir.path().join("certs"),
+            "",
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap()
+    });
+    let mut client = RemoteClient::with_connector(clients.clone(), connector);
     client.deadline = GUARD;
 
     let mut node = NodeProc::start(&config, 1, dir.path().join("node-1.log"));
@@ -242,7 +260,7 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_files() {
     let log = node.log();
     assert!(log.contains("shutting down"), "{log}");
     assert!(
-        TcpStream::connect(clients[&1]).is_err(),
+        std::net::UdpSocket::bind(clients[&1]).is_ok(),
         "the client port is closed"
     );
 
@@ -250,4 +268,40 @@ fn sigterm_stops_a_node_cleanly_and_it_restarts_from_its_files() {
     let _node = NodeProc::start(&config, 1, dir.path().join("node-1-again.log"));
     let v = rt.block_on(client.get("k")).unwrap();
     assert_eq!(v.as_deref(), Some(&b"v1"[..]));
+}
+
+#[test]
+fn certs_add_client_signs_with_the_existing_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let out_s = out.to_str().unwrap();
+    let none = raftbench(&["certs", "--out", out_s, "--add-client", "load-1"]);
+    assert!(!none.status.success(), "no CA to sign with yet");
+    let err = stderr(&none);
+    assert!(
+        err.contains("ca.pem is missing") && err.contains("ca.key"),
+        "{err}"
+    );
+    let first = raftbench(&["certs", "--out", out_s, "--nodes", "1"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    for f in ["client.pem", "client.key"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let ca = std::fs::read(out.join("ca.pem")).unwrap();
+    let added = raftbench(&["certs", "--out", out_s, "--add-client", "load-1"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(out.join("client-load-1.pem").exists() && out.join("client-load-1.key").exists());
+    assert_eq!(
+        std::fs::read(out.join("ca.pem")).unwrap(),
+        ca,
+        "the CA is kept"
+    );
+    let bad = raftbench(&["certs", "--out", out_s, "--add-client", "Load One"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("a-z, 0-9"), "{}", stderr(&bad));
+    let id = raftbench::tls::load_client_identity(&out, "load-1").unwrap();
+    assert_eq!(
+        raftbench::tls::cert_role(&id.cert_chain).unwrap(),
+        raftbench::tls::CertRole::Client("load-1".into())
+    );
 }

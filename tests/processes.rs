@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raftbench::raft::{NodeId, Role};
-use raftbench::remote::RemoteClient;
+use raftbench::remote::{Connector, RemoteClient};
 
 mod support;
 use support::free_port;
@@ -96,8 +96,18 @@ impl Cluster {
         child.wait().unwrap();
     }
 
+    /// A QUIC connector with the cluster's client certificate (call within a runtime).
+    fn connector(&self) -> Connector {
+        Connector::quic_from_dir(
+            &self.dir.path().join("certs"),
+            "",
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap()
+    }
+
     fn client(&self) -> RemoteClient {
-        RemoteClient::new(self.client_addrs.clone())
+        RemoteClient::with_connector(self.client_addrs.clone(), self.connector())
     }
 
     fn log(&self, id: NodeId) -> String {
@@ -138,13 +148,14 @@ struct Writes {
 /// counts acknowledgements as they come.
 async fn write_keys(
     addrs: HashMap<NodeId, SocketAddr>,
+    connector: Connector,
     range: std::ops::Range<usize>,
     progress: Arc<AtomicUsize>,
 ) -> Writes {
     let mut tasks = Vec::new();
     let writers = 8;
     for w in 0..writers {
-        let mut client = RemoteClient::new(addrs.clone());
+        let mut client = RemoteClient::with_connector(addrs.clone(), connector.clone());
         client.deadline = Duration::from_secs(20);
         let keys: Vec<usize> = range.clone().skip(w).step_by(writers).collect();
         let progress = progress.clone();
@@ -211,7 +222,7 @@ fn kill_leader_and_recover(transport: &str) {
     let mut c = Cluster::new(transport);
     rt.block_on(async {
         let none = Arc::new(AtomicUsize::new(0));
-        let first = write_keys(c.client_addrs.clone(), 0..1000, none).await;
+        let first = write_keys(c.client_addrs.clone(), c.connector(), 0..1000, none).await;
         assert!(
             first.failed.is_empty(),
             "a healthy cluster acknowledges every write; failed: {:?}\n{}",
@@ -229,6 +240,7 @@ fn kill_leader_and_recover(transport: &str) {
         let progress = Arc::new(AtomicUsize::new(0));
         let second = tokio::spawn(write_keys(
             c.client_addrs.clone(),
+            c.connector(),
             1000..2000,
             progress.clone(),
         ));
@@ -342,7 +354,7 @@ fn a_second_node_process_on_a_data_directory_refuses_to_start() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         leader(&c).await;
-        let w = write_keys(c.client_addrs.clone(), 0..8, Arc::default()).await;
+        let w = write_keys(c.client_addrs.clone(), c.connector(), 0..8, Arc::default()).await;
         assert_eq!((w.acked.len(), w.failed.len()), (8, 0), "{:?}", w.failed);
     });
     // The same cluster with other ports for node 1: same data directory (`data/node-1`).
@@ -394,7 +406,7 @@ fn a_second_node_process_on_a_data_directory_refuses_to_start() {
     );
     // The real node 1 is unaffected and the cluster keeps committing.
     rt.block_on(async {
-        let w = write_keys(c.client_addrs.clone(), 8..16, Arc::default()).await;
+        let w = write_keys(c.client_addrs.clone(), c.connector(), 8..16, Arc::default()).await;
         assert_eq!((w.acked.len(), w.failed.len()), (8, 0), "{:?}", w.failed);
     });
 }

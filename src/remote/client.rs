@@ -1,4 +1,5 @@
 //! A client of a cluster of node processes: finds the leader, follows redirects, retries.
+//! One request at a time; [`super::Pipeline`] keeps many in flight.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -6,8 +7,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use super::connector::{Connector, Link};
 use super::{
     encode_request, encode_status_request, try_decode, ClientFrame, RemoteReplyError, WireError,
 };
@@ -33,7 +34,7 @@ enum Answer {
 }
 
 struct Conn {
-    stream: TcpStream,
+    link: Link,
     buf: BytesMut,
 }
 
@@ -41,6 +42,7 @@ struct Conn {
 pub struct RemoteClient {
     nodes: Vec<(NodeId, SocketAddr)>,
     current: usize,
+    connector: Connector,
     conn: Option<Conn>,
     next_id: u64,
     /// How long one call keeps trying (default 10 s).
@@ -48,17 +50,41 @@ pub struct RemoteClient {
 }
 
 impl RemoteClient {
-    /// A client of the nodes at `addrs` (id to client address).
+    /// A client of the nodes at `addrs` (id to client address) in plain TCP, insecure
+    /// (for nodes whose cluster file says `client_transport = "tcp_insecure"`).
     pub fn new(addrs: HashMap<NodeId, SocketAddr>) -> RemoteClient {
+        RemoteClient::with_connector(addrs, Connector::tcp_insecure())
+    }
+
+    /// A client of the nodes at `addrs` that connects through `connector` (QUIC with a
+    /// client certificate: [`Connector::quic`]).
+    pub fn with_connector(
+        addrs: HashMap<NodeId, SocketAddr>,
+        connector: Connector,
+    ) -> RemoteClient {
         let mut nodes: Vec<_> = addrs.into_iter().collect();
         nodes.sort_unstable();
         RemoteClient {
             nodes,
+            connector,
             current: 0,
             conn: None,
             next_id: 1,
             deadline: Duration::from_secs(10),
         }
+    }
+
+    /// A client of the cluster `file` describes, connecting as it says (see
+    /// [`Connector::for_cluster`]). Must be called within a tokio runtime.
+    pub fn for_cluster(
+        file: &crate::config::ClusterFile,
+        client_name: &str,
+    ) -> Result<RemoteClient, super::ConnectError> {
+        let addrs = file.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
+        Ok(RemoteClient::with_connector(
+            addrs,
+            Connector::for_cluster(file, client_name)?,
+        ))
     }
 
     /// Only talk to node `id` first (for example, to read from a chosen node).
@@ -69,6 +95,12 @@ impl RemoteClient {
                 self.conn = None;
             }
         }
+    }
+
+    /// Closes the connection and lets the node know (over QUIC, waits at most 1 s).
+    pub async fn close(mut self) {
+        self.conn = None;
+        self.connector.close().await;
     }
 
     /// The node the client is talking to.
@@ -113,7 +145,7 @@ impl RemoteClient {
                 Ok(Err(RemoteReplyError::NotLeader(l))) => {
                     (Failure::NotLeader(l), format!("not the leader; try {l:?}"))
                 }
-                Ok(Err(e)) => (Failure::Unavailable, format!("{e:?}")),
+                Ok(Err(e)) => (Failure::Unavailable, e.to_string()),
                 Err(e) => (Failure::Unavailable, e),
             };
             let wait = redirects.failed(failure);
@@ -160,29 +192,41 @@ impl RemoteClient {
         }
     }
 
-    /// Sends one frame and waits for the answer with id `id`.
+    /// Sends one frame and waits for the answer with id `id`. A cached connection that
+    /// turns out closed (a node closes idle ones) is replaced once before this fails.
     async fn exchange(&mut self, out: BytesMut, id: u64) -> Result<Answer, String> {
+        let reused = self.conn.is_some();
+        match self.exchange_once(&out, id).await {
+            Err(e) if reused && self.conn.is_none() => {
+                tracing::debug!(error = %e, "cached client connection failed; reconnecting");
+                self.exchange_once(&out, id).await
+            }
+            r => r,
+        }
+    }
+
+    async fn exchange_once(&mut self, out: &[u8], id: u64) -> Result<Answer, String> {
         if self.conn.is_none() {
-            let addr = self.nodes[self.current].1;
-            let stream = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr))
-                .await
-                .map_err(|_| format!("connect to {addr} timed out"))?
-                .map_err(|e| format!("connect to {addr}: {e}"))?;
-            let _ = stream.set_nodelay(true);
+            let (node, addr) = self.nodes[self.current];
+            let link = self.connector.connect(node, addr).await?;
             self.conn = Some(Conn {
-                stream,
+                link,
                 buf: BytesMut::with_capacity(4096),
             });
         }
         let conn = self.conn.as_mut().expect("connected above");
         let res = async {
-            conn.stream
-                .write_all(&out)
+            conn.link
+                .wr
+                .write_all(out)
                 .await
                 .map_err(|e| e.to_string())?;
+            conn.link.wr.flush().await.map_err(|e| e.to_string())?;
             loop {
                 match try_decode(&mut conn.buf).map_err(|e: WireError| e.to_string())? {
-                    Some(ClientFrame::Reply(rid, r)) if rid == id => return Ok(Answer::Reply(r)),
+                    Some(ClientFrame::Reply(rid, r, _)) if rid == id => {
+                        return Ok(Answer::Reply(r))
+                    }
                     Some(ClientFrame::Status(rid, st)) if rid == id => {
                         return Ok(Answer::Status(st))
                     }
@@ -190,7 +234,8 @@ impl RemoteClient {
                     None => {}
                 }
                 let n = conn
-                    .stream
+                    .link
+                    .rd
                     .read_buf(&mut conn.buf)
                     .await
                     .map_err(|e| e.to_string())?;

@@ -1,24 +1,32 @@
-//! How clients outside the process talk to a node: a small framed protocol over TCP.
+//! How clients outside the process talk to a node: a small framed protocol over one
+//! bidirectional QUIC stream with mutual TLS (or, labelled insecure, over plain TCP).
 //!
-//! Peers authenticate each other with mutual TLS; clients connect in plain TCP (the
-//! benchmark's clients live on the cluster's hosts). Every frame is a u32 big-endian
-//! length, then a version byte, a type byte, a u64 request id and the body. A client
-//! may pipeline requests on one connection; answers carry the id they answer.
+//! Clients present a client certificate of the cluster CA (see [`crate::tls`]); a node
+//! refuses any other during the handshake. Every frame is a u32 big-endian length, then a
+//! version byte, a type byte, a u64 request id and the body. A client pipelines requests
+//! on one connection; answers carry the id they answer, in whatever order they complete,
+//! and a successful one carries the leader's [`Trace`]. A node bounds what each client can
+//! make it hold ([`ClientLimits`]).
 
 mod client;
+mod connector;
 mod listener;
+mod pipeline;
 
 pub use client::{RemoteClient, RemoteError};
-pub use listener::ClientListener;
+pub use connector::{ClientTransport, ConnectError, Connector};
+pub use listener::{ClientLimits, ClientListener, ListenerError, ListenerMonitor, ListenerStats};
+pub use pipeline::{Answers, Pipeline, PipelineOptions, RemoteAnswer, SubmitError, Submitter};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::kv::Output;
+use crate::raft::Time;
 use crate::raft::{NodeId, Role};
-use crate::server::{ClientError, NodeStatus, Reply};
+use crate::server::{ClientError, NodeStatus, Reply, Trace};
 
-/// Wire format version of the client protocol.
-pub const VERSION: u8 = 1;
+/// Wire format version of the client protocol (2: replies may carry a [`Trace`]).
+pub const VERSION: u8 = 2;
 /// Largest frame either side accepts (a command or a value plus headers).
 pub const MAX_FRAME: usize = 4 << 20;
 
@@ -88,9 +96,32 @@ pub fn encode_status(id: u64, st: &NodeStatus, buf: &mut BytesMut) {
     buf.put_u64(st.last_index);
 }
 
-/// Appends a reply frame.
+/// Appends a reply frame without a trace.
 pub fn encode_reply(id: u64, reply: &Reply, buf: &mut BytesMut) {
-    let mut body = BytesMut::new();
+    encode_answer(id, reply, None, buf)
+}
+
+/// Bytes of a reply's trace on the wire (flag byte excluded).
+const TRACE_LEN: usize = 5 * 8;
+
+/// Appends a reply frame, with the leader's trace when there is one.
+pub fn encode_answer(id: u64, reply: &Reply, trace: Option<&Trace>, buf: &mut BytesMut) {
+    let len_at = buf.len();
+    buf.put_u32(0);
+    buf.put_u8(VERSION);
+    buf.put_u8(T_REPLY);
+    buf.put_u64(id);
+    match trace {
+        Some(t) => {
+            buf.put_u8(1);
+            buf.put_u64(t.index);
+            for at in [t.accepted, t.sent, t.committed, t.applied] {
+                buf.put_u64(at.as_nanos());
+            }
+        }
+        None => buf.put_u8(0),
+    }
+    let body = buf;
     match reply {
         Ok(Output::Done) => body.put_u8(S_DONE),
         Ok(Output::Value(None)) => body.put_u8(S_NONE),
@@ -109,11 +140,8 @@ pub fn encode_reply(id: u64, reply: &Reply, buf: &mut BytesMut) {
             body.put_slice(e.to_string().as_bytes());
         }
     }
-    buf.put_u32((10 + body.len()) as u32);
-    buf.put_u8(VERSION);
-    buf.put_u8(T_REPLY);
-    buf.put_u64(id);
-    buf.put_slice(&body);
+    let len = (body.len() - len_at - 4) as u32;
+    body[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 /// One decoded frame.
@@ -121,8 +149,8 @@ pub fn encode_reply(id: u64, reply: &Reply, buf: &mut BytesMut) {
 pub enum ClientFrame {
     /// A request: id and encoded command.
     Request(u64, Bytes),
-    /// A reply: id and outcome (a bad command's reason as text).
-    Reply(u64, Result<Output, RemoteReplyError>),
+    /// A reply: id, outcome (a bad command's reason as text), the leader's trace if any.
+    Reply(u64, Result<Output, RemoteReplyError>, Option<Trace>),
     /// A request for the node's status.
     StatusRequest(u64),
     /// The node's status.
@@ -140,6 +168,35 @@ pub enum RemoteReplyError {
     ShuttingDown,
     /// The command was malformed.
     BadCommand(String),
+    /// Client side only, never sent by a node: no node could be reached (or none led)
+    /// before the request's deadline; the last failure is attached.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for RemoteReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteReplyError::NotLeader(l) => write!(f, "not the leader; try {l:?}"),
+            RemoteReplyError::LeadershipLost => {
+                write!(f, "leadership lost while the request was in flight")
+            }
+            RemoteReplyError::ShuttingDown => write!(f, "the node is shutting down"),
+            RemoteReplyError::BadCommand(why) => write!(f, "bad command: {why}"),
+            RemoteReplyError::Unreachable(why) => write!(f, "unreachable: {why}"),
+        }
+    }
+}
+
+/// The frame length the 4-byte prefix at the front of `buf` announces, once it is there.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, WireError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > MAX_FRAME {
+        return Err(WireError::TooLarge(len));
+    }
+    Ok(Some(len))
 }
 
 /// Takes one complete frame off the front of `buf`, if there is one.
@@ -171,6 +228,25 @@ pub fn try_decode(buf: &mut BytesMut) -> Result<Option<ClientFrame>, WireError> 
             if !f.has_remaining() {
                 return Err(WireError::Truncated);
             }
+            let trace = match f.get_u8() {
+                0 => None,
+                1 => {
+                    if f.remaining() < TRACE_LEN {
+                        return Err(WireError::Truncated);
+                    }
+                    Some(Trace {
+                        index: f.get_u64(),
+                        accepted: Time::from_nanos(f.get_u64()),
+                        sent: Time::from_nanos(f.get_u64()),
+                        committed: Time::from_nanos(f.get_u64()),
+                        applied: Time::from_nanos(f.get_u64()),
+                    })
+                }
+                b => return Err(WireError::Unknown(b)),
+            };
+            if !f.has_remaining() {
+                return Err(WireError::Truncated);
+            }
             let status = f.get_u8();
             let r = match status {
                 S_DONE => Ok(Output::Done),
@@ -190,7 +266,7 @@ pub fn try_decode(buf: &mut BytesMut) -> Result<Option<ClientFrame>, WireError> 
                 )),
                 s => return Err(WireError::Unknown(s)),
             };
-            Ok(Some(ClientFrame::Reply(id, r)))
+            Ok(Some(ClientFrame::Reply(id, r, trace)))
         }
         T_STATUS_REQUEST => Ok(Some(ClientFrame::StatusRequest(id))),
         T_STATUS => {
@@ -261,9 +337,21 @@ mod tests {
         for (i, w) in want.into_iter().enumerate() {
             assert_eq!(
                 try_decode(&mut buf).unwrap(),
-                Some(ClientFrame::Reply(i as u64, w))
+                Some(ClientFrame::Reply(i as u64, w, None))
             );
         }
+        let t = Trace {
+            index: 9,
+            accepted: Time::from_nanos(1),
+            sent: Time::from_nanos(2),
+            committed: Time::from_nanos(3),
+            applied: Time::from_nanos(u64::MAX),
+        };
+        encode_answer(77, &Ok(Output::Done), Some(&t), &mut buf);
+        assert_eq!(
+            try_decode(&mut buf).unwrap(),
+            Some(ClientFrame::Reply(77, Ok(Output::Done), Some(t)))
+        );
         assert_eq!(try_decode(&mut buf).unwrap(), None);
         let st = NodeStatus {
             id: 2,
@@ -295,7 +383,7 @@ mod tests {
         assert_eq!(try_decode(&mut b), Err(WireError::Truncated));
         let mut b = BytesMut::from(&[0, 0, 0, 10, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0][..]);
         assert_eq!(try_decode(&mut b), Err(WireError::Version(9)));
-        let mut b = BytesMut::from(&[0, 0, 0, 10, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+        let mut b = BytesMut::from(&[0, 0, 0, 10, VERSION, 9, 0, 0, 0, 0, 0, 0, 0, 0][..]);
         assert_eq!(try_decode(&mut b), Err(WireError::Unknown(9)));
         let mut b = BytesMut::from(&[0, 0, 0][..]);
         assert_eq!(
