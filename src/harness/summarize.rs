@@ -174,6 +174,10 @@ pub fn summarize(
             },
         },
         config: c.clone(),
+        saturation: None,
+        quic_stats: after
+            .quic
+            .map(|a| a.since(before.quic.unwrap_or_default())),
     };
     let ReplyRecorder {
         latency, phases, ..

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{ClusterError, ClusterSpec, LocalCluster};
 use crate::harness::scenario::PointConfig;
+use crate::harness::summary::QuicStats;
 use crate::netem::LinkEmulator;
 use crate::raft::{NodeId, Role};
 use crate::server::{Observer, Request, ServerHandle};
@@ -64,6 +65,8 @@ pub struct Counters {
     pub wire_bytes: u64,
     /// CPU time of the processes that run the target (and, in process, the harness).
     pub cpu: Duration,
+    /// QUIC's own counters summed over every node's connections (None off QUIC).
+    pub quic: Option<QuicStats>,
 }
 
 /// Where the load sends its requests.
@@ -221,9 +224,12 @@ impl Target for InProcess {
                 c.leader_notices = s.commit_notices;
             }
         }
+        let mut quic: Vec<quinn::ConnectionStats> = Vec::new();
         for t in self.cluster.transports() {
             c.wire_bytes += t.stats().bytes_sent;
+            quic.extend(t.quic_connection_stats());
         }
+        c.quic = (!quic.is_empty()).then(|| QuicStats::sum(&quic));
         c
     }
 
