@@ -96,6 +96,12 @@ fn plot_caption(link: &str) -> &'static str {
         "sparse_vs_dense.svg" => {
             "Sparse against dense load by commit mode: client latency and follower commit lag."
         }
+        "batching.svg" => {
+            "Saturation throughput (top; a closed-loop probe) and client latency at a fraction of it (bottom; open loop) against the pipeline window (left) and the batch limit (right), one line per round trip."
+        }
+        "loss.svg" => {
+            "Client latency, the lossy followers' commit lag and QUIC's lost packets against the loss probability on the links."
+        }
         _ => "",
     }
 }

@@ -102,7 +102,10 @@ mod tests {
         assert_eq!(c.workload.clients, 300);
         assert_eq!((c.timing.warmup_s, c.timing.measure_s), (0.5, 1.5));
         assert!(c.saturation.is_none() && c.faults.is_empty());
-        assert_eq!(c.raft, p.config.raft, "the probe runs the point's own knobs");
+        assert_eq!(
+            c.raft, p.config.raft,
+            "the probe runs the point's own knobs"
+        );
         assert_eq!(probe.params, p.params);
     }
 
@@ -141,7 +144,10 @@ mod tests {
             ..PointSummary::default()
         };
         let e = at_fraction(&p, &probe).unwrap_err();
-        assert!(e.contains("delivered no answer") && e.contains("7 errors"), "{e}");
+        assert!(
+            e.contains("delivered no answer") && e.contains("7 errors"),
+            "{e}"
+        );
         assert!(at_fraction(&point(None), &probe).is_err());
     }
 }

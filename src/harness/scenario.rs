@@ -857,7 +857,10 @@ set = { "raft.heartbeat_ms" = 5.0 }
     fn client_links_are_refused_since_the_load_crosses_none() {
         let e = parse("name = \"t\"\n[[base.links]]\nfrom = \"client\"\nto = 1\ndelay_ms = 5.0\n[[series]]\nname = \"a\"\n")
             .unwrap_err();
-        assert!(e.contains("links[0].from") && e.contains("client link"), "{e}");
+        assert!(
+            e.contains("links[0].from") && e.contains("client link"),
+            "{e}"
+        );
         let e = parse("name = \"t\"\n[[series]]\nname = \"a\"\nset = { links = [ { from = 1, to = 2, delay_ms = 1.0 }, { from = 1, to = \"client\", delay_ms = 1.0 } ] }\n")
             .unwrap_err();
         assert!(e.contains("links[1].to"), "{e}");
@@ -876,8 +879,9 @@ set = { "raft.heartbeat_ms" = 5.0 }
         let s = parse("name = \"t\"\n[base.saturation]\nclients = 64\n[[series]]\nname = \"a\"\nsweep = [{ knob = \"saturation.fraction\", values = [0.25] }]\n").unwrap();
         let sat = s.points[0].config.saturation.as_ref().unwrap();
         assert_eq!((sat.clients, sat.fraction, sat.measure_s), (64, 0.25, 2.0));
-        let e = parse("name = \"t\"\n[base.saturation]\nfraction = 1.5\n[[series]]\nname = \"a\"\n")
-            .unwrap_err();
+        let e =
+            parse("name = \"t\"\n[base.saturation]\nfraction = 1.5\n[[series]]\nname = \"a\"\n")
+                .unwrap_err();
         assert!(e.contains("saturation.fraction"), "{e}");
         let e = parse("name = \"t\"\n[base.saturation]\nclients = 0\n[[series]]\nname = \"a\"\n")
             .unwrap_err();

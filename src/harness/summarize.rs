@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use crate::harness::histograms::{IntervalHistogram, PointHistograms, Unit};
 use crate::harness::load::GeneratorReport;
+use crate::harness::model::{LagModel, LatencyModel};
 use crate::harness::node_recorder::NodeHistograms;
 use crate::harness::reply_recorder::{ReplyRecorder, PHASES};
 use crate::harness::scenario::{LoadMode, Point};
 use crate::harness::summary::{
-    Costs, Floor, FollowerLag, LoadKind, Percentiles, Phases, PointSummary,
+    Costs, Floor, FollowerLag, LoadKind, Models, Percentiles, Phases, PointSummary,
 };
 use crate::harness::target::Counters;
 use crate::raft::NodeId;
@@ -133,6 +134,20 @@ pub fn summarize(
         errors: r.errors,
         // Requests scheduled in the window but not answered count against the point.
         unanswered: generator.in_window.saturating_sub(ok + r.errors),
+        model: floor.as_ref().filter(|f| f.rtt.count > 0).map(|f| {
+            let d = Duration::from_secs_f64(
+                c.network.delay_ms.max(0.0) / 1e3 + (f.rtt.p50 / 2.0).max(0.0) / 1e6,
+            );
+            let lag = LagModel::of_point(c, d);
+            let lat = LatencyModel::of_point(c, d);
+            Models {
+                one_way_us: d.as_secs_f64() * 1e6,
+                commit_lag_mean_us: lag.mean().as_secs_f64() * 1e6,
+                commit_lag_formula: lag.describe().to_string(),
+                latency_mean_us: lat.mean().as_secs_f64() * 1e6,
+                latency_formula: lat.describe().to_string(),
+            }
+        }),
         latency_p50_over_floor: floor
             .as_ref()
             .filter(|f| f.rtt.p50 > 0.0 && lat.count > 0)
@@ -175,9 +190,7 @@ pub fn summarize(
         },
         config: c.clone(),
         saturation: None,
-        quic_stats: after
-            .quic
-            .map(|a| a.since(before.quic.unwrap_or_default())),
+        quic_stats: after.quic.map(|a| a.since(before.quic.unwrap_or_default())),
     };
     let ReplyRecorder {
         latency, phases, ..
@@ -205,6 +218,7 @@ mod tests {
     use crate::harness::load::{GeneratorThread, Intended};
     use crate::harness::node_recorder::NodeRecorder;
     use crate::harness::scenario::{PointConfig, Timing};
+    use crate::harness::summary::QuicStats;
     use crate::harness::window::Window;
     use crate::raft::Time;
     use crate::server::{Answer, Trace};
@@ -298,6 +312,47 @@ mod tests {
         assert_eq!(s.phase_samples_missing, 0);
         assert!(!s.saturated && !s.schedule_invalid);
         assert_eq!(s.generator_thread, GeneratorThread::Realtime);
+    }
+
+    #[test]
+    fn quic_stats_count_the_window_and_models_need_a_floor() {
+        let mut rec = recorded(1500, 1500, 10_000);
+        rec.before.quic = Some(QuicStats {
+            sent_packets: 10,
+            lost_packets: 1,
+            ..QuicStats::default()
+        });
+        rec.after.quic = Some(QuicStats {
+            sent_packets: 110,
+            lost_packets: 4,
+            ..QuicStats::default()
+        });
+        let mut p = point(1000.0);
+        p.config.network.delay_ms = 5.0;
+        p.config.raft.trigger = crate::raft::ReplicationTrigger::OnTick;
+        let floor = Floor {
+            rtt: Percentiles {
+                count: 100,
+                p50: 200.0,
+                ..Percentiles::default()
+            },
+            ..Floor::default()
+        };
+        let (s, _) = summarize(&p, rec, Some(floor));
+        let q = s.quic_stats.unwrap();
+        assert_eq!((q.sent_packets, q.lost_packets), (100, 3));
+        let m = s.model.unwrap();
+        // d = 5 ms + 100 us; on_tick at H = 50 ms: H/2 + 2d.
+        assert!((m.one_way_us - 5_100.0).abs() < 1e-6, "{}", m.one_way_us);
+        assert!(
+            (m.latency_mean_us - 35_200.0).abs() < 1e-6,
+            "{}",
+            m.latency_mean_us
+        );
+        assert!((m.commit_lag_mean_us - 44_900.0).abs() < 1e-6);
+        assert!(m.latency_formula.starts_with("H/2 + 2d"));
+        let (s, _) = summarize(&point(1000.0), recorded(10, 10, 0), None);
+        assert!(s.model.is_none() && s.quic_stats.is_none());
     }
 
     #[test]

@@ -170,6 +170,26 @@ pub struct PointSummary {
     /// (QUIC points only).
     #[serde(default)]
     pub quic_stats: Option<QuicStats>,
+    /// The sparse-load models of this point's design (follower commit lag and client
+    /// latency), when its one-way delay d is known (a floor was measured).
+    #[serde(default)]
+    pub model: Option<Models>,
+}
+
+/// What the models say a point should measure (see `harness::model`): with
+/// d = the links' emulated one-way delay + half the rate-matched floor's p50.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Models {
+    /// The one-way delay d the models use (us).
+    pub one_way_us: f64,
+    /// Mean follower commit lag (us).
+    pub commit_lag_mean_us: f64,
+    /// Its formula.
+    pub commit_lag_formula: String,
+    /// Mean client latency at sparse load (us).
+    pub latency_mean_us: f64,
+    /// Its formula.
+    pub latency_formula: String,
 }
 
 /// What a point's saturation probe found: a closed loop of many clients keeps the
@@ -253,7 +273,9 @@ impl QuicStats {
                 .stream_frames_sent
                 .saturating_sub(before.stream_frames_sent),
             ack_frames_sent: self.ack_frames_sent.saturating_sub(before.ack_frames_sent),
-            ping_frames_sent: self.ping_frames_sent.saturating_sub(before.ping_frames_sent),
+            ping_frames_sent: self
+                .ping_frames_sent
+                .saturating_sub(before.ping_frames_sent),
         }
     }
 
@@ -394,5 +416,47 @@ impl Percentiles {
             p9999: q(0.9999),
             max: h.max() as f64 * scale,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_stats_sum_over_connections_and_difference_over_the_window() {
+        let mut a = quinn::ConnectionStats::default();
+        a.path.sent_packets = 100;
+        a.path.lost_packets = 3;
+        a.path.lost_bytes = 3000;
+        a.frame_tx.stream = 90;
+        let mut b = quinn::ConnectionStats::default();
+        b.path.sent_packets = 50;
+        b.path.congestion_events = 2;
+        b.udp_tx.datagrams = 50;
+        b.frame_tx.ping = 1;
+        let sum = QuicStats::sum([&a, &b]);
+        assert_eq!(sum.connections, 2);
+        assert_eq!(
+            (sum.sent_packets, sum.lost_packets, sum.lost_bytes),
+            (150, 3, 3000)
+        );
+        assert_eq!((sum.congestion_events, sum.udp_datagrams_sent), (2, 50));
+        assert_eq!((sum.stream_frames_sent, sum.ping_frames_sent), (90, 1));
+        assert!((sum.loss_fraction() - 0.02).abs() < 1e-12);
+        let before = QuicStats {
+            sent_packets: 40,
+            lost_packets: 1,
+            // A replaced connection can leave a later sum below an earlier one.
+            ping_frames_sent: 5,
+            ..QuicStats::default()
+        };
+        let d = sum.since(before);
+        assert_eq!(
+            (d.sent_packets, d.lost_packets, d.ping_frames_sent),
+            (110, 2, 0)
+        );
+        assert_eq!(d.connections, 2);
+        assert_eq!(QuicStats::default().loss_fraction(), 0.0);
     }
 }

@@ -11,7 +11,7 @@ use super::series::{file_name_of, group_by_other_params};
 use super::{pe, PlotError, HEARTBEAT_KEY};
 use crate::harness::model::LagModel;
 use crate::harness::summary::{PointSummary, RunSummary};
-use crate::raft::CommitMode;
+use crate::raft::{CommitMode, ReplicationTrigger};
 
 /// A model line to draw: the model (its heartbeat is the axis) and the transport whose
 /// round trip gave its one-way delay, if any.
@@ -75,7 +75,8 @@ fn model_lines<'a>(
         }
     }
     let eager = |m: &LagModel| m.commit_mode == CommitMode::Eager;
-    lines.sort_by_key(|(m, _)| (eager(m), !eager(m) && m.append_resets_heartbeat));
+    let on_tick = |m: &LagModel| m.trigger == ReplicationTrigger::OnTick;
+    lines.sort_by_key(|(m, _)| (on_tick(m), eager(m), !eager(m) && m.append_resets_heartbeat));
     lines
 }
 
@@ -116,7 +117,10 @@ pub fn commit_lag_vs_heartbeat(run: &RunSummary) -> Result<Option<String>, PlotE
             ),
             None => "d = 0 (no baseline)".to_string(),
         };
-        let d_text = if m.commit_mode != CommitMode::Eager && m.rate > 0.0 {
+        let d_text = if m.commit_mode != CommitMode::Eager
+            && m.trigger == ReplicationTrigger::Immediate
+            && m.rate > 0.0
+        {
             format!(
                 "{d_text}; capped by the next request at {} req/s ({:?})",
                 si(m.rate),
