@@ -124,8 +124,8 @@ pub struct PointSummary {
     #[serde(default)]
     pub emulator_error: Option<Percentiles>,
     /// The emulator missed its schedule (p99 error above 50 us or a tenth of the smallest
-    /// configured delay, whichever is larger, or no real-time delivery thread): not a valid
-    /// point.
+    /// delay on a link that carries traffic, between the leader and a follower, whichever
+    /// is larger, or no real-time delivery thread): not a valid point.
     #[serde(default)]
     pub emulator_invalid: bool,
     /// How the generator's thread was scheduled (`realtime` or `normal`).
