@@ -18,7 +18,7 @@ use crate::raft::{CommitMode, ReplicationTrigger};
 type ModelLine = (LagModel, Option<String>);
 
 /// The heartbeat interval a point ran with, in ms (as files spell it).
-fn heartbeat_ms(p: &PointSummary) -> f64 {
+pub(super) fn heartbeat_ms(p: &PointSummary) -> f64 {
     p.config.raft.heartbeat_interval.as_secs_f64() * 1e3
 }
 
@@ -33,7 +33,7 @@ fn model_ms(m: &LagModel, h_ms: f64) -> f64 {
 /// The one-way delay d for a point: the emulated one-way delay of its links (`network`),
 /// plus half the p50 round trip of its rate-matched floor (else of the run's baseline on
 /// the point's transport, else the first baseline; 0 without any).
-fn one_way(run: &RunSummary, p: &PointSummary) -> (Duration, Option<String>) {
+pub(super) fn one_way(run: &RunSummary, p: &PointSummary) -> (Duration, Option<String>) {
     let emulated = Duration::from_secs_f64(p.config.network.delay_ms.max(0.0) / 1e3);
     if let Some(f) = &p.floor {
         let half = Duration::from_secs_f64((f.rtt.p50 / 2.0).max(0.0) / 1e6);
