@@ -46,17 +46,28 @@ pub fn lossy_followers(p: &PointSummary) -> Vec<NodeId> {
     v
 }
 
+/// Whether loss-free point `r` is the reference of lossy point `p`: the same cluster,
+/// core knobs, load and link delay, only without loss.
+fn reference_of(r: &PointSummary, p: &PointSummary) -> bool {
+    let (a, b) = (&r.config, &p.config);
+    loss_of(r) == 0.0
+        && a.cluster == b.cluster
+        && a.raft == b.raft
+        && a.workload == b.workload
+        && a.network.delay_ms == b.network.delay_ms
+}
+
 /// The lines: for each set of lossy followers, its points by loss, each starting from the
-/// run's loss-free points (the reference they share).
+/// loss-free points of the same configuration (the reference they share).
 pub fn loss_lines(run: &RunSummary) -> Vec<(Vec<NodeId>, Vec<&PointSummary>)> {
-    let reference: Vec<&PointSummary> = run.points.iter().filter(|p| loss_of(p) == 0.0).collect();
     let mut lines: Vec<(Vec<NodeId>, Vec<&PointSummary>)> = Vec::new();
     for p in run.points.iter().filter(|p| loss_of(p) > 0.0) {
         let who = lossy_followers(p);
         match lines.iter_mut().find(|(w, _)| *w == who) {
             Some((_, g)) => g.push(p),
             None => {
-                let mut g = reference.clone();
+                let mut g: Vec<&PointSummary> =
+                    run.points.iter().filter(|r| reference_of(r, p)).collect();
                 g.push(p);
                 lines.push((who, g));
             }
@@ -294,12 +305,16 @@ mod tests {
     fn lines_group_by_lossy_followers_and_share_the_reference() {
         let mut run = RunSummary::default();
         run.points.push(point(0.0, &[3]));
+        // A loss-free point of another configuration is no reference.
+        let mut other = point(0.0, &[]);
+        other.config.raft.heartbeat_interval = std::time::Duration::from_millis(7);
+        run.points.push(other);
         for loss in [0.05, 0.001, 0.01] {
             run.points.push(point(loss, &[3]));
             run.points.push(point(loss, &[2, 3]));
         }
-        assert_eq!(lossy_followers(&run.points[1]), [3]);
-        assert_eq!(lossy_followers(&run.points[2]), [2, 3]);
+        assert_eq!(lossy_followers(&run.points[2]), [3]);
+        assert_eq!(lossy_followers(&run.points[3]), [2, 3]);
         let lines = loss_lines(&run);
         assert_eq!(lines.len(), 2);
         let losses: Vec<f64> = lines[1].1.iter().map(|p| loss_of(p)).collect();
