@@ -241,7 +241,7 @@ pub struct QuicStats {
 
 impl QuicStats {
     /// The sum of `self` and `other` (two connections' counters together).
-    pub fn add(self, o: QuicStats) -> QuicStats {
+    pub fn plus(self, o: QuicStats) -> QuicStats {
         QuicStats {
             connections: self.connections + o.connections,
             sent_packets: self.sent_packets + o.sent_packets,
@@ -299,7 +299,7 @@ impl QuicStats {
         conns
             .into_iter()
             .map(QuicStats::of_connection)
-            .fold(QuicStats::default(), QuicStats::add)
+            .fold(QuicStats::default(), QuicStats::plus)
     }
 
     /// Lost packets over sent packets (0 when nothing was sent).

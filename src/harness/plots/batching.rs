@@ -21,6 +21,9 @@ pub const BATCH_KEY: &str = "raft.max_batch_entries";
 /// One line of a panel: a round trip and its points in x order.
 type Line<'a> = (f64, Vec<&'a PointSummary>);
 
+/// A value of a point (an axis, a knob).
+type Value = fn(&PointSummary) -> f64;
+
 /// The emulated round trip of a point in ms (twice its links' one-way delay).
 pub fn rtt_ms(p: &PointSummary) -> f64 {
     2.0 * p.config.network.delay_ms
@@ -39,7 +42,7 @@ fn batch(p: &PointSummary) -> f64 {
 /// the same value of the other knob (so a window sweep at batch 1024 and a batch sweep at
 /// window 16 share their corner point).
 pub fn panel_lines<'a>(run: &'a RunSummary, key: &str) -> Vec<Line<'a>> {
-    let (x, other): (fn(&PointSummary) -> f64, fn(&PointSummary) -> f64) = if key == WINDOW_KEY {
+    let (x, other): (Value, Value) = if key == WINDOW_KEY {
         (window, batch)
     } else {
         (batch, window)
@@ -79,8 +82,8 @@ fn invalid(p: &PointSummary) -> bool {
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     lines: &[Line<'_>],
-    x: fn(&PointSummary) -> f64,
-    ys: &[(fn(&PointSummary) -> f64, bool)],
+    x: Value,
+    ys: &[(Value, bool)],
     rtts: &[f64],
     x_desc: &str,
     y_desc: &str,
@@ -145,7 +148,7 @@ pub fn batching(run: &RunSummary) -> Result<Option<String>, PlotError> {
     let mut rtts: Vec<f64> = by_window.iter().chain(&by_batch).map(|(r, _)| *r).collect();
     rtts.sort_by(f64::total_cmp);
     rtts.dedup();
-    let fixed_of = |lines: &[Line<'_>], other: fn(&PointSummary) -> f64| {
+    let fixed_of = |lines: &[Line<'_>], other: Value| {
         lines
             .first()
             .and_then(|(_, g)| g.first())
@@ -195,8 +198,8 @@ pub fn batching(run: &RunSummary) -> Result<Option<String>, PlotError> {
             "batch limit (entries per AppendEntries), window {}",
             fixed_of(&by_batch, window)
         );
-        let lat50: fn(&PointSummary) -> f64 = |p| p.latency.p50;
-        let lat99: fn(&PointSummary) -> f64 = |p| p.latency.p99;
+        let lat50: Value = |p| p.latency.p50;
+        let lat99: Value = |p| p.latency.p99;
         if !by_window.is_empty() {
             panel(
                 &cells[0],
