@@ -340,3 +340,87 @@ fn a_point_on_file_storage_reports_every_nodes_syncs_and_both_floors() {
     // The point's data directory is gone with the point.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_saturation_point_runs_at_half_its_probes_throughput_and_lossy_links_show_in_quic_stats() {
+    use raftbench::harness::run::{run_scenario, RunOptions};
+    let sc = Scenario::parse(
+        Path::new("tests/harness.rs"),
+        r#"
+name = "saturation-and-loss"
+baseline = false
+[base.cluster]
+leader = 1
+[base.raft]
+election_timeout_ms = 1000.0
+max_inflight_msgs = 2
+max_batch_entries = 16
+[base.timing]
+warmup_s = 0.3
+measure_s = 1.0
+[base.network]
+delay_ms = 5.0
+[[series]]
+name = "window"
+set = { saturation = { clients = 256, warmup_s = 0.3, measure_s = 1.0, fraction = 0.5 } }
+sweep = [ { knob = "raft.max_inflight_msgs", values = [1, 4] } ]
+[[series]]
+name = "lossy"
+set = { "workload.rate" = 500.0, links = [ { from = 1, to = 3, loss = 0.05 }, { from = 3, to = 1, loss = 0.05 } ] }
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_scenario(
+        &sc,
+        &RunOptions {
+            out_dir: dir.path().to_path_buf(),
+            progress: false,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (w1, w4, lossy) = (&run.points[0], &run.points[1], &run.points[2]);
+    for p in [w1, w4] {
+        let sat = p
+            .saturation
+            .as_ref()
+            .expect("a probed point says what it found");
+        assert!(sat.throughput > 0.0 && sat.clients == 256, "{sat:?}");
+        assert!(
+            (p.offered_rate - sat.throughput / 2.0).abs() < 1e-6,
+            "offered {} at half of {}",
+            p.offered_rate,
+            sat.throughput
+        );
+        assert!(p.ok > 0);
+    }
+    // Window 1 and batch 16 over a 10 ms round trip carry at most 16 entries per round
+    // trip (1,600/s); window 4 carries four times as many: an effect far above noise.
+    let (t1, t4) = (
+        w1.saturation.as_ref().unwrap().throughput,
+        w4.saturation.as_ref().unwrap().throughput,
+    );
+    eprintln!("saturation throughput: window 1 {t1:.0}/s, window 4 {t4:.0}/s");
+    assert!(t1 < 1_600.0, "window 1: {t1}/s over a 10 ms round trip");
+    assert!(t4 > 2.0 * t1, "window 4 {t4}/s against window 1 {t1}/s");
+    assert!(lossy.saturation.is_none());
+    let q = lossy
+        .quic_stats
+        .expect("a QUIC point publishes QUIC's counters");
+    eprintln!("lossy: {q:?}");
+    assert!(q.connections >= 6, "both sides of the three links: {q:?}");
+    assert!(q.sent_packets > 500, "{q:?}");
+    assert!(q.lost_packets > 0, "5% loss on two links: {q:?}");
+    // The files carry the new fields and plots.
+    let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
+    assert!(json.contains("\"saturation\"") && json.contains("\"quic_stats\""));
+    let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .contains("saturation_throughput"));
+    for plot in ["batching.svg", "loss.svg"] {
+        assert!(dir.path().join("plots").join(plot).exists(), "{plot}");
+    }
+}

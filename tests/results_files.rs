@@ -16,7 +16,8 @@ use raftbench::harness::output::{self, file_names, read_run, sanitize, write_run
 use raftbench::harness::plots::{self, write_plots};
 use raftbench::harness::report::{self, write_report};
 use raftbench::harness::summary::{
-    Baseline, Costs, Floor, FollowerLag, LoadKind, Percentiles, PointSummary, RunSummary,
+    Baseline, Costs, Floor, FollowerLag, LoadKind, Percentiles, PointSummary, QuicStats,
+    RunSummary, Saturation,
 };
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -150,6 +151,9 @@ fn point(
         latency_p50_over_floor: Some(latency.p50 / 90.0),
         latency_p99_over_floor: Some(latency.p99 / 150.0),
         config: toml::from_str(config).expect("test config is TOML"),
+        saturation: None,
+        quic_stats: None,
+        model: None,
     }
 }
 
@@ -554,6 +558,87 @@ fn full_run() -> (RunSummary, Vec<(String, PointHistograms)>) {
             );
         }
     }
+    // Batching: points with a saturation probe, over two round trips, a window sweep and
+    // a batch sweep that meet at window 16, batch 1024.
+    for delay in [0.1, 10.0] {
+        for (key, w, b) in [
+            ("raft.max_inflight_msgs", 1, 1024),
+            ("raft.max_inflight_msgs", 16, 1024),
+            ("raft.max_batch_entries", 16, 1),
+        ] {
+            let v = if key == "raft.max_inflight_msgs" {
+                w
+            } else {
+                b
+            };
+            add(
+                format!("batching-{delay}/{key}={v}"),
+                &format!("batching-{delay}"),
+                vec![(key, v.to_string())],
+                format!(
+                    "[raft]\nmax_inflight_msgs = {w}\nmax_batch_entries = {b}\n[network]\ndelay_ms = {delay}\n"
+                ),
+                1000.0 * w as f64,
+                1000.0 * w as f64,
+                300_000,
+                (500.0, 900.0),
+            );
+        }
+    }
+    // Loss on the links to follower 3, then to both, with a loss-free reference.
+    for (name, followers, loss) in [
+        ("no-loss", vec![], 0.0),
+        ("f3-1pct", vec![3], 0.01),
+        ("both-1pct", vec![2, 3], 0.01),
+    ] {
+        let links: String = followers
+            .iter()
+            .flat_map(|f| [(1, *f), (*f, 1)])
+            .map(|(a, b)| format!("[[links]]\nfrom = {a}\nto = {b}\nloss = {loss}\n"))
+            .collect();
+        add(
+            format!("loss/{name}"),
+            name,
+            vec![],
+            format!("[cluster]\nleader = 1\n[network]\ndelay_ms = 5.0\n{links}"),
+            500.0,
+            500.0,
+            10_000_000,
+            (6_000.0, 30_000.0),
+        );
+    }
+    // The naive designs over a 5 ms link: entries only with the heartbeat.
+    for h in [20.0, 50.0] {
+        add(
+            format!("on-tick/raft.heartbeat_ms={h}"),
+            "on-tick",
+            vec![("raft.heartbeat_ms", h.to_string())],
+            format!(
+                "[raft]\ntrigger = \"on_tick\"\nheartbeat_ms = {h:.1}\n[network]\ndelay_ms = 5.0\n"
+            ),
+            20.0,
+            20.0,
+            (h as u64 / 2 + 10) * 1_000_000,
+            (h * 1e3 - 5_000.0, h * 1e3),
+        );
+    }
+    for p in points.iter_mut() {
+        if p.series.starts_with("batching") {
+            p.saturation = Some(Saturation {
+                throughput: p.achieved_rate * 2.0,
+                clients: 4096,
+                fraction: 0.5,
+                ..Saturation::default()
+            });
+        }
+        if p.name.starts_with("loss/") {
+            p.quic_stats = Some(QuicStats {
+                sent_packets: 10_000,
+                lost_packets: (p.config.links.len() as u64) * 25,
+                ..QuicStats::default()
+            });
+        }
+    }
     (run_with(points), all)
 }
 
@@ -581,6 +666,18 @@ fn every_plot_is_drawn_for_a_full_run() {
     assert!(svg.contains("H + d"), "the reset-by-appends model is drawn");
     let svg = read(&dir.join("plots").join("latency_vs_rate.svg"));
     assert!(svg.contains("saturated"), "saturated points are annotated");
+    let svg = read(&dir.join("plots").join("batching.svg"));
+    assert!(svg.contains("round trip 20 ms") && svg.contains("round trip 0.2 ms"));
+    let svg = read(&dir.join("plots").join("loss.svg"));
+    assert!(
+        svg.contains("followers 2 and 3"),
+        "one line per set of lossy followers"
+    );
+    let svg = read(&dir.join("plots").join("latency_vs_heartbeat.svg"));
+    assert!(
+        svg.contains("H/2 + 2d"),
+        "the on_tick latency model is drawn"
+    );
     let md = read(&dir.join("report.md"));
     for f in plots::PLOT_FILES {
         assert!(md.contains(&format!("](plots/{f})")), "{f} linked");

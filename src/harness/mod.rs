@@ -19,6 +19,7 @@ pub mod point;
 pub mod reply_recorder;
 pub mod report;
 pub mod run;
+pub mod saturation;
 pub mod scenario;
 pub mod summarize;
 pub mod summary;

@@ -11,11 +11,21 @@
 //! - heartbeat timer reset by every append: the heartbeat comes exactly H after the append
 //!   that carried i; lag = min(H, A) + d. For r·H << 1 this is H + d.
 //! - eager notification: lag = d, at one extra message per follower per commit.
+//! - entries only with the heartbeat (`trigger = on_tick`): every message leaves on the
+//!   heartbeat grid, so the commit of i (one round trip after the tick that carried it)
+//!   reaches a follower with the first tick after it: lag = k H - 2d + d, with k the
+//!   ticks a round trip spans (k = ceil(2d / H), at least 1). For 2d < H this is H - d.
+//!
+//! Client latency at sparse load ([`LatencyModel`]): a request waits for the
+//! AppendEntries that carries it, then one round trip to the faster follower: 2d when
+//! entries leave at once (whatever the heartbeat does), E[wait for the next tick] + 2d =
+//! H/2 + 2d when they leave only with the heartbeat (a request arrives at a uniformly
+//! random moment of the tick's period).
 
 use std::time::Duration;
 
 use crate::harness::scenario::{Arrival, PointConfig};
-use crate::raft::CommitMode;
+use crate::raft::{CommitMode, ReplicationTrigger};
 
 /// The inputs of the model.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +42,8 @@ pub struct LagModel {
     pub rate: f64,
     /// One-way delay d.
     pub one_way: Duration,
+    /// When entries leave: at once, or only with the heartbeat.
+    pub trigger: ReplicationTrigger,
 }
 
 impl LagModel {
@@ -44,6 +56,7 @@ impl LagModel {
             arrival: config.workload.arrival,
             rate: config.workload.rate,
             one_way,
+            trigger: config.raft.trigger,
         }
     }
 
@@ -55,7 +68,9 @@ impl LagModel {
     /// The formula's sparse-load limit and the regime it models, for a legend; models with
     /// the same formula differ only in their inputs.
     pub fn describe(&self) -> &'static str {
-        if self.commit_mode == CommitMode::Eager {
+        if self.trigger == ReplicationTrigger::OnTick {
+            "kH - d (entries only with the heartbeat; k = ceil(2d/H))"
+        } else if self.commit_mode == CommitMode::Eager {
             "d (eager commit notice)"
         } else if self.append_resets_heartbeat {
             "H + d (piggyback, timer reset by appends)"
@@ -71,6 +86,10 @@ impl LagModel {
             return Duration::from_secs_f64(d);
         }
         let h = self.heartbeat.as_secs_f64();
+        if self.trigger == ReplicationTrigger::OnTick && h > 0.0 {
+            let k = (2.0 * d / h).ceil().max(1.0);
+            return Duration::from_secs_f64(k * h - d);
+        }
         let r = self.rate;
         if h <= 0.0 {
             return Duration::from_secs_f64(d);
@@ -112,6 +131,45 @@ impl LagModel {
     }
 }
 
+/// The expected client latency at sparse load of a design (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencyModel {
+    /// When entries leave.
+    pub trigger: ReplicationTrigger,
+    /// Heartbeat interval H.
+    pub heartbeat: Duration,
+    /// One-way delay d.
+    pub one_way: Duration,
+}
+
+impl LatencyModel {
+    /// The model of a point run with `config`, over a one-way delay `one_way`.
+    pub fn of_point(config: &PointConfig, one_way: Duration) -> LatencyModel {
+        LatencyModel {
+            trigger: config.raft.trigger,
+            heartbeat: config.raft.heartbeat_interval,
+            one_way,
+        }
+    }
+
+    /// The formula, for a legend or a table.
+    pub fn describe(&self) -> &'static str {
+        match self.trigger {
+            ReplicationTrigger::Immediate => "2d (entries leave at once)",
+            ReplicationTrigger::OnTick => "H/2 + 2d (entries wait for the next heartbeat)",
+        }
+    }
+
+    /// Expected (mean) client latency.
+    pub fn mean(&self) -> Duration {
+        let wait = match self.trigger {
+            ReplicationTrigger::Immediate => Duration::ZERO,
+            ReplicationTrigger::OnTick => self.heartbeat / 2,
+        };
+        wait + self.one_way * 2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +182,7 @@ mod tests {
             arrival,
             rate,
             one_way: Duration::ZERO,
+            trigger: ReplicationTrigger::Immediate,
         }
         .mean()
         .as_secs_f64()
@@ -180,6 +239,7 @@ mod tests {
             arrival: Arrival::Constant,
             rate: 10.0,
             one_way: Duration::from_micros(40),
+            trigger: ReplicationTrigger::Immediate,
         };
         assert_eq!(m.mean(), Duration::from_micros(40));
     }
@@ -203,5 +263,39 @@ mod tests {
             .with_heartbeat(Duration::from_millis(50));
         assert!(m.describe().starts_with("H/2 + d"));
         assert_eq!(m.mean(), Duration::from_millis(26));
+    }
+
+    #[test]
+    fn on_tick_lag_is_the_next_tick_after_the_round_trip() {
+        let mut config = PointConfig::default();
+        config.raft.trigger = ReplicationTrigger::OnTick;
+        config.raft.heartbeat_interval = Duration::from_millis(50);
+        config.workload.rate = 20.0;
+        let m = LagModel::of_point(&config, Duration::from_millis(5));
+        // Committed 10 ms after the tick; the next tick 50 ms after it; 5 ms to arrive.
+        assert_eq!(m.mean(), Duration::from_millis(45));
+        assert!(m.describe().starts_with("kH - d"));
+        // A round trip longer than H: the commit waits for the second tick after its own.
+        let m = m.with_heartbeat(Duration::from_millis(8));
+        assert_eq!(m.mean(), Duration::from_millis(11));
+    }
+
+    #[test]
+    fn client_latency_waits_half_a_tick_only_when_entries_wait_for_it() {
+        let mut config = PointConfig::default();
+        config.raft.heartbeat_interval = Duration::from_millis(50);
+        let d = Duration::from_millis(5);
+        let m = LatencyModel::of_point(&config, d);
+        assert_eq!(m.mean(), Duration::from_millis(10));
+        assert!(m.describe().starts_with("2d"));
+        config.raft.append_resets_heartbeat = true;
+        assert_eq!(
+            LatencyModel::of_point(&config, d).mean(),
+            Duration::from_millis(10)
+        );
+        config.raft.trigger = ReplicationTrigger::OnTick;
+        let m = LatencyModel::of_point(&config, d);
+        assert_eq!(m.mean(), Duration::from_millis(35));
+        assert!(m.describe().starts_with("H/2 + 2d"));
     }
 }

@@ -502,6 +502,18 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
             "leader_sync_p99_us",
             opt(leader_syncs.map(|n| n.sync_latency.p99)),
         ),
+        (
+            "saturation_throughput",
+            opt(p.saturation.as_ref().map(|s| s.throughput)),
+        ),
+        (
+            "quic_sent_packets",
+            opt(p.quic_stats.map(|q| q.sent_packets as f64)),
+        ),
+        (
+            "quic_lost_packets",
+            opt(p.quic_stats.map(|q| q.lost_packets as f64)),
+        ),
     ]
 }
 

@@ -96,6 +96,15 @@ fn plot_caption(link: &str) -> &'static str {
         "sparse_vs_dense.svg" => {
             "Sparse against dense load by commit mode: client latency and follower commit lag."
         }
+        "latency_vs_heartbeat.svg" => {
+            "Measured client latency against heartbeat interval, with each design's sparse-load model (dashed): 2d when entries leave at once, H/2 + 2d when they wait for the heartbeat."
+        }
+        "batching.svg" => {
+            "Saturation throughput (top; a closed-loop probe) and client latency at a fraction of it (bottom; open loop) against the pipeline window (left) and the batch limit (right), one line per round trip."
+        }
+        "loss.svg" => {
+            "Client latency, the lossy followers' commit lag and QUIC's lost packets against the loss probability on the links."
+        }
         _ => "",
     }
 }

@@ -13,6 +13,7 @@ use crate::harness::output::{self, OutputError};
 use crate::harness::plots;
 use crate::harness::point::{run_point, RunError};
 use crate::harness::report;
+use crate::harness::saturation;
 use crate::harness::scenario::Scenario;
 use crate::harness::summary::{Floor, RunSummary};
 
@@ -77,6 +78,24 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, Scen
     // Points that share a transport, threading and arrival process share a floor.
     let mut floors: Vec<(baseline::FloorKey, Option<Floor>)> = Vec::new();
     for (i, p) in sc.points.iter().enumerate() {
+        let base_pos = (i as u64 + 1) * 1000;
+        // A point at a fraction of its saturation throughput: the probe first, on a
+        // cluster of its own; then the point resolved to its open-loop rate.
+        let resolved;
+        let (p, saturation) = match saturation::probe_point(p) {
+            Some(probe) => {
+                bar.set_message(format!("{}: saturation probe", p.name));
+                let (found, _) = run_point(&probe, None, &|_| {})?;
+                let (r, s) =
+                    saturation::at_fraction(p, &found).map_err(|reason| RunError::Harness {
+                        point: p.name.clone(),
+                        reason,
+                    })?;
+                resolved = r;
+                (&resolved, Some(s))
+            }
+            None => (p, None),
+        };
         bar.set_message(format!("{} ({}/{})", p.name, i + 1, sc.points.len()));
         let floor = if sc.file.baseline {
             let key = baseline::FloorKey::of(&p.config);
@@ -92,11 +111,11 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, Scen
         } else {
             None
         };
-        let base_pos = (i as u64 + 1) * 1000;
         let b = bar.clone();
-        let (summary, h) = run_point(p, floor, &move |f| {
+        let (mut summary, h) = run_point(p, floor, &move |f| {
             b.set_position(base_pos + (f * 1000.0) as u64)
         })?;
+        summary.saturation = saturation;
         run.points.push(summary);
         hists.push((p.name.clone(), h));
     }

@@ -325,6 +325,38 @@ pub struct PointConfig {
     /// Seed of everything random in the point (arrivals, keys, election timeouts);
     /// 0 (the default) takes the scenario's seed.
     pub seed: u64,
+    /// Run the point at a fraction of its own saturation throughput, found first by a
+    /// closed-loop probe on a fresh cluster of the same configuration
+    /// (`[base.saturation]`: `clients`, `warmup_s`, `measure_s`, `fraction`); the point
+    /// then runs open loop at `fraction` times the probe's throughput, whatever
+    /// `workload.mode` and `workload.rate` say.
+    pub saturation: Option<SaturationProbe>,
+}
+
+/// How a point finds its saturation throughput (see [`PointConfig::saturation`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaturationProbe {
+    /// Closed-loop clients, one request outstanding each (default 4096): enough to keep
+    /// every window and batch full, i.e. more than the throughput times the round trip.
+    pub clients: usize,
+    /// Seconds of the probe before it measures (default 1).
+    pub warmup_s: f64,
+    /// Seconds the probe measures (default 2).
+    pub measure_s: f64,
+    /// The point's open-loop rate as a fraction of the throughput found (default 0.5).
+    pub fraction: f64,
+}
+
+impl Default for SaturationProbe {
+    fn default() -> Self {
+        SaturationProbe {
+            clients: 4096,
+            warmup_s: 1.0,
+            measure_s: 2.0,
+            fraction: 0.5,
+        }
+    }
 }
 
 impl PointConfig {
@@ -599,6 +631,12 @@ fn fmt_params(params: &[(String, String)]) -> String {
         .join(",")
 }
 
+/// Why a scenario may not name `"client"` in a link or a link fault.
+const NO_CLIENT_LINKS: &str = "names \"client\", but the harness's load generator hands \
+     requests to the leader inside the process and crosses no client link, so it would \
+     shape nothing (client links shape only the cluster client of cluster files); \
+     emulate the links between nodes instead";
+
 /// Checks one point; the error is (key, reason).
 pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     let bad = |k: &str, r: String| Err((k.to_string(), r));
@@ -659,6 +697,28 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     if w.keys == 0 {
         return bad("workload.keys", "must be at least 1".into());
     }
+    if let Some(sat) = &c.saturation {
+        if sat.clients == 0 {
+            return bad("saturation.clients", "must be at least 1".into());
+        }
+        for (k, v) in [
+            ("saturation.warmup_s", sat.warmup_s),
+            ("saturation.measure_s", sat.measure_s),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(k, format!("must be a non-negative number, got {v}"));
+            }
+        }
+        if sat.measure_s <= 0.0 {
+            return bad("saturation.measure_s", "must be above 0".into());
+        }
+        if !(sat.fraction.is_finite() && sat.fraction > 0.0 && sat.fraction <= 1.0) {
+            return bad(
+                "saturation.fraction",
+                format!("must be within (0, 1], got {}", sat.fraction),
+            );
+        }
+    }
     let p = &c.timing;
     for (k, v) in [
         ("timing.warmup_s", p.warmup_s),
@@ -678,6 +738,15 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
     net.validate()
         .and_then(|()| net.check_nodes(c.cluster.nodes))
         .map_err(|NetemError::Invalid { key, reason }| (key, reason))?;
+    // The harness's load hands requests to the leader in process: a client link would
+    // shape nothing, and the run would look as if it did.
+    for (i, l) in c.links.iter().enumerate() {
+        for (end, e) in [("from", l.from), ("to", l.to)] {
+            if e == Endpoint::Client {
+                return bad(&format!("links[{i}].{end}"), NO_CLIENT_LINKS.into());
+            }
+        }
+    }
     for (i, f) in c.faults.iter().enumerate() {
         let at = f.at_s();
         if !(at.is_finite() && at >= 0.0) {
@@ -694,6 +763,14 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
                     &format!("faults[{i}].duration_ms"),
                     format!("must be a non-negative number, got {duration_ms}"),
                 );
+            }
+            Fault::SetLink { link, .. }
+                if link.from == Endpoint::Client || link.to == Endpoint::Client =>
+            {
+                return bad(&format!("faults[{i}].link"), NO_CLIENT_LINKS.into());
+            }
+            Fault::Partition { nodes, .. } if nodes.contains(&Endpoint::Client) => {
+                return bad(&format!("faults[{i}].nodes"), NO_CLIENT_LINKS.into());
             }
             Fault::SetLink { link, .. } => NetworkConfig {
                 network: LinkSettings::default(),
@@ -830,6 +907,41 @@ set = { "raft.heartbeat_ms" = 5.0 }
         );
         let e = parse("name = \"t\"\n[[base.faults]]\nkind = \"explode\"\nat_s = 1\n[[series]]\nname = \"a\"\n").unwrap_err();
         assert!(e.contains("explode"), "{e}");
+    }
+
+    #[test]
+    fn client_links_are_refused_since_the_load_crosses_none() {
+        let e = parse("name = \"t\"\n[[base.links]]\nfrom = \"client\"\nto = 1\ndelay_ms = 5.0\n[[series]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("links[0].from") && e.contains("client link"),
+            "{e}"
+        );
+        let e = parse("name = \"t\"\n[[series]]\nname = \"a\"\nset = { links = [ { from = 1, to = 2, delay_ms = 1.0 }, { from = 1, to = \"client\", delay_ms = 1.0 } ] }\n")
+            .unwrap_err();
+        assert!(e.contains("links[1].to"), "{e}");
+        let e = parse("name = \"t\"\n[[base.faults]]\nkind = \"partition\"\nat_s = 1.0\nnodes = [\"client\"]\n[[series]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(e.contains("faults[0].nodes"), "{e}");
+        let e = parse("name = \"t\"\n[[base.faults]]\nkind = \"set_link\"\nat_s = 1.0\nlink = { from = \"client\", to = 1, delay_ms = 2.0 }\n[[series]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(e.contains("faults[0].link"), "{e}");
+        // Links between nodes still run.
+        parse("name = \"t\"\n[[base.links]]\nfrom = 1\nto = 2\ndelay_ms = 5.0\n[[series]]\nname = \"a\"\n").unwrap();
+    }
+
+    #[test]
+    fn saturation_knobs_are_read_and_checked() {
+        let s = parse("name = \"t\"\n[base.saturation]\nclients = 64\n[[series]]\nname = \"a\"\nsweep = [{ knob = \"saturation.fraction\", values = [0.25] }]\n").unwrap();
+        let sat = s.points[0].config.saturation.as_ref().unwrap();
+        assert_eq!((sat.clients, sat.fraction, sat.measure_s), (64, 0.25, 2.0));
+        let e =
+            parse("name = \"t\"\n[base.saturation]\nfraction = 1.5\n[[series]]\nname = \"a\"\n")
+                .unwrap_err();
+        assert!(e.contains("saturation.fraction"), "{e}");
+        let e = parse("name = \"t\"\n[base.saturation]\nclients = 0\n[[series]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(e.contains("saturation.clients"), "{e}");
     }
 
     #[test]

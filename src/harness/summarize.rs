@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use crate::harness::histograms::{IntervalHistogram, PointHistograms, Unit};
 use crate::harness::load::GeneratorReport;
+use crate::harness::model::{LagModel, LatencyModel};
 use crate::harness::node_recorder::NodeHistograms;
 use crate::harness::reply_recorder::{ReplyRecorder, PHASES};
-use crate::harness::scenario::StorageKind;
-use crate::harness::scenario::{LoadMode, Point};
+use crate::harness::scenario::{Fault, LoadMode, Point, PointConfig, StorageKind};
 use crate::harness::summary::{
-    Costs, Floor, FollowerLag, LoadKind, NodeSyncs, Percentiles, Phases, PointSummary, Storage,
-    SyncFloorSummary,
+    Costs, Floor, FollowerLag, LoadKind, Models, NodeSyncs, Percentiles, Phases, PointSummary,
+    Storage, SyncFloorSummary,
 };
 use crate::harness::target::Counters;
 use crate::raft::NodeId;
@@ -54,6 +54,47 @@ pub struct Recorded {
 /// An emulator whose p99 delivery error exceeds this, or a tenth of the smallest delay it
 /// emulates if larger, invalidates the point.
 pub const EMULATOR_LIMIT: Duration = Duration::from_micros(50);
+
+/// The smallest one-way delay (ms) on a link that carries the point's traffic: between
+/// `leader` and each follower, both ways, as configured or as a `set_link` fault makes
+/// it. Links between followers carry nothing while a leader leads, and the harness's load
+/// crosses no client link, so their delays say nothing about the emulator's task. None
+/// when no such link is delayed.
+pub fn smallest_traffic_delay_ms(c: &PointConfig, leader: NodeId) -> Option<f64> {
+    use crate::netem::Endpoint;
+    let net = c.network_config();
+    let carries = |from: Endpoint, to: Endpoint| {
+        (from == Endpoint::Node(leader)) != (to == Endpoint::Node(leader))
+            && from != Endpoint::Client
+            && to != Endpoint::Client
+    };
+    let followers = (1..=c.cluster.nodes as NodeId).filter(|&n| n != leader);
+    let configured = followers.flat_map(|f| {
+        [
+            net.settings_for(Endpoint::Node(leader), Endpoint::Node(f)),
+            net.settings_for(Endpoint::Node(f), Endpoint::Node(leader)),
+        ]
+        .map(|s| s.delay_ms)
+    });
+    let faulted = c.faults.iter().filter_map(|f| match f {
+        Fault::SetLink { link, .. } if carries(link.from, link.to) => link.delay_ms,
+        _ => None,
+    });
+    let smallest = configured
+        .chain(faulted)
+        .filter(|d| *d > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    smallest.is_finite().then_some(smallest)
+}
+
+/// The p99 delivery error (us) above which the emulator invalidates a point:
+/// [`EMULATOR_LIMIT`] or a tenth of the smallest delay on a link carrying traffic,
+/// whichever is larger.
+pub fn emulator_limit_us(c: &PointConfig, leader: NodeId) -> f64 {
+    let floor = EMULATOR_LIMIT.as_secs_f64() * 1e6;
+    // A tenth of a delay in ms, in us.
+    smallest_traffic_delay_ms(c, leader).map_or(floor, |d| floor.max(d * 100.0))
+}
 
 /// The point's summary and the histograms its files are written from.
 pub fn summarize(
@@ -102,18 +143,7 @@ pub fn summarize(
     let per = |d: u64| if ok == 0 { 0.0 } else { d as f64 / ok as f64 };
     let sched = Percentiles::of_nanos(&generator.schedule_error.total);
     let lat = Percentiles::of_nanos(&r.latency.total);
-    let limit_us = {
-        let net = c.network_config();
-        let smallest = std::iter::once(net.network.delay_ms)
-            .chain(net.links.iter().filter_map(|l| l.delay_ms))
-            .filter(|d| *d > 0.0)
-            .fold(f64::INFINITY, f64::min);
-        (EMULATOR_LIMIT.as_secs_f64() * 1e6).max(if smallest.is_finite() {
-            smallest * 100.0
-        } else {
-            0.0
-        })
-    };
+    let limit_us = emulator_limit_us(c, leader);
     let emulator_error = emulator.as_ref().map(|(h, _)| Percentiles::of_nanos(h));
     let emulator_invalid = match (&emulator, &emulator_error) {
         (Some((_, realtime)), Some(e)) => !realtime || e.p99 > limit_us,
@@ -141,6 +171,20 @@ pub fn summarize(
         errors: r.errors,
         // Requests scheduled in the window but not answered count against the point.
         unanswered: generator.in_window.saturating_sub(ok + r.errors),
+        model: floor.as_ref().filter(|f| f.rtt.count > 0).map(|f| {
+            let d = Duration::from_secs_f64(
+                c.network.delay_ms.max(0.0) / 1e3 + (f.rtt.p50 / 2.0).max(0.0) / 1e6,
+            );
+            let lag = LagModel::of_point(c, d);
+            let lat = LatencyModel::of_point(c, d);
+            Models {
+                one_way_us: d.as_secs_f64() * 1e6,
+                commit_lag_mean_us: lag.mean().as_secs_f64() * 1e6,
+                commit_lag_formula: lag.describe().to_string(),
+                latency_mean_us: lat.mean().as_secs_f64() * 1e6,
+                latency_formula: lat.describe().to_string(),
+            }
+        }),
         latency_p50_over_floor: floor
             .as_ref()
             .filter(|f| f.rtt.p50 > 0.0 && lat.count > 0)
@@ -190,6 +234,8 @@ pub fn summarize(
             &mut hists,
         ),
         config: c.clone(),
+        saturation: None,
+        quic_stats: after.quic.map(|a| a.since(before.quic.unwrap_or_default())),
     };
     let ReplyRecorder {
         latency, phases, ..
@@ -308,6 +354,7 @@ mod tests {
     use crate::harness::load::{GeneratorThread, Intended};
     use crate::harness::node_recorder::NodeRecorder;
     use crate::harness::scenario::{PointConfig, Timing};
+    use crate::harness::summary::QuicStats;
     use crate::harness::window::Window;
     use crate::raft::Time;
     use crate::server::{Answer, Trace};
@@ -402,6 +449,74 @@ mod tests {
         assert_eq!(s.phase_samples_missing, 0);
         assert!(!s.saturated && !s.schedule_invalid);
         assert_eq!(s.generator_thread, GeneratorThread::Realtime);
+    }
+
+    #[test]
+    fn quic_stats_count_the_window_and_models_need_a_floor() {
+        let mut rec = recorded(1500, 1500, 10_000);
+        rec.before.quic = Some(QuicStats {
+            sent_packets: 10,
+            lost_packets: 1,
+            ..QuicStats::default()
+        });
+        rec.after.quic = Some(QuicStats {
+            sent_packets: 110,
+            lost_packets: 4,
+            ..QuicStats::default()
+        });
+        let mut p = point(1000.0);
+        p.config.network.delay_ms = 5.0;
+        p.config.raft.trigger = crate::raft::ReplicationTrigger::OnTick;
+        let floor = Floor {
+            rtt: Percentiles {
+                count: 100,
+                p50: 200.0,
+                ..Percentiles::default()
+            },
+            ..Floor::default()
+        };
+        let (s, _) = summarize(&p, rec, Some(floor));
+        let q = s.quic_stats.unwrap();
+        assert_eq!((q.sent_packets, q.lost_packets), (100, 3));
+        let m = s.model.unwrap();
+        // d = 5 ms + 100 us; on_tick at H = 50 ms: H/2 + 2d.
+        assert!((m.one_way_us - 5_100.0).abs() < 1e-6, "{}", m.one_way_us);
+        assert!(
+            (m.latency_mean_us - 35_200.0).abs() < 1e-6,
+            "{}",
+            m.latency_mean_us
+        );
+        assert!((m.commit_lag_mean_us - 44_900.0).abs() < 1e-6);
+        assert!(m.latency_formula.starts_with("H/2 + 2d"));
+        let (s, _) = summarize(&point(1000.0), recorded(10, 10, 0), None);
+        assert!(s.model.is_none() && s.quic_stats.is_none());
+    }
+
+    #[test]
+    fn the_emulator_limit_uses_only_links_that_carry_traffic() {
+        use crate::netem::LinkOverride;
+        let mut c = PointConfig::default();
+        c.network.delay_ms = 5.0;
+        // Followers 2 and 3 talk over 0.1 ms, but never while node 1 leads.
+        for (a, b) in [(2, 3), (3, 2)] {
+            let mut l = LinkOverride::new(a.into(), b.into());
+            l.delay_ms = Some(0.1);
+            c.links.push(l);
+        }
+        assert_eq!(smallest_traffic_delay_ms(&c, 1), Some(5.0));
+        assert_eq!(emulator_limit_us(&c, 1), 500.0);
+        // With node 2 leading, the 0.1 ms link carries its traffic to node 3.
+        assert_eq!(smallest_traffic_delay_ms(&c, 2), Some(0.1));
+        assert_eq!(emulator_limit_us(&c, 2), 50.0);
+        // A fault that slows nothing but speeds a leader's link up counts.
+        let mut l = LinkOverride::new(1.into(), 3.into());
+        l.delay_ms = Some(1.0);
+        c.faults.push(Fault::SetLink { at_s: 1.0, link: l });
+        assert_eq!(smallest_traffic_delay_ms(&c, 1), Some(1.0));
+        // No delay anywhere: the fixed limit.
+        let c = PointConfig::default();
+        assert_eq!(smallest_traffic_delay_ms(&c, 1), None);
+        assert_eq!(emulator_limit_us(&c, 1), 50.0);
     }
 
     #[test]

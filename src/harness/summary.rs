@@ -124,8 +124,8 @@ pub struct PointSummary {
     #[serde(default)]
     pub emulator_error: Option<Percentiles>,
     /// The emulator missed its schedule (p99 error above 50 us or a tenth of the smallest
-    /// configured delay, whichever is larger, or no real-time delivery thread): not a valid
-    /// point.
+    /// delay on a link that carries traffic, between the leader and a follower, whichever
+    /// is larger, or no real-time delivery thread): not a valid point.
     #[serde(default)]
     pub emulator_invalid: bool,
     /// How the generator's thread was scheduled (`realtime` or `normal`).
@@ -165,6 +165,154 @@ pub struct PointSummary {
     pub storage: Option<Storage>,
     /// The configuration of this point, exactly as run.
     pub config: PointConfig,
+    /// The closed-loop probe that found this point's saturation throughput, when the point
+    /// runs at a fraction of it (`[base.saturation]`).
+    #[serde(default)]
+    pub saturation: Option<Saturation>,
+    /// QUIC's own counters over the measured window, summed over every node's connections
+    /// (QUIC points only).
+    #[serde(default)]
+    pub quic_stats: Option<QuicStats>,
+    /// The sparse-load models of this point's design (follower commit lag and client
+    /// latency), when its one-way delay d is known (a floor was measured).
+    #[serde(default)]
+    pub model: Option<Models>,
+}
+
+/// What the models say a point should measure (see `harness::model`): with
+/// d = the links' emulated one-way delay + half the rate-matched floor's p50.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Models {
+    /// The one-way delay d the models use (us).
+    pub one_way_us: f64,
+    /// Mean follower commit lag (us).
+    pub commit_lag_mean_us: f64,
+    /// Its formula.
+    pub commit_lag_formula: String,
+    /// Mean client latency at sparse load (us).
+    pub latency_mean_us: f64,
+    /// Its formula.
+    pub latency_formula: String,
+}
+
+/// What a point's saturation probe found: a closed loop of many clients keeps the
+/// cluster's queues full, so its delivered throughput is the most the configuration
+/// carries; the point itself then runs open-loop at `fraction` of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Saturation {
+    /// Successful answers per second the probe got in its window: the saturation throughput.
+    pub throughput: f64,
+    /// Closed-loop clients of the probe (one request outstanding each).
+    pub clients: usize,
+    /// The point's offered rate over `throughput`.
+    pub fraction: f64,
+    /// The probe's measured window in seconds.
+    pub measured_seconds: f64,
+    /// The probe's client latency (closed loop: from the send, queueing included).
+    pub latency: Percentiles,
+    /// The probe's mean entries per AppendEntries.
+    pub batch_size_mean: f64,
+    /// The probe's mean AppendEntries in flight to a follower after a send.
+    pub pipeline_depth_mean: f64,
+    /// The probe's link emulator missed its schedule: the throughput is not a valid figure.
+    pub invalid: bool,
+}
+
+/// QUIC's connection statistics (`quinn::Connection::stats`) summed over connections:
+/// what QUIC's loss recovery did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuicStats {
+    /// Connections summed (each node's side of each link counts once).
+    pub connections: u64,
+    /// QUIC packets sent.
+    pub sent_packets: u64,
+    /// Packets QUIC declared lost (their data is retransmitted in new packets).
+    pub lost_packets: u64,
+    /// Bytes of the packets declared lost.
+    pub lost_bytes: u64,
+    /// Congestion events (window reductions).
+    pub congestion_events: u64,
+    /// UDP datagrams sent.
+    pub udp_datagrams_sent: u64,
+    /// STREAM frames sent (retransmitted data goes out in new STREAM frames).
+    pub stream_frames_sent: u64,
+    /// ACK frames sent.
+    pub ack_frames_sent: u64,
+    /// PING frames sent (QUIC's probes after a timeout).
+    pub ping_frames_sent: u64,
+}
+
+impl QuicStats {
+    /// The sum of `self` and `other` (two connections' counters together).
+    pub fn plus(self, o: QuicStats) -> QuicStats {
+        QuicStats {
+            connections: self.connections + o.connections,
+            sent_packets: self.sent_packets + o.sent_packets,
+            lost_packets: self.lost_packets + o.lost_packets,
+            lost_bytes: self.lost_bytes + o.lost_bytes,
+            congestion_events: self.congestion_events + o.congestion_events,
+            udp_datagrams_sent: self.udp_datagrams_sent + o.udp_datagrams_sent,
+            stream_frames_sent: self.stream_frames_sent + o.stream_frames_sent,
+            ack_frames_sent: self.ack_frames_sent + o.ack_frames_sent,
+            ping_frames_sent: self.ping_frames_sent + o.ping_frames_sent,
+        }
+    }
+
+    /// What happened between `before` and `self` (counters that went back, as when a
+    /// connection was replaced, count as 0); `connections` is the later count.
+    pub fn since(self, before: QuicStats) -> QuicStats {
+        QuicStats {
+            connections: self.connections,
+            sent_packets: self.sent_packets.saturating_sub(before.sent_packets),
+            lost_packets: self.lost_packets.saturating_sub(before.lost_packets),
+            lost_bytes: self.lost_bytes.saturating_sub(before.lost_bytes),
+            congestion_events: self
+                .congestion_events
+                .saturating_sub(before.congestion_events),
+            udp_datagrams_sent: self
+                .udp_datagrams_sent
+                .saturating_sub(before.udp_datagrams_sent),
+            stream_frames_sent: self
+                .stream_frames_sent
+                .saturating_sub(before.stream_frames_sent),
+            ack_frames_sent: self.ack_frames_sent.saturating_sub(before.ack_frames_sent),
+            ping_frames_sent: self
+                .ping_frames_sent
+                .saturating_sub(before.ping_frames_sent),
+        }
+    }
+
+    /// One connection's counters, as quinn reports them.
+    pub fn of_connection(c: &quinn::ConnectionStats) -> QuicStats {
+        QuicStats {
+            connections: 1,
+            sent_packets: c.path.sent_packets,
+            lost_packets: c.path.lost_packets,
+            lost_bytes: c.path.lost_bytes,
+            congestion_events: c.path.congestion_events,
+            udp_datagrams_sent: c.udp_tx.datagrams,
+            stream_frames_sent: c.frame_tx.stream,
+            ack_frames_sent: c.frame_tx.acks,
+            ping_frames_sent: c.frame_tx.ping,
+        }
+    }
+
+    /// The sum over `conns`.
+    pub fn sum<'a>(conns: impl IntoIterator<Item = &'a quinn::ConnectionStats>) -> QuicStats {
+        conns
+            .into_iter()
+            .map(QuicStats::of_connection)
+            .fold(QuicStats::default(), QuicStats::plus)
+    }
+
+    /// Lost packets over sent packets (0 when nothing was sent).
+    pub fn loss_fraction(&self) -> f64 {
+        if self.sent_packets == 0 {
+            0.0
+        } else {
+            self.lost_packets as f64 / self.sent_packets as f64
+        }
+    }
 }
 
 /// Durability figures of a point whose nodes keep their logs in files.
@@ -324,5 +472,47 @@ impl Percentiles {
             p9999: q(0.9999),
             max: h.max() as f64 * scale,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_stats_sum_over_connections_and_difference_over_the_window() {
+        let mut a = quinn::ConnectionStats::default();
+        a.path.sent_packets = 100;
+        a.path.lost_packets = 3;
+        a.path.lost_bytes = 3000;
+        a.frame_tx.stream = 90;
+        let mut b = quinn::ConnectionStats::default();
+        b.path.sent_packets = 50;
+        b.path.congestion_events = 2;
+        b.udp_tx.datagrams = 50;
+        b.frame_tx.ping = 1;
+        let sum = QuicStats::sum([&a, &b]);
+        assert_eq!(sum.connections, 2);
+        assert_eq!(
+            (sum.sent_packets, sum.lost_packets, sum.lost_bytes),
+            (150, 3, 3000)
+        );
+        assert_eq!((sum.congestion_events, sum.udp_datagrams_sent), (2, 50));
+        assert_eq!((sum.stream_frames_sent, sum.ping_frames_sent), (90, 1));
+        assert!((sum.loss_fraction() - 0.02).abs() < 1e-12);
+        let before = QuicStats {
+            sent_packets: 40,
+            lost_packets: 1,
+            // A replaced connection can leave a later sum below an earlier one.
+            ping_frames_sent: 5,
+            ..QuicStats::default()
+        };
+        let d = sum.since(before);
+        assert_eq!(
+            (d.sent_packets, d.lost_packets, d.ping_frames_sent),
+            (110, 2, 0)
+        );
+        assert_eq!(d.connections, 2);
+        assert_eq!(QuicStats::default().loss_fraction(), 0.0);
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::{ClusterError, ClusterSpec, FileStoreSpec, LocalCluster, SyncStatsByNode};
 use crate::harness::load::CommandMaker;
 use crate::harness::scenario::{PointConfig, StorageKind};
+use crate::harness::summary::QuicStats;
 use crate::netem::LinkEmulator;
 use crate::raft::{NodeId, Role};
 use crate::server::{Observer, Request, ServerHandle};
@@ -68,6 +69,8 @@ pub struct Counters {
     pub cpu: Duration,
     /// Each node's log syncs so far, when the nodes keep their logs in files.
     pub syncs: Vec<(NodeId, SyncSnapshot)>,
+    /// QUIC's own counters summed over every node's connections (None off QUIC).
+    pub quic: Option<QuicStats>,
 }
 
 /// Where the load sends its requests.
@@ -295,13 +298,16 @@ impl Target for InProcess {
                 c.leader_notices = s.commit_notices;
             }
         }
+        let mut quic: Vec<quinn::ConnectionStats> = Vec::new();
         for t in self.cluster.transports() {
             c.wire_bytes += t.stats().bytes_sent;
+            quic.extend(t.quic_connection_stats());
         }
         if let Some(d) = &self.data {
             let stats = d.stats.lock().unwrap_or_else(|p| p.into_inner());
             c.syncs = stats.iter().map(|(id, s)| (*id, s.snapshot())).collect();
         }
+        c.quic = (!quic.is_empty()).then(|| QuicStats::sum(&quic));
         c
     }
 

@@ -79,6 +79,12 @@ pub trait Transport: Send + Sync {
 
     /// Counters since the transport started.
     fn stats(&self) -> StatsSnapshot;
+
+    /// QUIC's own statistics of each connection this transport has made or accepted
+    /// (closed ones included, up to a bound); empty for transports other than QUIC.
+    fn quic_connection_stats(&self) -> Vec<quinn::ConnectionStats> {
+        Vec::new()
+    }
 }
 
 /// Waits until `transport` has a connection to `peer` (forever if it never comes).

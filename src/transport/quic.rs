@@ -205,6 +205,40 @@ pub struct QuicBinding {
 pub struct QuicTransport {
     shared: Arc<Shared>,
     endpoint: Endpoint,
+    connections: Connections,
+}
+
+/// Most connections a transport remembers for [`Transport::quic_connection_stats`]; the
+/// oldest closed ones are forgotten first (a peer that keeps reconnecting cannot grow it).
+const REMEMBERED_CONNECTIONS: usize = 64;
+
+/// Every connection a transport established, for their QUIC statistics.
+#[derive(Clone, Default)]
+struct Connections(Arc<std::sync::Mutex<Vec<Connection>>>);
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, conn: Connection) {
+        let mut v = self.lock();
+        if v.len() >= REMEMBERED_CONNECTIONS {
+            match v.iter().position(|c| c.close_reason().is_some()) {
+                Some(i) => {
+                    v.remove(i);
+                }
+                None => {
+                    v.remove(0);
+                }
+            }
+        }
+        v.push(conn);
+    }
+
+    fn stats(&self) -> Vec<quinn::ConnectionStats> {
+        self.lock().iter().map(|c| c.stats()).collect()
+    }
 }
 
 impl QuicTransport {
@@ -305,11 +339,13 @@ impl QuicBinding {
             );
         }
         let (shared, inbound, dialed) = Shared::new(self.id, &peers, self.settings);
+        let connections = Connections::default();
         let node = Arc::new(Node {
             shared: shared.clone(),
             endpoint: self.endpoint.clone(),
             client_config: self.client_config,
             mode: self.mode,
+            connections: connections.clone(),
         });
         for (peer, addr) in dialed {
             tokio::spawn(node.clone().dial_loop(peer, addr));
@@ -319,6 +355,7 @@ impl QuicBinding {
             QuicTransport {
                 shared,
                 endpoint: self.endpoint,
+                connections,
             },
             inbound,
         )
@@ -338,6 +375,9 @@ impl Transport for QuicTransport {
     fn stats(&self) -> StatsSnapshot {
         self.shared.stats()
     }
+    fn quic_connection_stats(&self) -> Vec<quinn::ConnectionStats> {
+        self.connections.stats()
+    }
 }
 
 impl Drop for QuicTransport {
@@ -354,6 +394,7 @@ struct Node {
     endpoint: Endpoint,
     client_config: quinn::ClientConfig,
     mode: StreamMode,
+    connections: Connections,
 }
 
 /// The node id in the certificate a connection's peer presented.
@@ -480,6 +521,7 @@ impl Node {
                 SinkIo::QuicPerMessage(conn.clone())
             }
         };
+        self.connections.add(conn.clone());
         self.shared.register(
             peer,
             Sink {

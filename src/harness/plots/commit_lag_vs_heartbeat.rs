@@ -11,14 +11,14 @@ use super::series::{file_name_of, group_by_other_params};
 use super::{pe, PlotError, HEARTBEAT_KEY};
 use crate::harness::model::LagModel;
 use crate::harness::summary::{PointSummary, RunSummary};
-use crate::raft::CommitMode;
+use crate::raft::{CommitMode, ReplicationTrigger};
 
 /// A model line to draw: the model (its heartbeat is the axis) and the transport whose
 /// round trip gave its one-way delay, if any.
 type ModelLine = (LagModel, Option<String>);
 
 /// The heartbeat interval a point ran with, in ms (as files spell it).
-fn heartbeat_ms(p: &PointSummary) -> f64 {
+pub(super) fn heartbeat_ms(p: &PointSummary) -> f64 {
     p.config.raft.heartbeat_interval.as_secs_f64() * 1e3
 }
 
@@ -33,7 +33,7 @@ fn model_ms(m: &LagModel, h_ms: f64) -> f64 {
 /// The one-way delay d for a point: the emulated one-way delay of its links (`network`),
 /// plus half the p50 round trip of its rate-matched floor (else of the run's baseline on
 /// the point's transport, else the first baseline; 0 without any).
-fn one_way(run: &RunSummary, p: &PointSummary) -> (Duration, Option<String>) {
+pub(super) fn one_way(run: &RunSummary, p: &PointSummary) -> (Duration, Option<String>) {
     let emulated = Duration::from_secs_f64(p.config.network.delay_ms.max(0.0) / 1e3);
     if let Some(f) = &p.floor {
         let half = Duration::from_secs_f64((f.rtt.p50 / 2.0).max(0.0) / 1e6);
@@ -75,7 +75,8 @@ fn model_lines<'a>(
         }
     }
     let eager = |m: &LagModel| m.commit_mode == CommitMode::Eager;
-    lines.sort_by_key(|(m, _)| (eager(m), !eager(m) && m.append_resets_heartbeat));
+    let on_tick = |m: &LagModel| m.trigger == ReplicationTrigger::OnTick;
+    lines.sort_by_key(|(m, _)| (on_tick(m), eager(m), !eager(m) && m.append_resets_heartbeat));
     lines
 }
 
@@ -116,7 +117,10 @@ pub fn commit_lag_vs_heartbeat(run: &RunSummary) -> Result<Option<String>, PlotE
             ),
             None => "d = 0 (no baseline)".to_string(),
         };
-        let d_text = if m.commit_mode != CommitMode::Eager && m.rate > 0.0 {
+        let d_text = if m.commit_mode != CommitMode::Eager
+            && m.trigger == ReplicationTrigger::Immediate
+            && m.rate > 0.0
+        {
             format!(
                 "{d_text}; capped by the next request at {} req/s ({:?})",
                 si(m.rate),

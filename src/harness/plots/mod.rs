@@ -10,6 +10,10 @@
 //! - [`percentile_spectrum()`]: each point's latency by percentile (needs the histograms).
 //! - [`commit_lag_vs_heartbeat()`]: follower commit lag against H, with the models.
 //! - [`sparse_vs_dense()`]: the sparse and dense points side by side, by commit mode.
+//! - [`latency_vs_heartbeat()`]: client latency against H, with each design's model.
+//! - [`batching()`]: saturation throughput and latency at a fraction of it, against the
+//!   pipeline window and the batch limit, per round trip.
+//! - [`loss()`]: client latency, follower commit lag and QUIC losses against link loss.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,16 +23,22 @@ use super::output::{file_names, fresh_dir, read_interval_log, write_file, Output
 use super::summary::RunSummary;
 
 pub mod axis;
+pub mod batching;
 pub mod canvas;
 pub mod commit_lag_vs_heartbeat;
 pub mod format;
+pub mod latency_vs_heartbeat;
 pub mod latency_vs_rate;
+pub mod loss;
 pub mod percentile_spectrum;
 pub mod series;
 pub mod sparse_vs_dense;
 
+pub use batching::batching;
 pub use commit_lag_vs_heartbeat::commit_lag_vs_heartbeat;
+pub use latency_vs_heartbeat::latency_vs_heartbeat;
 pub use latency_vs_rate::latency_vs_rate;
+pub use loss::loss;
 pub use percentile_spectrum::percentile_spectrum;
 pub use sparse_vs_dense::sparse_vs_dense;
 
@@ -42,11 +52,14 @@ pub const SPARSE_DENSE_SERIES: &str = "sparse-dense";
 pub const MAX_SPECTRUM_CURVES: usize = 10;
 
 /// File names of the plots, in the order the report shows them.
-pub const PLOT_FILES: [&str; 4] = [
+pub const PLOT_FILES: [&str; 7] = [
     "latency_vs_rate.svg",
     "percentile_spectrum.svg",
     "commit_lag_vs_heartbeat.svg",
+    "latency_vs_heartbeat.svg",
     "sparse_vs_dense.svg",
+    "batching.svg",
+    "loss.svg",
 ];
 
 /// A plot that could not be drawn.
@@ -83,6 +96,9 @@ pub fn write_plots(
             "latency_vs_rate.svg" => latency_vs_rate(run),
             "percentile_spectrum.svg" => percentile_spectrum(run, hists),
             "commit_lag_vs_heartbeat.svg" => commit_lag_vs_heartbeat(run),
+            "latency_vs_heartbeat.svg" => latency_vs_heartbeat(run),
+            "batching.svg" => batching(run),
+            "loss.svg" => loss(run),
             _ => sparse_vs_dense(run),
         }
         .map_err(|e| OutputError::Plot {
@@ -130,5 +146,8 @@ mod tests {
         assert!(percentile_spectrum(&run, &[]).unwrap().is_none());
         assert!(commit_lag_vs_heartbeat(&run).unwrap().is_none());
         assert!(sparse_vs_dense(&run).unwrap().is_none());
+        assert!(batching(&run).unwrap().is_none());
+        assert!(latency_vs_heartbeat(&run).unwrap().is_none());
+        assert!(loss(&run).unwrap().is_none());
     }
 }
