@@ -162,17 +162,20 @@ pub fn summarize(
         batch_size: Percentiles::scaled(&nodes.batch_size.total, 1.0),
         pipeline_depth: Percentiles::scaled(&nodes.pipeline_depth.total, 1.0),
         per_request: Costs {
-            append_messages: per(after.leader_appends - before.leader_appends),
-            heartbeats: per(after.leader_heartbeats - before.leader_heartbeats),
-            commit_notices: per(after.leader_notices - before.leader_notices),
-            raft_messages: per(after.raft_messages - before.raft_messages),
-            wire_bytes: per(after.wire_bytes - before.wire_bytes),
+            append_messages: per(after.leader_appends.saturating_sub(before.leader_appends)),
+            heartbeats: per(after.leader_heartbeats.saturating_sub(before.leader_heartbeats)),
+            commit_notices: per(after.leader_notices.saturating_sub(before.leader_notices)),
+            raft_messages: per(after.raft_messages.saturating_sub(before.raft_messages)),
+            wire_bytes: per(after.wire_bytes.saturating_sub(before.wire_bytes)),
             cpu_seconds: if ok == 0 {
                 0.0
             } else {
                 after.cpu.saturating_sub(before.cpu).as_secs_f64() / ok as f64
             },
         },
+        faults: Vec::new(),
+        timeline: None,
+        correctness: None,
         config: c.clone(),
     };
     let ReplyRecorder {
