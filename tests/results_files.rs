@@ -553,6 +553,27 @@ fn full_run() -> (RunSummary, Vec<(String, PointHistograms)>) {
             );
         }
     }
+    // A faulted point: its timeline and faults feed the fault timeline.
+    let mut faulted = points[0].clone();
+    faulted.name = "kill_leader".into();
+    faulted.series = "kill_leader".into();
+    faulted.params.clear();
+    faulted.timeline = Some(raftbench::harness::summary::Timeline {
+        bin_ms: 100.0,
+        ok: vec![20, 20, 0, 0, 35, 20],
+        errors: vec![0, 0, 0, 1, 0, 0],
+        offered: vec![20; 6],
+    });
+    faulted.faults = vec![raftbench::harness::summary::FaultSummary {
+        kind: "kill_leader".into(),
+        at_s: 0.2,
+        duration_ms: 200.0,
+        unavailability_ms: Some(230.0),
+        ..Default::default()
+    }];
+    let h = all[0].1.clone();
+    all.push((faulted.name.clone(), h));
+    points.push(faulted);
     (run_with(points), all)
 }
 

@@ -615,3 +615,37 @@ pub async fn read_back(port: &LoadPort, ids: &[u64], value: &Bytes, deadline: Du
         }
     }
 }
+
+/// Writes `timeline/<point>.csv` (bin start in seconds, ok, errors, offered per bin) for
+/// every point of `run` that has a timeline; returns the files written.
+pub fn write_timelines(
+    dir: &std::path::Path,
+    run: &crate::harness::summary::RunSummary,
+) -> Result<Vec<std::path::PathBuf>, crate::harness::output::OutputError> {
+    use crate::harness::output::{file_names, fresh_dir, write_file};
+    let with: Vec<_> = run.points.iter().filter(|p| p.timeline.is_some()).collect();
+    if with.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tdir = dir.join("timeline");
+    fresh_dir(&tdir, "csv")?;
+    let names = file_names(with.iter().map(|p| p.name.as_str()));
+    let mut written = Vec::new();
+    for (p, name) in with.iter().zip(names) {
+        let t = p.timeline.as_ref().expect("filtered");
+        let mut text = String::from("start_s,ok,errors,offered\n");
+        for i in 0..t.ok.len() {
+            text.push_str(&format!(
+                "{:.3},{},{},{}\n",
+                i as f64 * t.bin_ms / 1e3,
+                t.ok[i],
+                t.errors.get(i).copied().unwrap_or(0),
+                t.offered.get(i).copied().unwrap_or(0)
+            ));
+        }
+        let path = tdir.join(format!("{name}.csv"));
+        write_file(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}

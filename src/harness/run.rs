@@ -146,6 +146,7 @@ pub fn write_all(
     hists: &[(String, PointHistograms)],
 ) -> Result<(), OutputError> {
     output::write_run(dir, run, hists)?;
+    crate::harness::faults::write_timelines(dir, run)?;
     let plots = plots::write_plots(dir, run, hists)?;
     report::write_report(dir, run, &plots)?;
     Ok(())

@@ -10,6 +10,7 @@
 //! - [`percentile_spectrum()`]: each point's latency by percentile (needs the histograms).
 //! - [`commit_lag_vs_heartbeat()`]: follower commit lag against H, with the models.
 //! - [`sparse_vs_dense()`]: the sparse and dense points side by side, by commit mode.
+//! - [`fault_timeline()`]: throughput per 100 ms through each faulted point's faults.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use super::summary::RunSummary;
 pub mod axis;
 pub mod canvas;
 pub mod commit_lag_vs_heartbeat;
+pub mod fault_timeline;
 pub mod format;
 pub mod latency_vs_rate;
 pub mod percentile_spectrum;
@@ -28,6 +30,7 @@ pub mod series;
 pub mod sparse_vs_dense;
 
 pub use commit_lag_vs_heartbeat::commit_lag_vs_heartbeat;
+pub use fault_timeline::fault_timeline;
 pub use latency_vs_rate::latency_vs_rate;
 pub use percentile_spectrum::percentile_spectrum;
 pub use sparse_vs_dense::sparse_vs_dense;
@@ -42,11 +45,12 @@ pub const SPARSE_DENSE_SERIES: &str = "sparse-dense";
 pub const MAX_SPECTRUM_CURVES: usize = 10;
 
 /// File names of the plots, in the order the report shows them.
-pub const PLOT_FILES: [&str; 4] = [
+pub const PLOT_FILES: [&str; 5] = [
     "latency_vs_rate.svg",
     "percentile_spectrum.svg",
     "commit_lag_vs_heartbeat.svg",
     "sparse_vs_dense.svg",
+    "fault_timeline.svg",
 ];
 
 /// A plot that could not be drawn.
@@ -83,6 +87,7 @@ pub fn write_plots(
             "latency_vs_rate.svg" => latency_vs_rate(run),
             "percentile_spectrum.svg" => percentile_spectrum(run, hists),
             "commit_lag_vs_heartbeat.svg" => commit_lag_vs_heartbeat(run),
+            "fault_timeline.svg" => fault_timeline(run),
             _ => sparse_vs_dense(run),
         }
         .map_err(|e| OutputError::Plot {
@@ -130,5 +135,6 @@ mod tests {
         assert!(percentile_spectrum(&run, &[]).unwrap().is_none());
         assert!(commit_lag_vs_heartbeat(&run).unwrap().is_none());
         assert!(sparse_vs_dense(&run).unwrap().is_none());
+        assert!(fault_timeline(&run).unwrap().is_none());
     }
 }
