@@ -44,14 +44,7 @@ fn run(p: &Point, data: &Path) -> PointSummary {
     let (s, _) = run_point_in(p, None, &|_| {}, Some(data)).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "{}: faults {:?}\ncorrectness {:?}\nok {} errors {} unanswered {} p99 {} us max {} us",
-        s.name,
-        s.faults,
-        s.correctness,
-        s.ok,
-        s.errors,
-        s.unanswered,
-        s.latency.p99,
-        s.latency.max
+        s.name, s.faults, s.correctness, s.ok, s.errors, s.unanswered, s.latency.p99, s.latency.max
     );
     s
 }
@@ -88,20 +81,29 @@ name = "kill"
         f.catch_up_ms.is_some(),
         "the restarted node caught up: {f:?}"
     );
-    let c = s.correctness.as_ref().expect("a faulted point is read back");
+    let c = s
+        .correctness
+        .as_ref()
+        .expect("a faulted point is read back");
     assert_eq!(c.acknowledged_lost, 0, "{c:?}");
     assert_eq!(c.unverified, 0, "{c:?}");
     // Warm-up plus the window at 600/s: far more than the few lost to the kill.
     assert!(c.acknowledged_writes > 1000, "{c:?}");
     let t = s.timeline.as_ref().expect("a timeline");
     assert_eq!(t.ok.len(), 30, "3 s in 100 ms bins");
-    assert!(t.offered.iter().all(|&o| o > 0), "the schedule never stopped: {t:?}");
+    assert!(
+        t.offered.iter().all(|&o| o > 0),
+        "the schedule never stopped: {t:?}"
+    );
     // The open loop kept offering while nothing committed: some bin after the kill holds
     // no answer at all, and answers come back later.
     let kill_bin = 10;
     assert!(t.ok[kill_bin..].contains(&0), "{t:?}");
     assert!(t.ok[25..].iter().all(|&n| n > 0), "{t:?}");
-    assert!(data.path().read_dir().unwrap().next().is_none(), "the nodes' data is removed");
+    assert!(
+        data.path().read_dir().unwrap().next().is_none(),
+        "the nodes' data is removed"
+    );
 }
 
 #[test]
@@ -125,7 +127,9 @@ name = "slow"
     let s = run(&ps[0], data.path());
     let f = &s.faults[0];
     assert_eq!(f.kind, "slow_disk");
-    let worst = f.latency_max_ms.expect("requests were answered after the fault");
+    let worst = f
+        .latency_max_ms
+        .expect("requests were answered after the fault");
     assert!(worst >= 100.0, "worst latency after the fault {worst} ms");
     assert!(s.latency.p99 >= 100_000.0, "p99 {} us", s.latency.p99);
     assert_eq!(s.correctness.as_ref().unwrap().acknowledged_lost, 0);
@@ -195,7 +199,10 @@ fn impossible_fault_configurations_are_refused_with_the_key() {
         "[[base.faults]]\nkind = \"kill_leader\"\nat_s = 1.0\nrestart_after_s = 1.0\n[[series]]\nname = \"a\"\nset = { \"cluster.leader\" = 1 }\n",
     ))
     .unwrap_err();
-    assert!(e.contains("cluster.leader") && e.contains("kill_leader"), "{e}");
+    assert!(
+        e.contains("cluster.leader") && e.contains("kill_leader"),
+        "{e}"
+    );
     let e = points(&scenario(
         3.0,
         "[[base.faults]]\nkind = \"stop_leader\"\nat_s = 2.5\nduration_s = 1.0\n[[series]]\nname = \"a\"\n",

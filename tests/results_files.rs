@@ -148,6 +148,9 @@ fn point(
         }),
         latency_p50_over_floor: Some(latency.p50 / 90.0),
         latency_p99_over_floor: Some(latency.p99 / 150.0),
+        faults: Vec::new(),
+        timeline: None,
+        correctness: None,
         config: toml::from_str(config).expect("test config is TOML"),
     }
 }

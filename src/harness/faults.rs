@@ -131,7 +131,11 @@ impl FaultRecorder {
 
     /// The highest commit index any node has reported.
     pub fn max_commit(&self) -> Index {
-        self.commit.iter().map(|c| c.load(Relaxed)).max().unwrap_or(0)
+        self.commit
+            .iter()
+            .map(|c| c.load(Relaxed))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Every role change so far.
@@ -218,7 +222,12 @@ pub fn run_faults(
     let mut plan: Vec<(Instant, Step)> = faults
         .iter()
         .enumerate()
-        .map(|(i, f)| (win_start + Duration::from_secs_f64(f.at_s()), Step::Inject(i)))
+        .map(|(i, f)| {
+            (
+                win_start + Duration::from_secs_f64(f.at_s()),
+                Step::Inject(i),
+            )
+        })
         .collect();
     let mut done: Vec<Option<Injected>> = vec![None; faults.len()];
     while !plan.is_empty() {
@@ -341,12 +350,24 @@ fn inject(target: &dyn Target, f: &Fault) -> Result<Option<NodeId>, String> {
             }
             Some(l)
         }
-        Fault::SlowDisk { sync_ms, node, .. } => {
+        Fault::SlowDisk {
+            sync_ms,
+            node,
+            all_nodes,
+            ..
+        } => {
             let n = match node {
                 Some(n) => *n,
                 None => leader_for(target, f)?,
             };
-            disk(n)?.set_sync_delay(Duration::from_secs_f64(sync_ms / 1e3));
+            let delay = Duration::from_secs_f64(sync_ms / 1e3);
+            if *all_nodes {
+                for m in target.node_ids() {
+                    disk(m)?.set_sync_delay(delay);
+                }
+            } else {
+                disk(n)?.set_sync_delay(delay);
+            }
             Some(n)
         }
         Fault::FillDisk { .. } => {
@@ -390,9 +411,16 @@ fn undo(
                 target.isolate(&[]);
             }
         },
-        Fault::SlowDisk { .. } => {
-            if let Some(d) = target.disk(node) {
-                d.set_sync_delay(Duration::ZERO);
+        Fault::SlowDisk { all_nodes, .. } => {
+            let nodes = if *all_nodes {
+                target.node_ids()
+            } else {
+                vec![node]
+            };
+            for n in nodes {
+                if let Some(d) = target.disk(n) {
+                    d.set_sync_delay(Duration::ZERO);
+                }
             }
         }
         Fault::FillDisk { .. } => {
@@ -446,6 +474,11 @@ impl ClientLog {
             answered: 0,
             indeterminate: 0,
         }
+    }
+
+    /// The end of the measured window (ns on the cluster's clock).
+    fn window_end_ns(&self) -> u64 {
+        self.window.end.as_nanos() as u64
     }
 
     fn bin(&self, t: u64) -> Option<usize> {
@@ -535,6 +568,18 @@ impl ClientLog {
                     .map(|o| o.got.saturating_sub(o.intended))
                     .max();
                 let during_end = if end > at { end } else { at + sec };
+                // Gaps between successive answers from the fault to a second after its end.
+                let horizon = end.max(at) + sec;
+                let mut last = at;
+                let mut max_gap = 0;
+                for o in &self.oks[self.oks.partition_point(|o| o.got < at)..] {
+                    if o.got > horizon {
+                        break;
+                    }
+                    max_gap = max_gap.max(o.got - last);
+                    last = o.got;
+                }
+                max_gap = max_gap.max(horizon.min(self.window_end_ns()).saturating_sub(last));
                 FaultSummary {
                     kind: inj.fault.kind().to_string(),
                     at_s: inj.fault.at_s(),
@@ -544,6 +589,7 @@ impl ClientLog {
                     elect_ms: elected.map(|e| ms(e.at - at)),
                     new_leader: elected.map(|e| e.node),
                     catch_up_ms: catch_up,
+                    max_gap_ms: ms(max_gap),
                     latency_max_ms: latency_max.map(ms),
                     ok_rate_before: rate(&self.oks, at.saturating_sub(sec), at),
                     ok_rate_during: rate(&self.oks, at, during_end),
@@ -568,7 +614,12 @@ pub struct ReadBack {
 /// Reads the key of every acknowledged write in `ids` (written with `value`) through `port`
 /// with Gets, which go through the log (linearizable), at most [`READ_WINDOW`] at once,
 /// giving up after `deadline`.
-pub async fn read_back(port: &LoadPort, ids: &[u64], value: &Bytes, deadline: Duration) -> ReadBack {
+pub async fn read_back(
+    port: &LoadPort,
+    ids: &[u64],
+    value: &Bytes,
+    deadline: Duration,
+) -> ReadBack {
     let until = tokio::time::Instant::now() + deadline;
     let (tx, mut rx) = mpsc::unbounded_channel::<Answer>();
     let mut out = ReadBack::default();
@@ -648,4 +699,48 @@ pub fn write_timelines(
         written.push(path);
     }
     Ok(written)
+}
+
+/// The report's "Faults" section: one row per injected fault, then what the read-back
+/// found; empty when no point had faults.
+pub fn report_section(run: &crate::harness::summary::RunSummary) -> String {
+    use std::fmt::Write as _;
+    let faulted: Vec<_> = run.points.iter().filter(|p| !p.faults.is_empty()).collect();
+    if faulted.is_empty() {
+        return String::new();
+    }
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+    let mut md = String::from("## Faults\n\n");
+    md.push_str("Per fault: unavailability is from the fault to the first answer of a request committed after it, as the client held it; the longest gap is the longest time without any successful answer until a second after the fault ended; elect is to a new leader in a later term; catch-up is a restarted node's commit index reaching the leader's at its restart. Every acknowledged write (a key of its own per request) is read back from the leader through the log after the point.\n\n");
+    md.push_str("| point | fault | at (s) | node | unavailable (ms) | longest gap (ms) | elect (ms) | new leader | catch-up (ms) | acknowledged | lost | unverified | unknown outcome |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for p in faulted {
+        let c = p.correctness.clone().unwrap_or_default();
+        for f in &p.faults {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                p.name,
+                f.kind,
+                f.at_s,
+                f.node.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+                opt(f.unavailability_ms),
+                f.max_gap_ms,
+                opt(f.elect_ms),
+                f.new_leader
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                opt(f.catch_up_ms),
+                c.acknowledged_writes,
+                if c.acknowledged_lost > 0 {
+                    format!("**{}**", c.acknowledged_lost)
+                } else {
+                    "0".into()
+                },
+                c.unverified,
+                c.unknown_outcome
+            );
+        }
+    }
+    md.push('\n');
+    md
 }

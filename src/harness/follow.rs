@@ -319,10 +319,17 @@ impl Router {
                 .backlog
                 .iter()
                 .copied()
-                .filter(|id| self.held.get(id).is_some_and(|h| h.first.elapsed() > GIVE_UP))
+                .filter(|id| {
+                    self.held
+                        .get(id)
+                        .is_some_and(|h| h.first.elapsed() > GIVE_UP)
+                })
                 .collect();
-            self.backlog
-                .retain(|id| self.held.get(id).is_some_and(|h| h.first.elapsed() <= GIVE_UP));
+            self.backlog.retain(|id| {
+                self.held
+                    .get(id)
+                    .is_some_and(|h| h.first.elapsed() <= GIVE_UP)
+            });
             for id in expired {
                 self.retry(id);
             }

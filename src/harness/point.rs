@@ -22,10 +22,10 @@ use crate::harness::scenario::{LoadMode, Point};
 use crate::harness::summarize::{summarize, Recorded};
 use crate::harness::summary::{Correctness, Floor, PointSummary};
 use crate::harness::target::{InProcess, LoadPort, Target, TargetError};
-use crate::server::Observer;
 use crate::harness::window::Window;
 use crate::raft::Time;
 use crate::server::Answer;
+use crate::server::Observer;
 
 /// How long after the window the harness waits for the last answers.
 const DRAIN_GRACE: Duration = Duration::from_secs(3);
@@ -264,7 +264,12 @@ pub fn run_point_in(
     // every fault is undone.
     let correctness = faulted.then(|| {
         let value = bytes::Bytes::from(vec![b'v'; c.workload.payload_bytes]);
-        let found = rt.block_on(read_back(&port, &log.acknowledged, &value, READ_BACK_DEADLINE));
+        let found = rt.block_on(read_back(
+            &port,
+            &log.acknowledged,
+            &value,
+            READ_BACK_DEADLINE,
+        ));
         Correctness {
             acknowledged_writes: log.acknowledged.len() as u64,
             acknowledged_lost: found.lost,

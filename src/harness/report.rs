@@ -245,6 +245,8 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
         );
     }
 
+    md.push_str(&crate::harness::faults::report_section(run));
+
     if !links.is_empty() {
         let _ = writeln!(md, "## Plots\n");
         for link in links {

@@ -256,6 +256,10 @@ pub enum Fault {
         /// The node whose disk slows (default: the leader at `at_s`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<NodeId>,
+        /// Slow every node's disk instead (a shared disk, or a cluster-wide hiccup): with
+        /// group commit a slow leader alone is outvoted by its followers' disks.
+        #[serde(default)]
+        all_nodes: bool,
     },
     /// The leader's disk is full for `duration_s`: every write fails (ENOSPC), so the node
     /// stops as on any store error; it restarts from its store when the disk has room again.

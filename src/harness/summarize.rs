@@ -163,7 +163,9 @@ pub fn summarize(
         pipeline_depth: Percentiles::scaled(&nodes.pipeline_depth.total, 1.0),
         per_request: Costs {
             append_messages: per(after.leader_appends.saturating_sub(before.leader_appends)),
-            heartbeats: per(after.leader_heartbeats.saturating_sub(before.leader_heartbeats)),
+            heartbeats: per(after
+                .leader_heartbeats
+                .saturating_sub(before.leader_heartbeats)),
             commit_notices: per(after.leader_notices.saturating_sub(before.leader_notices)),
             raft_messages: per(after.raft_messages.saturating_sub(before.raft_messages)),
             wire_bytes: per(after.wire_bytes.saturating_sub(before.wire_bytes)),

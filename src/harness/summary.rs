@@ -195,6 +195,11 @@ pub struct FaultSummary {
     /// For a restarted node: from its restart to its commit index reaching the commit
     /// index the leader had at the restart. None if it did not within the window.
     pub catch_up_ms: Option<f64>,
+    /// The longest time clients held no successful answer, from the fault to a second
+    /// after it ended (ms): the outage even when a few commits slip out right after the
+    /// fault (a full disk stops its node only at its next write).
+    #[serde(default)]
+    pub max_gap_ms: f64,
     /// Worst client latency of a request scheduled within a second after the fault (ms).
     pub latency_max_ms: Option<f64>,
     /// Successful answers per second in the second before the fault.

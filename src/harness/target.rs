@@ -230,7 +230,10 @@ impl InProcess {
         let link_faults = c.faults.iter().any(|f| f.needs_emulator());
         spec.network = (net.is_active() || link_faults).then_some(net);
         spec.restartable = c.faults.iter().any(Fault::restarts_a_node);
-        if c.faults.iter().any(|f| f.restarts_a_node() || f.moves_leader()) {
+        if c.faults
+            .iter()
+            .any(|f| f.restarts_a_node() || f.moves_leader())
+        {
             // A node that was down or cut off catches up from the leader's log, which must
             // still be there: without state-machine snapshots nothing may be discarded
             // (as node processes do; a restarted node also re-applies its log from 1).
@@ -238,8 +241,7 @@ impl InProcess {
         }
         spec.disk_faults = c.faults.iter().any(Fault::needs_disk_control);
         spec.cuttable = spec.network.is_none()
-            && c
-                .faults
+            && c.faults
                 .iter()
                 .any(|f| matches!(f, Fault::PartitionLeader { .. }));
         let data_dir = match c.cluster.storage.kind {
@@ -388,7 +390,10 @@ impl Target for InProcess {
         let InProcess {
             cluster, data_dir, ..
         } = *self;
-        cluster.into_inner().unwrap_or_else(|p| p.into_inner()).shutdown();
+        cluster
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .shutdown();
         if let Some(d) = data_dir {
             if let Err(e) = std::fs::remove_dir_all(&d) {
                 tracing::warn!(dir = %d.display(), error = %e, "could not remove the nodes' data");

@@ -30,7 +30,10 @@ pub fn fault_timeline(run: &RunSummary) -> Result<Option<String>, PlotError> {
     legend.add("errors (after retries)", Mark::Line(color(3), 2));
     legend.add("offered", Mark::Dashed(RGBColor(90, 90, 90)));
     legend.add("fault: start and span", Mark::Bar(FAULT_SPAN));
-    let title = format!("{}: throughput through each fault (100 ms bins)", run.scenario);
+    let title = format!(
+        "{}: throughput through each fault (100 ms bins)",
+        run.scenario
+    );
     let height = 60 + PANEL_HEIGHT * points.len() as u32;
     let svg = svg((PLOT_WIDTH + legend.width(), height), |root| {
         let plot = with_legend(root, &title, &legend)?;
@@ -52,14 +55,13 @@ fn panel<DB: DrawingBackend>(
     let per_s = |v: u64| v as f64 / bin_s;
     let n = t.ok.len();
     let x1 = n as f64 * bin_s;
-    let y1 = t
-        .ok
-        .iter()
-        .chain(&t.offered)
-        .chain(&t.errors)
-        .map(|&v| per_s(v))
-        .fold(1.0, f64::max)
-        * 1.1;
+    let y1 =
+        t.ok.iter()
+            .chain(&t.offered)
+            .chain(&t.errors)
+            .map(|&v| per_s(v))
+            .fold(1.0, f64::max)
+            * 1.1;
     let mut caption = p.name.clone();
     for f in &p.faults {
         caption.push_str(&format!(
@@ -70,6 +72,9 @@ fn panel<DB: DrawingBackend>(
                 .map(|u| format!("{u:.0} ms"))
                 .unwrap_or_else(|| "to the end".into())
         ));
+        if f.max_gap_ms > 0.0 {
+            caption.push_str(&format!(", longest gap {:.0} ms", f.max_gap_ms));
+        }
         if let Some(e) = f.elect_ms {
             caption.push_str(&format!(", elected in {e:.0} ms"));
         }
@@ -160,6 +165,9 @@ mod tests {
             ..PointSummary::default()
         });
         let svg = fault_timeline(&run).unwrap().expect("a panel");
-        assert!(svg.contains("kill_leader at 0.2 s: unavailable 230 ms"), "{svg}");
+        assert!(
+            svg.contains("kill_leader at 0.2 s: unavailable 230 ms"),
+            "{svg}"
+        );
     }
 }
