@@ -612,7 +612,7 @@ pub struct ReadBack {
 }
 
 /// Reads the key of every acknowledged write in `ids` (written with `value`) through `port`
-/// with Gets, which go through the log (linearizable), at most [`READ_WINDOW`] at once,
+/// with Gets, which go through the log (linearizable), at most `READ_WINDOW` (4,096) at once,
 /// giving up after `deadline`.
 pub async fn read_back(
     port: &LoadPort,

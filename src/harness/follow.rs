@@ -44,7 +44,7 @@ const QUEUE: usize = 1 << 16;
 pub type LiveHandles = Arc<RwLock<Vec<ServerHandle>>>;
 
 /// The generator's side of a [`Follower`]: cloneable, never blocks unless the router is
-/// [`QUEUE`] requests behind.
+/// `QUEUE` (65,536) requests behind.
 #[derive(Clone, Debug)]
 pub struct FollowPort {
     tx: mpsc::Sender<Request>,
