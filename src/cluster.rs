@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,11 +19,11 @@ use crate::redirect::{Failure, Redirects};
 use crate::server::AppendOrder;
 use crate::server::{ClientError, Observer, Reply, Server, ServerError, ServerHandle, ServerParts};
 use crate::shutdown::ShutdownController;
-use crate::storage::{FileStore, SyncPolicy, SyncStats};
+use crate::storage::{DiskFault, FaultyStore, FileStore, SharedMemStore, SyncPolicy, SyncStats};
 use crate::tls::{self, NodeIdentity};
 use crate::transport::{
-    self, BindSpec, MemMode, MemNetwork, QuicSettings, Transport, TransportError, TransportKind,
-    TransportSettings,
+    self, BindSpec, MemMode, MemNetwork, QuicSettings, StatsSnapshot, Transport, TransportError,
+    TransportKind, TransportSettings,
 };
 
 /// How the nodes of an in-process cluster are spread over threads.
@@ -72,6 +73,16 @@ pub struct ClusterSpec {
     /// the cluster's client go through one [`LinkEmulator`], even if the config emulates
     /// nothing yet (so that faults can change links during the run).
     pub network: Option<NetworkConfig>,
+    /// Nodes can be killed and restarted ([`LocalCluster::kill`]): with memory storage each
+    /// node's store is kept by the cluster, as a disk keeps its files, so that a restarted
+    /// node finds its vote and its log. Needs per-node threading.
+    pub restartable: bool,
+    /// Each node's store is wrapped so that its syncs can be slowed or its disk filled
+    /// during the run ([`LocalCluster::disk`]).
+    pub disk_faults: bool,
+    /// Each node's transport can drop everything to and from chosen nodes
+    /// ([`LocalCluster::isolate`]): a partition without the link emulator.
+    pub cuttable: bool,
 }
 
 /// Durable logs for an in-process cluster: node N keeps a [`FileStore`] in `dir/node-N`,
@@ -120,6 +131,9 @@ impl ClusterSpec {
             file_store: None,
             append_order: AppendOrder::default(),
             network: None,
+            restartable: false,
+            disk_faults: false,
+            cuttable: false,
         }
     }
 }
@@ -142,12 +156,17 @@ pub enum ClusterError {
     /// A node thread or runtime failed to start.
     #[error("node {0} failed to start: {1}")]
     Start(NodeId, String),
+    /// A fault could not be applied to a node (it is not restartable, or is already down).
+    #[error("node {0}: {1}")]
+    Fault(NodeId, String),
 }
 
 /// One running node, from the cluster's side.
 struct NodeSlot {
     id: NodeId,
     stop: Option<oneshot::Sender<()>>,
+    /// Ends the node at once, without a graceful shutdown.
+    kill: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<KvStore>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -161,6 +180,20 @@ pub struct LocalCluster {
     runtime: Option<tokio::runtime::Runtime>,
     epoch: Instant,
     emulator: Option<LinkEmulator>,
+    /// What a restarted node is started with again.
+    restart: RestartInfo,
+}
+
+/// What a node needs to start again after a kill: the same identity, address and peers,
+/// and its "disk".
+struct RestartInfo {
+    spec: ClusterSpec,
+    identities: Option<Vec<NodeIdentity>>,
+    mem: Option<MemNetwork>,
+    addrs: HashMap<NodeId, SocketAddr>,
+    disks: Vec<Arc<DiskFault>>,
+    mem_disks: Vec<SharedMemStore>,
+    isolated: Arc<AtomicU64>,
 }
 
 /// A started node's handle and transport, as its thread reports them.
@@ -169,6 +202,14 @@ type StartedNode = (ServerHandle, Arc<dyn Transport>);
 /// What each node task needs to start.
 struct NodeStart {
     id: NodeId,
+    /// Where to bind (port 0 at first; the same address again on a restart).
+    addr: SocketAddr,
+    /// Wait for a connection to every peer before serving (at first start only).
+    wait_peers: bool,
+    kill_rx: oneshot::Receiver<()>,
+    disk: Option<Arc<DiskFault>>,
+    mem_disk: Option<SharedMemStore>,
+    isolated: Option<Arc<AtomicU64>>,
     spec: ClusterSpec,
     identity: Option<NodeIdentity>,
     mem: Option<MemNetwork>,
@@ -210,6 +251,15 @@ impl LocalCluster {
             Threading::PerNode => None,
         };
 
+        if spec.restartable && spec.threading == Threading::Shared {
+            return Err(ClusterError::Fault(
+                0,
+                "restartable nodes need per-node threading".into(),
+            ));
+        }
+        let disks: Vec<Arc<DiskFault>> = ids.iter().map(|_| Arc::default()).collect();
+        let mem_disks: Vec<SharedMemStore> = ids.iter().map(|_| Default::default()).collect();
+        let isolated = Arc::new(AtomicU64::new(0));
         let (addr_tx, addr_rx) = std_mpsc::channel();
         let (ready_tx, ready_rx) = std_mpsc::channel();
         let mut peers_txs = Vec::new();
@@ -217,10 +267,19 @@ impl LocalCluster {
         for &id in &ids {
             let (peers_tx, peers_rx) = oneshot::channel();
             let (stop_tx, stop_rx) = oneshot::channel();
+            let (kill_tx, kill_rx) = oneshot::channel();
             let (done_tx, done_rx) = oneshot::channel();
             peers_txs.push(peers_tx);
+            let i = id as usize - 1;
             let start = NodeStart {
                 id,
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                wait_peers: true,
+                kill_rx,
+                disk: spec.disk_faults.then(|| disks[i].clone()),
+                mem_disk: (spec.restartable && spec.file_store.is_none())
+                    .then(|| mem_disks[i].clone()),
+                isolated: spec.cuttable.then(|| isolated.clone()),
                 spec: spec.clone(),
                 identity: identities.as_ref().map(|v| v[id as usize - 1].clone()),
                 mem: mem.clone(),
@@ -232,27 +291,11 @@ impl LocalCluster {
                 stop_rx,
                 done_tx,
             };
-            let thread = match &runtime {
-                Some(rt) => {
-                    rt.spawn(node_main(start));
-                    None
-                }
-                None => Some(
-                    std::thread::Builder::new()
-                        .name(format!("raftbench-node-{id}"))
-                        .spawn(move || {
-                            let rt = tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                                .expect("a current-thread runtime builds");
-                            rt.block_on(node_main(start));
-                        })
-                        .map_err(|e| ClusterError::Start(id, e.to_string()))?,
-                ),
-            };
+            let thread = spawn_node(start, runtime.as_ref())?;
             slots.push(NodeSlot {
                 id,
                 stop: Some(stop_tx),
+                kill: Some(kill_tx),
                 done: Some(done_rx),
                 thread,
             });
@@ -282,8 +325,126 @@ impl LocalCluster {
             slots,
             runtime,
             epoch,
-            emulator,
+            emulator: emulator.clone(),
+            restart: RestartInfo {
+                spec,
+                identities,
+                mem,
+                addrs,
+                disks,
+                mem_disks,
+                isolated,
+            },
         })
+    }
+
+    /// Kills node `id` at once, as SIGKILL would kill its process: no graceful shutdown,
+    /// nothing more sent, requests in flight never answered. What it stored survives (its
+    /// file store's directory, or with memory storage the store the cluster keeps for it).
+    /// Needs [`ClusterSpec::restartable`].
+    pub fn kill(&mut self, id: NodeId) -> Result<(), ClusterError> {
+        if !self.restart.spec.restartable {
+            return Err(ClusterError::Fault(
+                id,
+                "the cluster was not started restartable".into(),
+            ));
+        }
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or_else(|| ClusterError::Fault(id, "no such node".into()))?;
+        let Some(kill) = slot.kill.take() else {
+            return Err(ClusterError::Fault(id, "is already down".into()));
+        };
+        let _ = kill.send(());
+        slot.stop = None;
+        slot.done = None;
+        if let Some(t) = slot.thread.take() {
+            // The node's runtime is dropped with its thread: every task of the node, its
+            // transport's included, ends where it stands.
+            let _ = t.join();
+        }
+        // Only now, with its runtime gone, may the transport's endpoint be dropped: closing
+        // it earlier would tell the peers goodbye, which a killed process cannot.
+        self.transports[id as usize - 1] = Arc::new(DeadTransport(id));
+        Ok(())
+    }
+
+    /// Starts node `id` again after [`LocalCluster::kill`], on the same address, from what
+    /// it stored; returns once it serves (it does not wait for its peers).
+    pub fn restart(&mut self, id: NodeId) -> Result<(), ClusterError> {
+        let i = id as usize - 1;
+        if self.slots.get(i).is_none_or(|s| s.kill.is_some()) {
+            return Err(ClusterError::Fault(id, "is not down".into()));
+        }
+        let info = &self.restart;
+        let (addr_tx, _addr_rx) = std_mpsc::channel();
+        let (peers_tx, peers_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = std_mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (kill_tx, kill_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let mut peers = info.addrs.clone();
+        peers.remove(&id);
+        let _ = peers_tx.send(peers);
+        let start = NodeStart {
+            id,
+            addr: info.addrs[&id],
+            wait_peers: false,
+            kill_rx,
+            disk: info.spec.disk_faults.then(|| info.disks[i].clone()),
+            mem_disk: info
+                .spec
+                .file_store
+                .is_none()
+                .then(|| info.mem_disks[i].clone()),
+            isolated: info.spec.cuttable.then(|| info.isolated.clone()),
+            spec: info.spec.clone(),
+            identity: info.identities.as_ref().map(|v| v[i].clone()),
+            mem: info.mem.clone(),
+            emulator: self.emulator.clone(),
+            epoch: self.epoch,
+            addr_tx,
+            peers_rx,
+            ready_tx,
+            stop_rx,
+            done_tx,
+        };
+        let thread = spawn_node(start, self.runtime.as_ref())?;
+        let slot = &mut self.slots[i];
+        slot.thread = thread;
+        slot.stop = Some(stop_tx);
+        slot.kill = Some(kill_tx);
+        slot.done = Some(done_rx);
+        let (handle, transport) = recv_start(&ready_rx)??;
+        self.handles[i] = handle;
+        self.transports[i] = transport;
+        Ok(())
+    }
+
+    /// Whether node `id` is running (not killed, or restarted since).
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.slots
+            .get(id as usize - 1)
+            .is_some_and(|s| s.kill.is_some())
+    }
+
+    /// Node `id`'s disk fault control, if the cluster was started with
+    /// [`ClusterSpec::disk_faults`].
+    pub fn disk(&self, id: NodeId) -> Option<Arc<DiskFault>> {
+        if !self.restart.spec.disk_faults {
+            return None;
+        }
+        self.restart.disks.get(id as usize - 1).cloned()
+    }
+
+    /// Cuts `nodes` off from every other node (both ways), or heals with an empty list.
+    /// Needs [`ClusterSpec::cuttable`]; false without it.
+    pub fn isolate(&self, nodes: &[NodeId]) -> bool {
+        let mask = nodes.iter().fold(0u64, |m, &n| m | (1u64 << (n % 64)));
+        self.restart.isolated.store(mask, Ordering::Relaxed);
+        self.restart.spec.cuttable
     }
 
     /// The cluster's link emulator, if [`ClusterSpec::network`] was set: timed link changes,
@@ -337,7 +498,7 @@ impl LocalCluster {
                 }
                 None
             });
-            if kv.is_none() {
+            if kv.is_none() && slot.kill.is_some() {
                 tracing::warn!(node = slot.id, "node did not report its final state");
             }
             stores.push(kv.unwrap_or_default());
@@ -369,13 +530,82 @@ fn recv_start<T>(rx: &std_mpsc::Receiver<T>) -> Result<T, ClusterError> {
         .map_err(|_| ClusterError::Start(0, "a node did not start within 30 s".into()))
 }
 
+/// Starts a node on its own thread, or as a task of the shared runtime.
+fn spawn_node(
+    start: NodeStart,
+    runtime: Option<&tokio::runtime::Runtime>,
+) -> Result<Option<JoinHandle<()>>, ClusterError> {
+    let id = start.id;
+    Ok(match runtime {
+        Some(rt) => {
+            rt.spawn(node_main(start));
+            None
+        }
+        None => Some(
+            std::thread::Builder::new()
+                .name(format!("raftbench-node-{id}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a current-thread runtime builds");
+                    rt.block_on(node_main(start));
+                })
+                .map_err(|e| ClusterError::Start(id, e.to_string()))?,
+        ),
+    })
+}
+
+/// The transport of a killed node, until it restarts: counts nothing, sends nothing.
+struct DeadTransport(NodeId);
+
+impl Transport for DeadTransport {
+    fn local_id(&self) -> NodeId {
+        self.0
+    }
+    fn send(&self, _msg: crate::raft::Message) {}
+    fn watch_connected(&self, _peer: NodeId) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
+    fn stats(&self) -> StatsSnapshot {
+        StatsSnapshot::default()
+    }
+}
+
+/// A transport that drops every message from or to an isolated node (a bit per node id in
+/// `isolated`): a partition made at the senders, for clusters without the link emulator.
+struct CutTransport {
+    inner: Arc<dyn Transport>,
+    isolated: Arc<AtomicU64>,
+}
+
+impl Transport for CutTransport {
+    fn local_id(&self) -> NodeId {
+        self.inner.local_id()
+    }
+    fn send(&self, msg: crate::raft::Message) {
+        let cut = self.isolated.load(Ordering::Relaxed);
+        let bit = |n: NodeId| 1u64 << (n % 64);
+        if cut != 0 && (cut & bit(self.inner.local_id()) != 0 || cut & bit(msg.to) != 0) {
+            return;
+        }
+        self.inner.send(msg)
+    }
+    fn watch_connected(&self, peer: NodeId) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.inner.watch_connected(peer)
+    }
+    fn stats(&self) -> StatsSnapshot {
+        self.inner.stats()
+    }
+}
+
 async fn node_main(s: NodeStart) {
     let id = s.id;
     let spec = &s.spec;
     let bound = transport::bind(BindSpec {
         kind: spec.transport,
         id,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        addr: s.addr,
         identity: s.identity.as_ref(),
         quic: &spec.quic,
         settings: spec.transport_settings.clone(),
@@ -393,47 +623,43 @@ async fn node_main(s: NodeStart) {
     let _ = s.addr_tx.send(Ok((id, bound.local_addr())));
     let Ok(peers) = s.peers_rx.await else { return };
     let (transport, inbox) = bound.start(peers.clone());
-    for &peer in peers.keys() {
-        crate::transport::wait_connected(transport.as_ref(), peer).await;
+    if s.wait_peers {
+        for &peer in peers.keys() {
+            crate::transport::wait_connected(transport.as_ref(), peer).await;
+        }
     }
+    let transport: Arc<dyn Transport> = match s.isolated {
+        Some(isolated) => Arc::new(CutTransport {
+            inner: transport,
+            isolated,
+        }),
+        None => transport,
+    };
     let voters: Vec<NodeId> = (1..=spec.nodes as NodeId).collect();
     let raft = node_config(spec, id);
     let file_store = spec.file_store.clone();
+    let disk = s.disk;
+    let mem_disk = s.mem_disk;
     let s = Serving {
         id,
         spec: s.spec,
         epoch: s.epoch,
         ready_tx: s.ready_tx,
         stop_rx: s.stop_rx,
+        kill_rx: s.kill_rx,
         done_tx: s.done_tx,
     };
-    match file_store {
-        None => {
-            serve(
-                s,
-                Membership::new(id, voters),
-                raft,
-                MemStore::new(),
-                transport,
-                inbox,
-            )
-            .await
-        }
-        Some(f) => match FileStore::open(&f.dir.join(format!("node-{id}")), f.sync) {
+    let members = Membership::new(id, voters);
+    match (file_store, mem_disk) {
+        (None, None) => serve_on(s, members, raft, MemStore::new(), disk, transport, inbox).await,
+        (None, Some(d)) => serve_on(s, members, raft, d, disk, transport, inbox).await,
+        (Some(f), _) => match FileStore::open(&f.dir.join(format!("node-{id}")), f.sync) {
             Ok(store) => {
                 f.stats
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(id, store.sync_stats());
-                serve(
-                    s,
-                    Membership::new(id, voters),
-                    raft,
-                    store,
-                    transport,
-                    inbox,
-                )
-                .await
+                serve_on(s, members, raft, store, disk, transport, inbox).await
             }
             Err(e) => {
                 let _ = s.ready_tx.send(Err(ClusterError::Start(id, e.to_string())));
@@ -449,7 +675,34 @@ struct Serving {
     epoch: Instant,
     ready_tx: std_mpsc::Sender<Result<StartedNode, ClusterError>>,
     stop_rx: oneshot::Receiver<()>,
+    kill_rx: oneshot::Receiver<()>,
     done_tx: oneshot::Sender<KvStore>,
+}
+
+/// Runs a node's server on `store`, behind a disk-fault wrapper if `disk` is given.
+async fn serve_on<S: LogStore + Send + 'static>(
+    s: Serving,
+    members: Membership,
+    raft: Config,
+    store: S,
+    disk: Option<Arc<DiskFault>>,
+    transport: Arc<dyn Transport>,
+    inbox: crate::transport::Inbound,
+) {
+    match disk {
+        Some(d) => {
+            serve(
+                s,
+                members,
+                raft,
+                FaultyStore::new(store, d),
+                transport,
+                inbox,
+            )
+            .await
+        }
+        None => serve(s, members, raft, store, transport, inbox).await,
+    }
 }
 
 /// Runs a node's server on `store` until the cluster stops it.
@@ -489,7 +742,12 @@ async fn serve<S: LogStore + Send + 'static>(
     let ctl = ShutdownController::new();
     let task = tokio::spawn(server.run(ctl.subscribe()));
     let _ = s.ready_tx.send(Ok((handle, transport.clone())));
-    let _ = s.stop_rx.await;
+    tokio::select! {
+        biased;
+        // Killed: return at once; the runtime's end drops the server task where it stands.
+        Ok(()) = s.kill_rx => return,
+        _ = s.stop_rx => {}
+    }
     ctl.shutdown().await;
     let kv = task.await.unwrap_or_default();
     drop(transport);

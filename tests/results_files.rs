@@ -150,6 +150,9 @@ fn point(
         }),
         latency_p50_over_floor: Some(latency.p50 / 90.0),
         latency_p99_over_floor: Some(latency.p99 / 150.0),
+        faults: Vec::new(),
+        timeline: None,
+        correctness: None,
         config: toml::from_str(config).expect("test config is TOML"),
         saturation: None,
         quic_stats: None,
@@ -639,6 +642,27 @@ fn full_run() -> (RunSummary, Vec<(String, PointHistograms)>) {
             });
         }
     }
+    // A faulted point: its timeline and faults feed the fault timeline.
+    let mut faulted = points[0].clone();
+    faulted.name = "kill_leader".into();
+    faulted.series = "kill_leader".into();
+    faulted.params.clear();
+    faulted.timeline = Some(raftbench::harness::summary::Timeline {
+        bin_ms: 100.0,
+        ok: vec![20, 20, 0, 0, 35, 20],
+        errors: vec![0, 0, 0, 1, 0, 0],
+        offered: vec![20; 6],
+    });
+    faulted.faults = vec![raftbench::harness::summary::FaultSummary {
+        kind: "kill_leader".into(),
+        at_s: 0.2,
+        duration_ms: 200.0,
+        unavailability_ms: Some(230.0),
+        ..Default::default()
+    }];
+    let h = all[0].1.clone();
+    all.push((faulted.name.clone(), h));
+    points.push(faulted);
     (run_with(points), all)
 }
 

@@ -44,6 +44,8 @@ pub struct CommandMaker {
     value: Bytes,
     keys: u64,
     get_fraction: f64,
+    /// With unique keys: the next request's id (request `i` writes key `w<i>`).
+    unique: Option<u64>,
 }
 
 impl CommandMaker {
@@ -54,12 +56,27 @@ impl CommandMaker {
             value: Bytes::from(vec![b'v'; w.payload_bytes]),
             keys: w.keys,
             get_fraction: w.get_fraction,
+            unique: None,
         }
+    }
+
+    /// Makes request `i` (the i-th command made) use key
+    /// [`unique_key(i)`](crate::harness::faults::unique_key), so that every acknowledged
+    /// write can be read back on its own.
+    pub fn with_unique_keys(mut self) -> CommandMaker {
+        self.unique = Some(0);
+        self
     }
 
     /// The next command, encoded.
     pub fn next_command(&mut self) -> Bytes {
-        let key = Bytes::from(format!("k{}", self.rng.random_range(0..self.keys)));
+        let key = match self.unique.as_mut() {
+            Some(n) => {
+                *n += 1;
+                Bytes::from(crate::harness::faults::unique_key(*n - 1))
+            }
+            None => Bytes::from(format!("k{}", self.rng.random_range(0..self.keys))),
+        };
         let cmd = if self.get_fraction > 0.0 && self.rng.random_bool(self.get_fraction) {
             Command::Get { key }
         } else {

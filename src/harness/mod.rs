@@ -9,6 +9,8 @@
 
 pub mod baseline;
 pub mod environment;
+pub mod faults;
+pub mod follow;
 pub mod histograms;
 pub mod load;
 pub mod model;

@@ -6,22 +6,26 @@
 //! and the trace it carries into latency and phases; and [`summarize`], which turns what
 //! both recorders hold into the point's summary.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::harness::faults::{read_back, run_faults, ClientLog, FaultRecorder, Tee};
+use crate::harness::follow::{self, Follower};
 use crate::harness::histograms::PointHistograms;
 use crate::harness::load::{wait_until, ClosedLoop, CommandMaker, Intended, OpenLoop};
 use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::reply_recorder::ReplyRecorder;
-use crate::harness::scenario::{Fault, LoadMode, Point};
+use crate::harness::scenario::{LoadMode, Point};
 use crate::harness::summarize::{summarize, Recorded};
-use crate::harness::summary::{Floor, PointSummary};
-use crate::harness::target::{InProcess, Target, TargetError};
+use crate::harness::summary::{Correctness, Floor, PointSummary};
+use crate::harness::target::{InProcess, LoadPort, Target, TargetError};
 use crate::harness::window::Window;
 use crate::raft::Time;
 use crate::server::Answer;
+use crate::server::Observer;
 
 /// How long after the window the harness waits for the last answers.
 const DRAIN_GRACE: Duration = Duration::from_secs(3);
@@ -29,6 +33,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(20);
 /// Room for this many requests in flight at once (ids wrap around a ring of intended times).
 const INTENDED_SLOTS: usize = 1 << 21;
+/// How long the read-back of a faulted point's acknowledged writes may take.
+const READ_BACK_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Why a point could not run.
 #[derive(Debug, thiserror::Error)]
@@ -49,24 +55,14 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
-}
-
-/// Applies fault `f` to `target` now.
-fn inject(target: &dyn Target, f: &Fault) {
-    let emulator = || {
-        target
-            .emulator()
-            .expect("a point with link faults starts its cluster with the emulator")
-    };
-    match f {
-        Fault::StallLeader { duration_ms, .. } => {
-            target.stall_leader(Duration::from_secs_f64(duration_ms / 1e3))
-        }
-        Fault::SetLink { link, .. } => emulator().update_link(link),
-        Fault::Partition { nodes, .. } => emulator().partition(nodes),
-        Fault::Heal { .. } => emulator().heal(),
-    }
-    tracing::info!(fault = ?f, "fault injected");
+    /// A fault could not be injected or undone, so the point did not test what it says.
+    #[error("point {point}: fault {reason}")]
+    Fault {
+        /// The point.
+        point: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Runs one point. `floor` is the rate-matched raw round trip of the point's transport,
@@ -76,15 +72,60 @@ pub fn run_point(
     floor: Option<Floor>,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<(PointSummary, PointHistograms), RunError> {
+    run_point_in(point, floor, progress, None)
+}
+
+/// As [`run_point`], with the nodes' file stores (if any) under `data_root`.
+///
+/// A point with faults also: sends its load through a port that follows the leader
+/// ([`follow`]) unless it pins one, writes a key of its own per request, records each
+/// fault's effect and the client timeline, and reads every acknowledged write back at the
+/// end ([`crate::harness::faults`]).
+pub fn run_point_in(
+    point: &Point,
+    floor: Option<Floor>,
+    progress: &(dyn Fn(f64) + Sync),
+    data_root: Option<&Path>,
+) -> Result<(PointSummary, PointHistograms), RunError> {
     let c = &point.config;
     let target_err = |source| RunError::Target {
         point: point.name.clone(),
         source,
     };
+    let harness_err = |reason: String| RunError::Harness {
+        point: point.name.clone(),
+        reason,
+    };
     let interval = Duration::from_secs_f64(c.timing.interval_s);
     let nodes = Arc::new(NodeRecorder::new(c.cluster.nodes, interval));
+    let faulted = !c.faults.is_empty();
+    let frec = Arc::new(FaultRecorder::new(c.cluster.nodes));
+    let observer: Arc<dyn Observer> = if faulted {
+        Arc::new(Tee(vec![nodes.clone(), frec.clone()]))
+    } else {
+        nodes.clone()
+    };
     let target_box: Box<dyn Target> =
-        Box::new(InProcess::start(c, nodes.clone()).map_err(target_err)?);
+        Box::new(InProcess::start_in(c, observer, data_root).map_err(target_err)?);
+    // A point that pins its leader sends to it alone (and fails if leadership moves).
+    let follower = match target_box.live_handles() {
+        Some(h) if faulted && c.cluster.leader.is_none() => {
+            Some(Follower::start(h).map_err(|e| harness_err(format!("router thread: {e}")))?)
+        }
+        _ => None,
+    };
+    let port = match &follower {
+        Some(f) => LoadPort::Following(f.port()),
+        None => target_box.port(),
+    };
+    let commands = || {
+        let m = CommandMaker::new(&c.workload, c.seed);
+        if faulted {
+            m.with_unique_keys()
+        } else {
+            m
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -111,13 +152,15 @@ pub fn run_point(
     let intended = Arc::new(Intended::new(INTENDED_SLOTS));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut replies = ReplyRecorder::new(window, intended.clone(), interval);
+    let mut log = ClientLog::new(window);
     let closed = c.workload.mode == LoadMode::ClosedLoop;
     let target = &*target_box;
+    let frec_ref = &*frec;
 
-    let (generator, before, after, emulator) = std::thread::scope(|s| {
+    let (generator, before, after, emulator, injected) = std::thread::scope(|s| {
         let open = (!closed).then(|| {
             let gen = OpenLoop {
-                port: target.port(),
+                port: port.clone(),
                 answers: tx.clone(),
                 intended: intended.clone(),
                 start,
@@ -126,21 +169,13 @@ pub fn run_point(
                 rate: c.workload.rate,
                 arrival: c.workload.arrival,
                 seed: c.seed,
-                commands: CommandMaker::new(&c.workload, c.seed),
+                commands: commands(),
                 interval,
             };
             s.spawn(move || gen.run())
         });
-        if !c.faults.is_empty() {
-            let mut faults = c.faults.clone();
-            faults.sort_by(|a, b| a.at_s().total_cmp(&b.at_s()));
-            s.spawn(move || {
-                for f in faults {
-                    wait_until(win_start + Duration::from_secs_f64(f.at_s()));
-                    inject(target, &f);
-                }
-            });
-        }
+        let fault_thread = faulted
+            .then(|| s.spawn(move || run_faults(target, &c.faults, win_start, epoch, frec_ref)));
         let counters = s.spawn(move || {
             wait_until(win_start);
             let b = target.counters();
@@ -155,11 +190,11 @@ pub fn run_point(
             (b, target.counters(), emulator)
         });
         let mut closed_loop = closed.then(|| ClosedLoop {
-            port: target.port(),
+            port: port.clone(),
             answers: tx.clone(),
             intended: intended.clone(),
             window,
-            commands: CommandMaker::new(&c.workload, c.seed),
+            commands: commands(),
             sent: 0,
             in_window: 0,
         });
@@ -168,6 +203,10 @@ pub fn run_point(
         let mut on_answer = |a: Answer, replies: &mut ReplyRecorder| {
             let got = Instant::now();
             replies.record(&a, got);
+            if faulted {
+                let got_ns = got.saturating_duration_since(epoch).as_nanos() as u64;
+                log.record(&a, got_ns, intended.get(a.id));
+            }
             if got - last_progress > Duration::from_millis(100) {
                 last_progress = got;
                 progress(((got - start).as_secs_f64() / total_len).clamp(0.0, 1.0));
@@ -199,25 +238,59 @@ pub fn run_point(
             (None, Some(cl)) => cl.report(interval),
             (None, None) => unreachable!("a point has an open or a closed loop"),
         };
-        // Then the answers still due, for at most DRAIN_GRACE: what never comes counts as
-        // unanswered.
+        // Then the answers still due, for at most DRAIN_GRACE (with faults, for as long as
+        // the router may still be retrying): what never comes counts as unanswered.
+        let drain = if faulted {
+            DRAIN_GRACE.max(follow::GIVE_UP + Duration::from_secs(1))
+        } else {
+            DRAIN_GRACE
+        };
         rt.block_on(async {
-            while replies.answered < generator.sent && Instant::now() < end + DRAIN_GRACE {
+            while replies.answered < generator.sent && Instant::now() < end + drain {
                 if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
                     on_answer(a, &mut replies);
                 }
             }
         });
         let (before, after, emulator) = counters.join().expect("the counter thread does not panic");
-        (generator, before, after, emulator)
+        let injected = fault_thread
+            .map(|t| t.join().expect("the fault thread does not panic"))
+            .unwrap_or_default();
+        (generator, before, after, emulator, injected)
     });
     let leader = target.leader();
     let sync_floors = target.sync_floors();
     let moved = target.check_leader();
+    // Every acknowledged write must be in the log: read each back from the leader now that
+    // every fault is undone.
+    let correctness = faulted.then(|| {
+        let value = bytes::Bytes::from(vec![b'v'; c.workload.payload_bytes]);
+        let found = rt.block_on(read_back(
+            &port,
+            &log.acknowledged,
+            &value,
+            READ_BACK_DEADLINE,
+        ));
+        Correctness {
+            acknowledged_writes: log.acknowledged.len() as u64,
+            acknowledged_lost: found.lost,
+            unverified: found.unverified,
+            unknown_outcome: generator.sent.saturating_sub(log.answered) + log.indeterminate,
+        }
+    });
+    drop(port);
+    drop(follower);
     drop(rt);
     target_box.stop();
+    if let Some(e) = injected.iter().find_map(|i| i.error.clone()) {
+        return Err(RunError::Fault {
+            point: point.name.clone(),
+            reason: e,
+        });
+    }
     match moved {
         Err(e) if c.cluster.leader.is_some() => return Err(target_err(e)),
+        Err(_) if faulted => {}
         Err(e) => {
             tracing::warn!(point = %point.name, error = %e, "the point's figures mix two leaders")
         }
@@ -237,5 +310,12 @@ pub fn run_point(
         emulator,
         sync_floors,
     };
-    Ok(summarize(point, rec, floor))
+    let sent = rec.generator.sent;
+    let (mut summary, hists) = summarize(point, rec, floor);
+    if faulted {
+        summary.faults = log.analyse(&injected, &frec);
+        summary.timeline = Some(log.timeline(&intended, sent, INTENDED_SLOTS));
+        summary.correctness = correctness;
+    }
+    Ok((summary, hists))
 }

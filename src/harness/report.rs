@@ -255,6 +255,7 @@ pub fn markdown(run: &RunSummary, links: &[String]) -> String {
     }
 
     durability(&mut md, run);
+    md.push_str(&crate::harness::faults::report_section(run));
 
     if !links.is_empty() {
         let _ = writeln!(md, "## Plots\n");

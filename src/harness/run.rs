@@ -11,7 +11,7 @@ use crate::harness::environment;
 use crate::harness::histograms::PointHistograms;
 use crate::harness::output::{self, OutputError};
 use crate::harness::plots;
-use crate::harness::point::{run_point, RunError};
+use crate::harness::point::{run_point_in, RunError};
 use crate::harness::report;
 use crate::harness::saturation;
 use crate::harness::scenario::Scenario;
@@ -29,6 +29,15 @@ pub enum ScenarioError {
     /// Results could not be written.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// A faulted point lost acknowledged writes, or could not read them all back: the run's
+    /// results are written, but the run fails.
+    #[error("{dir}: acknowledged writes lost or unverified after faults: {points}")]
+    AcknowledgedLost {
+        /// The results directory.
+        dir: PathBuf,
+        /// Each failing point with its counts.
+        points: String,
+    },
 }
 
 /// How to run a scenario.
@@ -79,13 +88,14 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, Scen
     let mut floors: Vec<(baseline::FloorKey, Option<Floor>)> = Vec::new();
     for (i, p) in sc.points.iter().enumerate() {
         let base_pos = (i as u64 + 1) * 1000;
+        let data = opts.out_dir.join("data");
         // A point at a fraction of its saturation throughput: the probe first, on a
         // cluster of its own; then the point resolved to its open-loop rate.
         let resolved;
         let (p, saturation) = match saturation::probe_point(p) {
             Some(probe) => {
                 bar.set_message(format!("{}: saturation probe", p.name));
-                let (found, _) = run_point(&probe, None, &|_| {})?;
+                let (found, _) = run_point_in(&probe, None, &|_| {}, Some(&data))?;
                 let (r, s) =
                     saturation::at_fraction(p, &found).map_err(|reason| RunError::Harness {
                         point: p.name.clone(),
@@ -112,15 +122,39 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, Scen
             None
         };
         let b = bar.clone();
-        let (mut summary, h) = run_point(p, floor, &move |f| {
-            b.set_position(base_pos + (f * 1000.0) as u64)
-        })?;
+        let (mut summary, h) = run_point_in(
+            p,
+            floor,
+            &move |f| b.set_position(base_pos + (f * 1000.0) as u64),
+            Some(&data),
+        )?;
+        // The nodes' data of the point is removed with it; an empty parent goes too.
+        let _ = std::fs::remove_dir(&data);
         summary.saturation = saturation;
         run.points.push(summary);
         hists.push((p.name.clone(), h));
     }
     bar.finish_and_clear();
     write_all(&opts.out_dir, &run, &hists)?;
+    let lost: Vec<String> = run
+        .points
+        .iter()
+        .filter_map(|p| {
+            let c = p.correctness.as_ref()?;
+            (c.acknowledged_lost > 0 || c.unverified > 0).then(|| {
+                format!(
+                    "{} ({} of {} lost, {} unverified)",
+                    p.name, c.acknowledged_lost, c.acknowledged_writes, c.unverified
+                )
+            })
+        })
+        .collect();
+    if !lost.is_empty() {
+        return Err(ScenarioError::AcknowledgedLost {
+            dir: opts.out_dir.clone(),
+            points: lost.join("; "),
+        });
+    }
     Ok(run)
 }
 
@@ -131,6 +165,7 @@ pub fn write_all(
     hists: &[(String, PointHistograms)],
 ) -> Result<(), OutputError> {
     output::write_run(dir, run, hists)?;
+    crate::harness::faults::write_timelines(dir, run)?;
     let plots = plots::write_plots(dir, run, hists)?;
     report::write_report(dir, run, &plots)?;
     Ok(())

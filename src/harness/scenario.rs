@@ -63,10 +63,13 @@ pub struct ClusterSection {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StorageKind {
-    /// Logs in memory: nothing touches a disk.
+    /// Logs in memory: nothing touches a disk. A node that a fault kills keeps its store,
+    /// as a disk keeps its files: what it had stored (its vote, every entry it
+    /// acknowledged) survives the kill.
     #[default]
     Memory,
-    /// A `FileStore` per node in a fresh directory, with group commit.
+    /// A [`crate::storage::FileStore`] per node with group commit, in a directory made for
+    /// the point (under `dir`, or else under the run's output as `data/`) and removed after it.
     File,
 }
 
@@ -82,8 +85,8 @@ pub struct StorageSection {
     /// Raft thesis 10.2.1) or `persist_first`.
     pub append_order: AppendOrder,
     /// With `file`: the directory under which each point gets a fresh data directory,
-    /// removed after the point (default: the system's temporary directory). Put it on the
-    /// disk you mean to measure.
+    /// removed after the point (default: `data/` in the run's output directory, else the
+    /// system's temporary directory). Put it on the disk you mean to measure.
     pub dir: Option<PathBuf>,
     /// With `file`: seconds of sync floor (one writer, write + sync of one record of the
     /// point's size, in the same directory) measured before each point; 0 skips it.
@@ -237,6 +240,60 @@ pub enum Fault {
         /// When.
         at_s: f64,
     },
+    /// The leader's node dies abruptly (as SIGKILL: no graceful shutdown, its requests in
+    /// flight never answered) and restarts from its store `restart_after_s` later.
+    KillLeader {
+        /// When.
+        at_s: f64,
+        /// Seconds until it restarts.
+        restart_after_s: f64,
+    },
+    /// The leader's thread is frozen (as SIGSTOP) for `duration_s`, then resumes.
+    StopLeader {
+        /// When.
+        at_s: f64,
+        /// How long.
+        duration_s: f64,
+    },
+    /// A follower dies abruptly and restarts from its store `down_s` later.
+    RestartFollower {
+        /// When.
+        at_s: f64,
+        /// Seconds it stays down.
+        down_s: f64,
+    },
+    /// The leader is cut off from every other node for `duration_s` (by the link emulator
+    /// when it is in the path, otherwise by dropping at the transports).
+    PartitionLeader {
+        /// When.
+        at_s: f64,
+        /// How long.
+        duration_s: f64,
+    },
+    /// Every log sync of the leader (or of `node`) takes `sync_ms` longer for `duration_s`.
+    SlowDisk {
+        /// When.
+        at_s: f64,
+        /// How long.
+        duration_s: f64,
+        /// Extra milliseconds per sync.
+        sync_ms: f64,
+        /// The node whose disk slows (default: the leader at `at_s`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<NodeId>,
+        /// Slow every node's disk instead (a shared disk, or a cluster-wide hiccup): with
+        /// group commit a slow leader alone is outvoted by its followers' disks.
+        #[serde(default)]
+        all_nodes: bool,
+    },
+    /// The leader's disk is full for `duration_s`: every write fails (ENOSPC), so the node
+    /// stops as on any store error; it restarts from its store when the disk has room again.
+    FillDisk {
+        /// When.
+        at_s: f64,
+        /// How long.
+        duration_s: f64,
+    },
 }
 
 /// Reads `faults` as a list of [`Fault`]s, or as the single-stall table of earlier versions.
@@ -288,13 +345,79 @@ impl Fault {
             Fault::StallLeader { at_s, .. }
             | Fault::SetLink { at_s, .. }
             | Fault::Partition { at_s, .. }
-            | Fault::Heal { at_s } => *at_s,
+            | Fault::Heal { at_s }
+            | Fault::KillLeader { at_s, .. }
+            | Fault::StopLeader { at_s, .. }
+            | Fault::RestartFollower { at_s, .. }
+            | Fault::PartitionLeader { at_s, .. }
+            | Fault::SlowDisk { at_s, .. }
+            | Fault::FillDisk { at_s, .. } => *at_s,
+        }
+    }
+
+    /// Seconds from `at_s` until the fault is undone (a restart, a resume, a heal); 0 for
+    /// faults that are not undone by themselves.
+    pub fn duration_s(&self) -> f64 {
+        match self {
+            Fault::StallLeader { duration_ms, .. } => duration_ms / 1e3,
+            Fault::KillLeader {
+                restart_after_s: d, ..
+            }
+            | Fault::StopLeader { duration_s: d, .. }
+            | Fault::RestartFollower { down_s: d, .. }
+            | Fault::PartitionLeader { duration_s: d, .. }
+            | Fault::SlowDisk { duration_s: d, .. }
+            | Fault::FillDisk { duration_s: d, .. } => *d,
+            Fault::SetLink { .. } | Fault::Partition { .. } | Fault::Heal { .. } => 0.0,
+        }
+    }
+
+    /// The fault's kind as the scenario names it (`kill_leader`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::StallLeader { .. } => "stall_leader",
+            Fault::SetLink { .. } => "set_link",
+            Fault::Partition { .. } => "partition",
+            Fault::Heal { .. } => "heal",
+            Fault::KillLeader { .. } => "kill_leader",
+            Fault::StopLeader { .. } => "stop_leader",
+            Fault::RestartFollower { .. } => "restart_follower",
+            Fault::PartitionLeader { .. } => "partition_leader",
+            Fault::SlowDisk { .. } => "slow_disk",
+            Fault::FillDisk { .. } => "fill_disk",
         }
     }
 
     /// Whether the fault acts on links, so the emulator must be in the path.
     pub fn needs_emulator(&self) -> bool {
-        !matches!(self, Fault::StallLeader { .. })
+        matches!(
+            self,
+            Fault::SetLink { .. } | Fault::Partition { .. } | Fault::Heal { .. }
+        )
+    }
+
+    /// Whether the fault is meant to take leadership away (so the point cannot pin a leader).
+    pub fn moves_leader(&self) -> bool {
+        matches!(
+            self,
+            Fault::KillLeader { .. }
+                | Fault::StopLeader { .. }
+                | Fault::PartitionLeader { .. }
+                | Fault::FillDisk { .. }
+        )
+    }
+
+    /// Whether the fault kills a node and restarts it from its store.
+    pub fn restarts_a_node(&self) -> bool {
+        matches!(
+            self,
+            Fault::KillLeader { .. } | Fault::RestartFollower { .. } | Fault::FillDisk { .. }
+        )
+    }
+
+    /// Whether the fault acts through a wrapper around the nodes' log stores.
+    pub fn needs_disk_control(&self) -> bool {
+        matches!(self, Fault::SlowDisk { .. } | Fault::FillDisk { .. })
     }
 }
 
@@ -754,6 +877,71 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
                 &format!("faults[{i}].at_s"),
                 format!("must be a non-negative number, got {at}"),
             );
+        }
+        let d = f.duration_s();
+        if !(d.is_finite() && d >= 0.0) {
+            return bad(
+                &format!("faults[{i}] ({})", f.kind()),
+                format!("its duration must be a non-negative number, got {d}"),
+            );
+        }
+        if !matches!(f, Fault::StallLeader { .. }) && at + d > p.measure_s {
+            return bad(
+                &format!("faults[{i}] ({})", f.kind()),
+                format!(
+                    "ends at {} s, after the measured window (timing.measure_s = {})",
+                    at + d,
+                    p.measure_s
+                ),
+            );
+        }
+        if f.moves_leader() {
+            if let Some(l) = c.cluster.leader {
+                return bad(
+                    "cluster.leader",
+                    format!(
+                        "is pinned to node {l}, but faults[{i}] ({}) takes leadership away; leave cluster.leader unset",
+                        f.kind()
+                    ),
+                );
+            }
+        }
+        if (f.restarts_a_node() || f.moves_leader()) && c.cluster.threading == Threading::Shared {
+            return bad(
+                &format!("faults[{i}] ({})", f.kind()),
+                "needs cluster.threading = \"per_node\": a node on the shared runtime cannot be killed or frozen alone".into(),
+            );
+        }
+        if f.restarts_a_node() && c.cluster.nodes < 3 {
+            return bad(
+                &format!("faults[{i}] ({})", f.kind()),
+                format!("needs at least 3 nodes, so that the others keep a majority; cluster.nodes = {}", c.cluster.nodes),
+            );
+        }
+        match f {
+            Fault::SlowDisk { sync_ms, node, .. } => {
+                if !(sync_ms.is_finite() && *sync_ms >= 0.0) {
+                    return bad(
+                        &format!("faults[{i}].sync_ms"),
+                        format!("must be a non-negative number, got {sync_ms}"),
+                    );
+                }
+                if let Some(n) = node {
+                    if *n == 0 || *n > c.cluster.nodes as NodeId {
+                        return bad(
+                            &format!("faults[{i}].node"),
+                            format!("{n} is not a node of 1..={}", c.cluster.nodes),
+                        );
+                    }
+                }
+            }
+            Fault::FillDisk { .. } if c.cluster.storage.kind != StorageKind::File => {
+                return bad(
+                    &format!("faults[{i}] (fill_disk)"),
+                    "needs cluster.storage.kind = \"file\"".into(),
+                );
+            }
+            _ => {}
         }
         match f {
             Fault::StallLeader { duration_ms, .. }

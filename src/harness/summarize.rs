@@ -214,11 +214,13 @@ pub fn summarize(
         batch_size: Percentiles::scaled(&nodes.batch_size.total, 1.0),
         pipeline_depth: Percentiles::scaled(&nodes.pipeline_depth.total, 1.0),
         per_request: Costs {
-            append_messages: per(after.leader_appends - before.leader_appends),
-            heartbeats: per(after.leader_heartbeats - before.leader_heartbeats),
-            commit_notices: per(after.leader_notices - before.leader_notices),
-            raft_messages: per(after.raft_messages - before.raft_messages),
-            wire_bytes: per(after.wire_bytes - before.wire_bytes),
+            append_messages: per(after.leader_appends.saturating_sub(before.leader_appends)),
+            heartbeats: per(after
+                .leader_heartbeats
+                .saturating_sub(before.leader_heartbeats)),
+            commit_notices: per(after.leader_notices.saturating_sub(before.leader_notices)),
+            raft_messages: per(after.raft_messages.saturating_sub(before.raft_messages)),
+            wire_bytes: per(after.wire_bytes.saturating_sub(before.wire_bytes)),
             cpu_seconds: if ok == 0 {
                 0.0
             } else {
@@ -233,6 +235,9 @@ pub fn summarize(
             achieved,
             &mut hists,
         ),
+        faults: Vec::new(),
+        timeline: None,
+        correctness: None,
         config: c.clone(),
         saturation: None,
         quic_stats: after.quic.map(|a| a.since(before.quic.unwrap_or_default())),
@@ -277,13 +282,20 @@ fn storage(
     for (id, end) in &after.syncs {
         let start = before.syncs.iter().find(|(b, _)| b == id).map(|(_, s)| s);
         let mut latency = end.latency_ns.clone();
+        // Counts only grow, so the window's histogram is the difference; a node restarted
+        // during the window (a fault) has a fresh store whose counts are all in it.
         let (syncs, entries) = match start {
-            Some(s) => {
-                // Counts only grow, so the window's histogram is the difference.
-                let _ = latency.subtract(&s.latency_ns);
+            Some(s)
+                if end.syncs >= s.syncs
+                    && end.entries >= s.entries
+                    && latency.subtract(&s.latency_ns).is_ok() =>
+            {
                 (end.syncs - s.syncs, end.entries - s.entries)
             }
-            None => (end.syncs, end.entries),
+            _ => {
+                latency = end.latency_ns.clone();
+                (end.syncs, end.entries)
+            }
         };
         nodes.push(NodeSyncs {
             node: *id,

@@ -163,6 +163,15 @@ pub struct PointSummary {
     /// Log syncs and the sync floor, when the nodes keep their logs in files.
     #[serde(default)]
     pub storage: Option<Storage>,
+    /// Each fault injected, in time order, with what clients and nodes saw of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultSummary>,
+    /// Answers and offered load per 100 ms over the measured window (points with faults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
+    /// The read-back after a faulted point: every acknowledged write, read through the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correctness: Option<Correctness>,
     /// The configuration of this point, exactly as run.
     pub config: PointConfig,
     /// The closed-loop probe that found this point's saturation throughput, when the point
@@ -366,6 +375,70 @@ pub struct SyncFloorSummary {
     pub syncs_per_s: f64,
     /// Duration of each write + sync.
     pub latency: Percentiles,
+}
+
+/// One injected fault and its effect.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultSummary {
+    /// `kill_leader`, `stop_leader`, ... as in the scenario.
+    pub kind: String,
+    /// Seconds after the measured window's start it was injected (as scheduled).
+    pub at_s: f64,
+    /// The node it hit (None for link faults).
+    pub node: Option<u64>,
+    /// Milliseconds the fault lasted (until the restart, resume or heal); 0 if not undone.
+    pub duration_ms: f64,
+    /// From the fault to the first answer, as the client holds it, of a request committed
+    /// after the fault: how long clients saw no commit. None if none came in the window.
+    pub unavailability_ms: Option<f64>,
+    /// From the fault to a node becoming leader in a later term than the one at the fault;
+    /// None if leadership did not move.
+    pub elect_ms: Option<f64>,
+    /// The node that won that election.
+    pub new_leader: Option<u64>,
+    /// For a restarted node: from its restart to its commit index reaching the commit
+    /// index the leader had at the restart. None if it did not within the window.
+    pub catch_up_ms: Option<f64>,
+    /// The longest time clients held no successful answer, from the fault to a second
+    /// after it ended (ms): the outage even when a few commits slip out right after the
+    /// fault (a full disk stops its node only at its next write).
+    #[serde(default)]
+    pub max_gap_ms: f64,
+    /// Worst client latency of a request scheduled within a second after the fault (ms).
+    pub latency_max_ms: Option<f64>,
+    /// Successful answers per second in the second before the fault.
+    pub ok_rate_before: f64,
+    /// Successful answers per second from the fault to its end (or the next second).
+    pub ok_rate_during: f64,
+    /// Successful answers per second in the second after the fault ended.
+    pub ok_rate_after: f64,
+}
+
+/// Client-side counts per time bin over the measured window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Bin width in milliseconds.
+    pub bin_ms: f64,
+    /// Successful answers that arrived in each bin.
+    pub ok: Vec<u64>,
+    /// Error answers that arrived in each bin (after the client's retries).
+    pub errors: Vec<u64>,
+    /// Requests scheduled in each bin.
+    pub offered: Vec<u64>,
+}
+
+/// What the read-back after a faulted point found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Correctness {
+    /// Writes acknowledged to the client (each a Put of a key of its own), warm-up included.
+    pub acknowledged_writes: u64,
+    /// Acknowledged writes that a linearizable read from the leader did not find: must be 0.
+    pub acknowledged_lost: u64,
+    /// Acknowledged writes that could not be read back (the reads failed): unverified.
+    pub unverified: u64,
+    /// Requests sent whose fate the client does not know: never answered, or answered
+    /// "leadership lost" after its last retry (Jepsen's indeterminate).
+    pub unknown_outcome: u64,
 }
 
 /// The machine and build a run happened on.

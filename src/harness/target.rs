@@ -2,17 +2,19 @@
 //! faults, counts and stops. Today the cluster runs inside the harness's process
 //! ([`InProcess`]); node processes and remote hosts implement the same [`Target`].
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::cluster::{ClusterError, ClusterSpec, FileStoreSpec, LocalCluster, SyncStatsByNode};
+use crate::harness::follow::{FollowPort, LiveHandles};
 use crate::harness::load::CommandMaker;
-use crate::harness::scenario::{PointConfig, StorageKind};
+use crate::harness::scenario::{Fault, PointConfig, StorageKind};
 use crate::harness::summary::QuicStats;
 use crate::netem::LinkEmulator;
 use crate::raft::{NodeId, Role};
 use crate::server::{Observer, Request, ServerHandle};
-use crate::storage::{FileStore, SyncFloor, SyncSnapshot};
+use crate::storage::{DiskFault, FileStore, SyncFloor, SyncSnapshot};
 
 /// Why a target could not be started or led.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,8 @@ pub struct Counters {
 pub enum LoadPort {
     /// The leader's in-process handle.
     Local(ServerHandle),
+    /// A router that follows the leader across faults ([`crate::harness::follow`]).
+    Following(FollowPort),
 }
 
 impl LoadPort {
@@ -86,6 +90,7 @@ impl LoadPort {
     pub fn blocking_send(&self, req: Request) -> Result<(), Request> {
         match self {
             LoadPort::Local(h) => h.blocking_send(req),
+            LoadPort::Following(p) => p.blocking_send(req),
         }
     }
 
@@ -93,6 +98,7 @@ impl LoadPort {
     pub async fn send(&self, req: Request) -> Result<(), Request> {
         match self {
             LoadPort::Local(h) => h.send(req).await,
+            LoadPort::Following(p) => p.send(req).await,
         }
     }
 }
@@ -120,11 +126,69 @@ pub trait Target: Send + Sync {
     fn check_leader(&self) -> Result<(), TargetError>;
     /// Stops every node and waits for them.
     fn stop(self: Box<Self>);
+
+    /// The node that leads now (the live node with the highest term that says it
+    /// leads), waiting up to `within` for one; None if none emerged.
+    fn current_leader(&self, within: Duration) -> Option<NodeId> {
+        let _ = within;
+        Some(self.leader())
+    }
+    /// Every node's id, in order.
+    fn node_ids(&self) -> Vec<NodeId> {
+        vec![self.leader()]
+    }
+    /// Whether node `id` runs (it was not killed, or was restarted since).
+    fn is_up(&self, id: NodeId) -> bool {
+        let _ = id;
+        true
+    }
+    /// Kills node `id` abruptly (as SIGKILL).
+    fn kill(&self, id: NodeId) -> Result<(), TargetError> {
+        Err(unsupported(id, "kill"))
+    }
+    /// Restarts killed node `id` from what it stored.
+    fn restart(&self, id: NodeId) -> Result<(), TargetError> {
+        Err(unsupported(id, "restart"))
+    }
+    /// Freezes node `id`'s thread for `d` (as SIGSTOP, then SIGCONT).
+    fn freeze(&self, id: NodeId, d: Duration) -> Result<(), TargetError> {
+        let _ = d;
+        Err(unsupported(id, "freeze"))
+    }
+    /// Cuts `nodes` off from the other nodes at the transports (empty: heal); false if the
+    /// target cannot.
+    fn isolate(&self, nodes: &[NodeId]) -> bool {
+        let _ = nodes;
+        false
+    }
+    /// Node `id`'s disk fault control, if its store is wrapped.
+    fn disk(&self, id: NodeId) -> Option<Arc<DiskFault>> {
+        let _ = id;
+        None
+    }
+    /// A load port that follows the leader across faults, if the target has one.
+    fn live_handles(&self) -> Option<LiveHandles> {
+        None
+    }
+    /// Each node's commit index now (node id, commit index), for catch-up targets.
+    fn commit_indexes(&self) -> Vec<(NodeId, u64)> {
+        Vec::new()
+    }
+}
+
+fn unsupported(id: NodeId, what: &str) -> TargetError {
+    TargetError::Config {
+        key: "faults".into(),
+        reason: format!("this target cannot {what} node {id}"),
+    }
 }
 
 /// The cluster inside this process: a thread (or a shared runtime) per node.
 pub struct InProcess {
-    cluster: LocalCluster,
+    cluster: Mutex<LocalCluster>,
+    /// Each node's current handle (a restart replaces one), for the following port.
+    live: LiveHandles,
+    emulator: Option<LinkEmulator>,
     leader: ServerHandle,
     term: u64,
     /// The nodes' files, when they keep their logs in files: removed once they stop.
@@ -141,9 +205,20 @@ struct DataDir {
 
 /// Makes a fresh data directory for a point with file storage and measures the sync
 /// floor in it (before any node runs, so nothing else writes to the disk meanwhile).
-fn data_dir(c: &PointConfig) -> Result<(DataDir, FileStoreSpec), TargetError> {
+fn data_dir(
+    c: &PointConfig,
+    data_root: Option<&Path>,
+) -> Result<(DataDir, FileStoreSpec), TargetError> {
     let st = &c.cluster.storage;
-    let parent = st.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let parent = st
+        .dir
+        .clone()
+        .or_else(|| data_root.map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent).map_err(|e| TargetError::Config {
+        key: "cluster.storage.dir".into(),
+        reason: format!("cannot make {}: {e}", parent.display()),
+    })?;
     let dir = tempfile::Builder::new()
         .prefix("raftbench-data-")
         .tempdir_in(&parent)
@@ -200,6 +275,17 @@ impl InProcess {
     /// Starts the cluster that `c` describes, with `observer` inside every node, and waits
     /// for a leader (a committed write proves it leads).
     pub fn start(c: &PointConfig, observer: Arc<dyn Observer>) -> Result<InProcess, TargetError> {
+        InProcess::start_in(c, observer, None)
+    }
+
+    /// As [`InProcess::start`], with file stores (if `cluster.storage` asks for them) in a
+    /// fresh directory under `data_root` (default: the system's temporary directory),
+    /// removed when the target stops.
+    pub fn start_in(
+        c: &PointConfig,
+        observer: Arc<dyn Observer>,
+        data_root: Option<&Path>,
+    ) -> Result<InProcess, TargetError> {
         let mut spec = ClusterSpec::new(c.cluster.nodes, c.cluster.transport);
         spec.threading = c.cluster.threading;
         spec.mem_mode = c.cluster.mem_mode;
@@ -218,10 +304,27 @@ impl InProcess {
         // Link faults need the emulator in the path even while it emulates nothing yet.
         let link_faults = c.faults.iter().any(|f| f.needs_emulator());
         spec.network = (net.is_active() || link_faults).then_some(net);
+        spec.restartable = c.faults.iter().any(Fault::restarts_a_node);
+        if c.faults
+            .iter()
+            .any(|f| f.restarts_a_node() || f.moves_leader())
+        {
+            // A node that was down or cut off catches up from the leader's log, which must
+            // still be there: without state-machine snapshots nothing may be discarded
+            // (as node processes do; a restarted node also re-applies its log from 1).
+            spec.raft.compact_threshold = 0;
+        }
+        spec.disk_faults = c.faults.iter().any(Fault::needs_disk_control);
+        spec.cuttable = spec.network.is_none()
+            && c.faults
+                .iter()
+                .any(|f| matches!(f, Fault::PartitionLeader { .. }));
+        // The data directory (and the sync floor measured in it) comes before the nodes;
+        // it is removed when `data` drops, also if the cluster does not start.
         let data = match c.cluster.storage.kind {
             StorageKind::Memory => None,
             StorageKind::File => {
-                let (data, files) = data_dir(c)?;
+                let (data, files) = data_dir(c, data_root)?;
                 spec.file_store = Some(files);
                 spec.append_order = c.cluster.storage.append_order;
                 Some(data)
@@ -240,11 +343,25 @@ impl InProcess {
         }
         let term = leader.status().term;
         Ok(InProcess {
-            cluster,
+            live: Arc::new(RwLock::new(cluster.handles().to_vec())),
+            emulator: cluster.emulator().cloned(),
+            cluster: Mutex::new(cluster),
             leader,
             term,
             data,
         })
+    }
+
+    fn cluster(&self) -> MutexGuard<'_, LocalCluster> {
+        self.cluster.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn handle(&self, id: NodeId) -> Option<ServerHandle> {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get((id as usize).wrapping_sub(1))
+            .cloned()
     }
 }
 
@@ -278,7 +395,7 @@ impl Target for InProcess {
     }
 
     fn epoch(&self) -> Instant {
-        self.cluster.epoch()
+        self.cluster().epoch()
     }
 
     fn counters(&self) -> Counters {
@@ -287,7 +404,8 @@ impl Target for InProcess {
             cpu: process_cpu_time(),
             ..Counters::default()
         };
-        for h in self.cluster.handles() {
+        let cluster = self.cluster();
+        for h in cluster.handles() {
             let st = h.status();
             let s = &st.stats;
             c.raft_messages +=
@@ -299,7 +417,7 @@ impl Target for InProcess {
             }
         }
         let mut quic: Vec<quinn::ConnectionStats> = Vec::new();
-        for t in self.cluster.transports() {
+        for t in cluster.transports() {
             c.wire_bytes += t.stats().bytes_sent;
             quic.extend(t.quic_connection_stats());
         }
@@ -323,7 +441,7 @@ impl Target for InProcess {
     }
 
     fn emulator(&self) -> Option<&LinkEmulator> {
-        self.cluster.emulator()
+        self.emulator.as_ref()
     }
 
     fn check_leader(&self) -> Result<(), TargetError> {
@@ -339,6 +457,86 @@ impl Target for InProcess {
     }
 
     fn stop(self: Box<Self>) {
-        self.cluster.shutdown();
+        let InProcess { cluster, data, .. } = *self;
+        cluster
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .shutdown();
+        // The nodes' files go only once every node has stopped.
+        drop(data);
+    }
+
+    fn current_leader(&self, within: Duration) -> Option<NodeId> {
+        let until = Instant::now() + within;
+        loop {
+            let handles = self.live.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let best = handles
+                .iter()
+                .filter(|h| !h.is_closed())
+                .map(|h| h.status())
+                .filter(|s| s.role == Role::Leader)
+                .max_by_key(|s| s.term);
+            if let Some(s) = best {
+                return Some(s.id);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn node_ids(&self) -> Vec<NodeId> {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(ServerHandle::node)
+            .collect()
+    }
+
+    fn is_up(&self, id: NodeId) -> bool {
+        self.cluster().is_up(id)
+    }
+
+    fn kill(&self, id: NodeId) -> Result<(), TargetError> {
+        self.cluster().kill(id)?;
+        Ok(())
+    }
+
+    fn restart(&self, id: NodeId) -> Result<(), TargetError> {
+        let mut cluster = self.cluster();
+        cluster.restart(id)?;
+        let fresh = cluster.handles()[id as usize - 1].clone();
+        self.live.write().unwrap_or_else(|p| p.into_inner())[id as usize - 1] = fresh;
+        Ok(())
+    }
+
+    fn freeze(&self, id: NodeId, d: Duration) -> Result<(), TargetError> {
+        let h = self.handle(id).ok_or_else(|| unsupported(id, "find"))?;
+        h.stall(d);
+        Ok(())
+    }
+
+    fn isolate(&self, nodes: &[NodeId]) -> bool {
+        self.cluster().isolate(nodes)
+    }
+
+    fn disk(&self, id: NodeId) -> Option<Arc<DiskFault>> {
+        self.cluster().disk(id)
+    }
+
+    fn live_handles(&self) -> Option<LiveHandles> {
+        Some(self.live.clone())
+    }
+
+    fn commit_indexes(&self) -> Vec<(NodeId, u64)> {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|h| !h.is_closed())
+            .map(|h| (h.node(), h.status().commit_index))
+            .collect()
     }
 }

@@ -166,6 +166,12 @@ impl ServerHandle {
         self.tx.blocking_send(req).map_err(|e| e.0)
     }
 
+    /// Whether the server behind this handle has stopped taking requests (it ended, or
+    /// its node was killed).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// The node's latest status.
     pub fn status(&self) -> NodeStatus {
         self.status.borrow().clone()

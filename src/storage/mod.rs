@@ -10,10 +10,12 @@
 //! [`SyncPolicy`] says how far each write is pushed before it counts as durable; it is shared
 //! by every durable store so that configurations keep their meaning when stores change.
 
+pub mod faulty;
 pub mod file;
 pub mod floor;
 pub mod group;
 
+pub use faulty::{DiskFault, FaultyStore, SharedMemStore};
 pub use file::{FileStore, Recovery, HARD_STATE_FILE, LOCK_FILE, LOG_FILE, META_FILE};
 pub use floor::SyncFloor;
 pub use group::{SyncSnapshot, SyncStats};

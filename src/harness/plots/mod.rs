@@ -14,6 +14,7 @@
 //! - [`batching()`]: saturation throughput and latency at a fraction of it, against the
 //!   pipeline window and the batch limit, per round trip.
 //! - [`loss()`]: client latency, follower commit lag and QUIC losses against link loss.
+//! - [`fault_timeline()`]: throughput per 100 ms through each faulted point's faults.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub mod axis;
 pub mod batching;
 pub mod canvas;
 pub mod commit_lag_vs_heartbeat;
+pub mod fault_timeline;
 pub mod format;
 pub mod latency_vs_heartbeat;
 pub mod latency_vs_rate;
@@ -37,6 +39,7 @@ pub mod sparse_vs_dense;
 pub use batching::batching;
 pub use commit_lag_vs_heartbeat::commit_lag_vs_heartbeat;
 pub use latency_vs_heartbeat::latency_vs_heartbeat;
+pub use fault_timeline::fault_timeline;
 pub use latency_vs_rate::latency_vs_rate;
 pub use loss::loss;
 pub use percentile_spectrum::percentile_spectrum;
@@ -52,7 +55,7 @@ pub const SPARSE_DENSE_SERIES: &str = "sparse-dense";
 pub const MAX_SPECTRUM_CURVES: usize = 10;
 
 /// File names of the plots, in the order the report shows them.
-pub const PLOT_FILES: [&str; 7] = [
+pub const PLOT_FILES: [&str; 8] = [
     "latency_vs_rate.svg",
     "percentile_spectrum.svg",
     "commit_lag_vs_heartbeat.svg",
@@ -60,6 +63,7 @@ pub const PLOT_FILES: [&str; 7] = [
     "sparse_vs_dense.svg",
     "batching.svg",
     "loss.svg",
+    "fault_timeline.svg",
 ];
 
 /// A plot that could not be drawn.
@@ -99,6 +103,7 @@ pub fn write_plots(
             "latency_vs_heartbeat.svg" => latency_vs_heartbeat(run),
             "batching.svg" => batching(run),
             "loss.svg" => loss(run),
+            "fault_timeline.svg" => fault_timeline(run),
             _ => sparse_vs_dense(run),
         }
         .map_err(|e| OutputError::Plot {
@@ -149,5 +154,6 @@ mod tests {
         assert!(batching(&run).unwrap().is_none());
         assert!(latency_vs_heartbeat(&run).unwrap().is_none());
         assert!(loss(&run).unwrap().is_none());
+        assert!(fault_timeline(&run).unwrap().is_none());
     }
 }
