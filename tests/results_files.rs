@@ -137,6 +137,7 @@ fn point(
             raft_messages: 4.2,
             wire_bytes: 300.0,
             cpu_seconds: 2e-5,
+            ..Costs::default()
         },
         floor: Some(Floor {
             transport: "quic-raw".into(),
@@ -149,6 +150,7 @@ fn point(
         latency_p50_over_floor: Some(latency.p50 / 90.0),
         latency_p99_over_floor: Some(latency.p99 / 150.0),
         config: toml::from_str(config).expect("test config is TOML"),
+        ..PointSummary::default()
     }
 }
 

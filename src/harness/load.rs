@@ -26,11 +26,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::harness::histograms::{IntervalHistogram, Unit};
+use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{Arrival, Workload};
 use crate::harness::target::LoadPort;
 use crate::harness::window::Window;
 use crate::kv::Command;
-use crate::server::{Answer, ReplyTo, Request};
+use crate::server::{Answer, ClientError, Refused, ReplyTo, Request};
 
 /// Sleep only when the next slot is further off than this; spin for the last stretch.
 /// With a real-time class and a 1 ns timer slack a sleep on these VMs wakes 5-20 us late,
@@ -236,8 +237,18 @@ impl OpenLoop {
                 command: self.commands.next_command(),
                 reply: ReplyTo::Channel(self.answers.clone()),
             };
-            if self.port.blocking_send(req).is_err() {
-                break; // the server is gone
+            match self.port.offer(req) {
+                Ok(()) => {}
+                // Waiting for room would push every later send off its schedule and hide
+                // the overload in queueing; the leader's full queue is an answer in itself.
+                Err(Refused::Full(r)) => {
+                    let _ = self.answers.send(Answer {
+                        id: r.id,
+                        reply: Err(ClientError::Overloaded),
+                        trace: None,
+                    });
+                }
+                Err(Refused::Closed(_)) => break, // the server is gone
             }
             sent += 1;
         }
@@ -252,7 +263,8 @@ impl OpenLoop {
 }
 
 /// A closed loop: `clients` clients with one request outstanding each. It runs on the
-/// task that receives the answers: each answer sends that client's next request.
+/// task that receives the answers: each answer sends that client's next request. A point
+/// runs several, one per client thread ([`run_client_thread`]).
 pub struct ClosedLoop {
     /// Where requests go.
     pub port: LoadPort,
@@ -264,7 +276,11 @@ pub struct ClosedLoop {
     pub window: Window,
     /// The commands.
     pub commands: CommandMaker,
-    /// Requests sent so far (the next request's id).
+    /// The next request's id.
+    pub next_id: u64,
+    /// How far apart this loop's ids are: loops on other threads take the ids between.
+    pub id_step: u64,
+    /// Requests sent so far.
     pub sent: u64,
     /// Of which sent in the measured window.
     pub in_window: u64,
@@ -274,12 +290,14 @@ impl ClosedLoop {
     /// Sends one request; false if the leader is gone.
     pub async fn send_one(&mut self) -> bool {
         let now = self.window.epoch.elapsed();
-        self.intended.set(self.sent, now.as_nanos() as u64);
+        let id = self.next_id;
+        self.next_id += self.id_step;
+        self.intended.set(id, now.as_nanos() as u64);
         if self.window.offset(now).is_some() {
             self.in_window += 1;
         }
         let req = Request {
-            id: self.sent,
+            id,
             command: self.commands.next_command(),
             reply: ReplyTo::Channel(self.answers.clone()),
         };
@@ -297,6 +315,94 @@ impl ClosedLoop {
         }
     }
 }
+
+/// How many threads the closed loop's clients are spread over: `wanted`, or one per core
+/// when 0, and never more threads than clients.
+pub fn client_threads(wanted: usize, clients: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t = if wanted == 0 { cores } else { wanted };
+    t.clamp(1, clients.max(1))
+}
+
+/// The clients of thread `index` of `threads` when `clients` are spread evenly.
+pub fn clients_of_thread(clients: usize, threads: usize, index: usize) -> usize {
+    clients / threads + usize::from(index < clients % threads)
+}
+
+/// What one client thread did: its answers, recorded, and its sends.
+pub struct ClientThreadReport {
+    /// Its answers (finished).
+    pub replies: ReplyRecorder,
+    /// Requests sent, in all.
+    pub sent: u64,
+    /// Of which sent in the measured window.
+    pub in_window: u64,
+}
+
+/// Runs `clients` closed-loop clients on the calling thread (with a runtime of its own)
+/// from `start` to `end`, then waits up to `grace` for their last answers. Request ids are
+/// `index`, `index + threads`, ... so that the threads share the ring of send times.
+#[allow(clippy::too_many_arguments)]
+pub fn run_client_thread(
+    port: LoadPort,
+    clients: usize,
+    index: usize,
+    threads: usize,
+    intended: Arc<Intended>,
+    window: Window,
+    commands: CommandMaker,
+    (start, end, grace): (Instant, Instant, Duration),
+    interval: Duration,
+) -> std::io::Result<ClientThreadReport> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut replies = ReplyRecorder::new(window, intended.clone(), interval);
+    let mut cl = ClosedLoop {
+        port,
+        answers: tx,
+        intended,
+        window,
+        commands,
+        next_id: index as u64,
+        id_step: threads as u64,
+        sent: 0,
+        in_window: 0,
+    };
+    rt.block_on(async {
+        tokio::time::sleep_until(start.into()).await;
+        for _ in 0..clients {
+            if !cl.send_one().await {
+                break;
+            }
+        }
+        while Instant::now() < end {
+            let Ok(Some(a)) = tokio::time::timeout(CLIENT_POLL, rx.recv()).await else {
+                continue;
+            };
+            let got = Instant::now();
+            replies.record(&a, got);
+            if got < end && !cl.send_one().await {
+                break;
+            }
+        }
+        while replies.answered < cl.sent && Instant::now() < end + grace {
+            if let Ok(Some(a)) = tokio::time::timeout(CLIENT_POLL, rx.recv()).await {
+                replies.record(&a, Instant::now());
+            }
+        }
+    });
+    replies.finish();
+    Ok(ClientThreadReport {
+        replies,
+        sent: cl.sent,
+        in_window: cl.in_window,
+    })
+}
+
+/// How often a client thread looks at the clock while no answer comes.
+const CLIENT_POLL: Duration = Duration::from_millis(20);
 
 /// Waits until `t`: sleeps while it is far off, then spins for the last [`SPIN_WINDOW`].
 pub fn wait_until(t: Instant) {

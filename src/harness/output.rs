@@ -435,6 +435,7 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
         ("warmup_seconds", f(p.warmup_seconds)),
         ("ok", p.ok.to_string()),
         ("errors", p.errors.to_string()),
+        ("overload_errors", p.overload_errors.to_string()),
         ("unanswered", p.unanswered.to_string()),
         ("latency_p50_us", f(p.latency.p50)),
         ("latency_p90_us", f(p.latency.p90)),
@@ -482,6 +483,20 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
             "emulator_error_p99_us",
             opt(p.emulator_error.as_ref().map(|e| e.p99)),
         ),
+        (
+            "node_cpu_seconds_per_request",
+            f(p.per_request.node_cpu_seconds),
+        ),
+        (
+            "harness_cpu_seconds_per_request",
+            f(p.per_request.harness_cpu_seconds),
+        ),
+        (
+            "harness_cpu_share",
+            opt(p.harness_cpu.as_ref().map(|c| c.harness_share)),
+        ),
+        ("queue_depth_mean", f(p.queue_depth.mean)),
+        ("queue_depth_max", f(p.queue_depth.max)),
     ]
 }
 

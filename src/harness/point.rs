@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::harness::cpu::{self, CpuShares, CLIENT_THREAD_PREFIX, GENERATOR_THREAD};
 use crate::harness::histograms::PointHistograms;
-use crate::harness::load::{wait_until, ClosedLoop, CommandMaker, Intended, OpenLoop};
+use crate::harness::load::{
+    client_threads, clients_of_thread, run_client_thread, wait_until, CommandMaker,
+    GeneratorReport, GeneratorThread, Intended, OpenLoop,
+};
 use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{Fault, LoadMode, Point};
@@ -113,9 +117,19 @@ pub fn run_point(
     let mut replies = ReplyRecorder::new(window, intended.clone(), interval);
     let closed = c.workload.mode == LoadMode::ClosedLoop;
     let target = &*target_box;
+    // The open loop's answers all come to this thread; the closed loop's go to its
+    // client threads.
 
-    let (generator, before, after, emulator) = std::thread::scope(|s| {
-        let open = (!closed).then(|| {
+    let recorder_tid = cpu::current_tid();
+    let harness_err = |reason: String| RunError::Harness {
+        point: point.name.clone(),
+        reason,
+    };
+
+    let scoped = std::thread::scope(|s| {
+        let open = if closed {
+            None
+        } else {
             let gen = OpenLoop {
                 port: target.port(),
                 answers: tx.clone(),
@@ -129,8 +143,42 @@ pub fn run_point(
                 commands: CommandMaker::new(&c.workload, c.seed),
                 interval,
             };
-            s.spawn(move || gen.run())
-        });
+            let h = std::thread::Builder::new()
+                .name(GENERATOR_THREAD.into())
+                .spawn_scoped(s, move || gen.run())
+                .map_err(|e| harness_err(format!("generator thread: {e}")))?;
+            Some(h)
+        };
+        // The closed loop's clients, spread over threads that each send and record their
+        // own: one thread of clients measures the thread, not the cluster.
+        let mut client_handles = Vec::new();
+        if closed {
+            let clients = c.workload.clients;
+            let threads = client_threads(c.workload.client_threads, clients);
+            for i in 0..threads {
+                let (port, intended) = (target.port(), intended.clone());
+                // Each thread its own key stream, reproducible from the seed.
+                let commands = CommandMaker::new(&c.workload, c.seed.wrapping_add(i as u64));
+                let n = clients_of_thread(clients, threads, i);
+                let h = std::thread::Builder::new()
+                    .name(format!("{CLIENT_THREAD_PREFIX}{i}"))
+                    .spawn_scoped(s, move || {
+                        run_client_thread(
+                            port,
+                            n,
+                            i,
+                            threads,
+                            intended,
+                            window,
+                            commands,
+                            (start, end, DRAIN_GRACE),
+                            interval,
+                        )
+                    })
+                    .map_err(|e| harness_err(format!("client thread: {e}")))?;
+                client_handles.push(h);
+            }
+        }
         if !c.faults.is_empty() {
             let mut faults = c.faults.clone();
             faults.sort_by(|a, b| a.at_s().total_cmp(&b.at_s()));
@@ -143,25 +191,23 @@ pub fn run_point(
         }
         let counters = s.spawn(move || {
             wait_until(win_start);
+            let cpu_before = cpu::snapshot();
             let b = target.counters();
             // The emulator's error counts from the window's start, as every figure does.
             if let Some(e) = target.emulator() {
                 e.take_delivery_error();
             }
             wait_until(end);
+            let cpu_after = cpu::snapshot();
             let emulator = target
                 .emulator()
                 .map(|e| (e.take_delivery_error(), e.stats().realtime));
-            (b, target.counters(), emulator)
-        });
-        let mut closed_loop = closed.then(|| ClosedLoop {
-            port: target.port(),
-            answers: tx.clone(),
-            intended: intended.clone(),
-            window,
-            commands: CommandMaker::new(&c.workload, c.seed),
-            sent: 0,
-            in_window: 0,
+            (
+                b,
+                target.counters(),
+                emulator,
+                CpuShares::between(&cpu_before, &cpu_after, recorder_tid),
+            )
         });
         let total_len = (end - start).as_secs_f64();
         let mut last_progress = Instant::now();
@@ -172,45 +218,63 @@ pub fn run_point(
                 last_progress = got;
                 progress(((got - start).as_secs_f64() / total_len).clamp(0.0, 1.0));
             }
-            got
         };
-        // Until the window ends: record every answer; a closed loop sends the next request.
-        rt.block_on(async {
-            if let Some(cl) = closed_loop.as_mut() {
-                tokio::time::sleep_until(start.into()).await;
-                for _ in 0..c.workload.clients {
-                    cl.send_one().await;
-                }
-            }
-            while Instant::now() < end {
-                let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await else {
-                    continue;
-                };
-                let got = on_answer(a, &mut replies);
-                if let Some(cl) = closed_loop.as_mut() {
-                    if got < end {
-                        cl.send_one().await;
+        let generator = if let Some(open) = open {
+            // Until the window ends: record every answer.
+            rt.block_on(async {
+                while Instant::now() < end {
+                    if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
+                        on_answer(a, &mut replies);
                     }
                 }
-            }
-        });
-        let generator = match (open, &closed_loop) {
-            (Some(g), _) => g.join().expect("the generator does not panic"),
-            (None, Some(cl)) => cl.report(interval),
-            (None, None) => unreachable!("a point has an open or a closed loop"),
-        };
-        // Then the answers still due, for at most DRAIN_GRACE: what never comes counts as
-        // unanswered.
-        rt.block_on(async {
-            while replies.answered < generator.sent && Instant::now() < end + DRAIN_GRACE {
-                if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
-                    on_answer(a, &mut replies);
+            });
+            let generator = open.join().expect("the generator does not panic");
+            // Then the answers still due, for at most DRAIN_GRACE: what never comes counts
+            // as unanswered.
+            rt.block_on(async {
+                while replies.answered < generator.sent && Instant::now() < end + DRAIN_GRACE {
+                    if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
+                        on_answer(a, &mut replies);
+                    }
                 }
+            });
+            generator
+        } else {
+            while Instant::now() < end {
+                progress(((Instant::now() - start).as_secs_f64() / total_len).clamp(0.0, 1.0));
+                std::thread::sleep(Duration::from_millis(100).min(end - Instant::now()));
             }
-        });
-        let (before, after, emulator) = counters.join().expect("the counter thread does not panic");
-        (generator, before, after, emulator)
+            let mut generator = GeneratorReport {
+                sent: 0,
+                in_window: 0,
+                schedule_error: crate::harness::histograms::IntervalHistogram::new(
+                    crate::harness::histograms::Unit::Nanos,
+                    interval,
+                ),
+                thread: GeneratorThread::Normal,
+            };
+            for h in client_handles {
+                let r = h
+                    .join()
+                    .expect("a client thread does not panic")
+                    .map_err(|e| harness_err(format!("client runtime: {e}")))?;
+                replies.merge(&r.replies);
+                generator.sent += r.sent;
+                generator.in_window += r.in_window;
+            }
+            generator
+        };
+        let (before, after, emulator, cpu) =
+            counters.join().expect("the counter thread does not panic");
+        Ok((generator, before, after, emulator, cpu))
     });
+    let (generator, before, after, emulator, cpu) = match scoped {
+        Ok(v) => v,
+        Err(e) => {
+            target_box.stop();
+            return Err(e);
+        }
+    };
     let leader = target.leader();
     let moved = target.check_leader();
     drop(rt);
@@ -234,6 +298,7 @@ pub fn run_point(
         measured: measure,
         warmup,
         emulator,
+        cpu: Some(cpu),
     };
     Ok(summarize(point, rec, floor))
 }

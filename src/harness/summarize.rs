@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::harness::cpu::CpuShares;
 use crate::harness::histograms::{IntervalHistogram, PointHistograms, Unit};
 use crate::harness::load::GeneratorReport;
 use crate::harness::node_recorder::NodeHistograms;
@@ -42,6 +43,8 @@ pub struct Recorded {
     /// The link emulator's delivery error over the window (ns) and whether its delivery
     /// thread ran in a real-time class; None without emulation.
     pub emulator: Option<(hdrhistogram::Histogram<u64>, bool)>,
+    /// CPU over the window by thread group (None where it was not measured).
+    pub cpu: Option<CpuShares>,
 }
 
 /// An emulator whose p99 delivery error exceeds this, or a tenth of the smallest delay it
@@ -67,6 +70,7 @@ pub fn summarize(
         measured,
         warmup,
         emulator,
+        cpu,
     } = rec;
     let mut hists = PointHistograms::new();
 
@@ -92,6 +96,7 @@ pub fn summarize(
     let achieved = r.delivered as f64 / secs;
     let ok = r.ok;
     let per = |d: u64| if ok == 0 { 0.0 } else { d as f64 / ok as f64 };
+    let per_f = |d: f64| if ok == 0 { 0.0 } else { d / ok as f64 };
     let sched = Percentiles::of_nanos(&generator.schedule_error.total);
     let lat = Percentiles::of_nanos(&r.latency.total);
     let limit_us = {
@@ -131,6 +136,7 @@ pub fn summarize(
         warmup_seconds: warmup.as_secs_f64(),
         ok,
         errors: r.errors,
+        overload_errors: r.overload_errors,
         // Requests scheduled in the window but not answered count against the point.
         unanswered: generator.in_window.saturating_sub(ok + r.errors),
         latency_p50_over_floor: floor
@@ -161,6 +167,8 @@ pub fn summarize(
         phase_sum_mismatch: r.phase_sum_mismatch,
         batch_size: Percentiles::scaled(&nodes.batch_size.total, 1.0),
         pipeline_depth: Percentiles::scaled(&nodes.pipeline_depth.total, 1.0),
+        queue_depth: Percentiles::scaled(&nodes.queue_depth.total, 1.0),
+        inbox_depth: Percentiles::scaled(&nodes.inbox_depth.total, 1.0),
         per_request: Costs {
             append_messages: per(after.leader_appends - before.leader_appends),
             heartbeats: per(after.leader_heartbeats - before.leader_heartbeats),
@@ -172,7 +180,10 @@ pub fn summarize(
             } else {
                 after.cpu.saturating_sub(before.cpu).as_secs_f64() / ok as f64
             },
+            node_cpu_seconds: cpu.as_ref().map_or(0.0, |c| per_f(c.node_seconds)),
+            harness_cpu_seconds: cpu.as_ref().map_or(0.0, |c| per_f(c.harness_seconds())),
         },
+        harness_cpu: cpu,
         config: c.clone(),
     };
     let ReplyRecorder {
@@ -187,6 +198,8 @@ pub fn summarize(
     hists.insert("apply_lag".into(), apply_all);
     hists.insert("batch_size".into(), nodes.batch_size);
     hists.insert("pipeline_depth".into(), nodes.pipeline_depth);
+    hists.insert("queue_depth".into(), nodes.queue_depth);
+    hists.insert("inbox_depth".into(), nodes.inbox_depth);
     if let Some((h, _)) = emulator {
         let mut ih = IntervalHistogram::new(Unit::Nanos, interval);
         ih.total = h;
@@ -279,6 +292,7 @@ mod tests {
             measured: Duration::from_secs(1),
             warmup: Duration::from_secs(1),
             emulator: None,
+            cpu: None,
         }
     }
 

@@ -9,7 +9,7 @@ use crate::cluster::{ClusterError, ClusterSpec, LocalCluster};
 use crate::harness::scenario::PointConfig;
 use crate::netem::LinkEmulator;
 use crate::raft::{NodeId, Role};
-use crate::server::{Observer, Request, ServerHandle};
+use crate::server::{Observer, Refused, Request, ServerHandle};
 
 /// Why a target could not be started or led.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,15 @@ impl LoadPort {
     pub fn blocking_send(&self, req: Request) -> Result<(), Request> {
         match self {
             LoadPort::Local(h) => h.blocking_send(req),
+        }
+    }
+
+    /// Submits without waiting: a full queue hands the request back as
+    /// [`Refused::Full`] (an open loop answers it as overloaded), a stopped leader as
+    /// [`Refused::Closed`].
+    pub fn offer(&self, req: Request) -> Result<(), Refused> {
+        match self {
+            LoadPort::Local(h) => h.offer(req),
         }
     }
 

@@ -34,6 +34,7 @@ const S_NOT_LEADER: u8 = 3;
 const S_LOST: u8 = 4;
 const S_SHUTTING_DOWN: u8 = 5;
 const S_BAD_COMMAND: u8 = 6;
+const S_OVERLOADED: u8 = 7;
 
 /// Why a client-protocol frame could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +105,7 @@ pub fn encode_reply(id: u64, reply: &Reply, buf: &mut BytesMut) {
         }
         Err(ClientError::LeadershipLost) => body.put_u8(S_LOST),
         Err(ClientError::ShuttingDown) => body.put_u8(S_SHUTTING_DOWN),
+        Err(ClientError::Overloaded) => body.put_u8(S_OVERLOADED),
         Err(ClientError::BadCommand(e)) => {
             body.put_u8(S_BAD_COMMAND);
             body.put_slice(e.to_string().as_bytes());
@@ -140,6 +142,8 @@ pub enum RemoteReplyError {
     ShuttingDown,
     /// The command was malformed.
     BadCommand(String),
+    /// The leader refused the request: it holds as many uncommitted proposals as it may.
+    Overloaded,
 }
 
 /// Takes one complete frame off the front of `buf`, if there is one.
@@ -185,6 +189,7 @@ pub fn try_decode(buf: &mut BytesMut) -> Result<Option<ClientFrame>, WireError> 
                 }
                 S_LOST => Err(RemoteReplyError::LeadershipLost),
                 S_SHUTTING_DOWN => Err(RemoteReplyError::ShuttingDown),
+                S_OVERLOADED => Err(RemoteReplyError::Overloaded),
                 S_BAD_COMMAND => Err(RemoteReplyError::BadCommand(
                     String::from_utf8_lossy(&f).into_owned(),
                 )),
@@ -239,6 +244,7 @@ mod tests {
             Err(ClientError::NotLeader { leader: None }),
             Err(ClientError::LeadershipLost),
             Err(ClientError::ShuttingDown),
+            Err(ClientError::Overloaded),
             Err(ClientError::BadCommand(CommandError::Truncated)),
         ];
         for (i, r) in replies.iter().enumerate() {

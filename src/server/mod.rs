@@ -9,7 +9,9 @@
 mod client;
 mod persist;
 
-pub use client::{Answer, ClientError, NodeStatus, Reply, ReplyTo, Request, ServerHandle, Trace};
+pub use client::{
+    Answer, ClientError, NodeStatus, Refused, Reply, ReplyTo, Request, ServerHandle, Trace,
+};
 pub use persist::AppendOrder;
 
 use std::collections::VecDeque;
@@ -55,6 +57,10 @@ pub trait Observer: Send + Sync + 'static {
         _at: Time,
     ) {
     }
+    /// Once per driver round on the leader, after its Ready is handled: entries proposed
+    /// and not yet committed, and client requests waiting in its inbox (the queues that
+    /// overload fills).
+    fn queues(&self, _node: NodeId, _uncommitted: u64, _inbox: usize, _at: Time) {}
 }
 
 /// Everything a server is built from.
@@ -272,6 +278,12 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 break;
             }
             self.publish_status();
+            if self.raft.role() == Role::Leader {
+                if let Some(o) = &self.observer {
+                    let (uncommitted, _) = self.raft.uncommitted();
+                    o.queues(self.raft.id(), uncommitted, self.requests.len(), self.now());
+                }
+            }
             sleep.as_mut().reset(self.deadline_instant());
         }
         self.fail_pending(|| ClientError::ShuttingDown);
@@ -332,6 +344,11 @@ impl<S: LogStore + Send + 'static> Server<S> {
             Err(crate::raft::ProposeError::NotLeader { leader }) => {
                 r.reply
                     .send(r.id, Err(ClientError::NotLeader { leader }), None)
+            }
+            // Answered at once: a queue that grows past what the cluster commits only
+            // turns throughput into latency, and then into collapse.
+            Err(crate::raft::ProposeError::Overloaded { .. }) => {
+                r.reply.send(r.id, Err(ClientError::Overloaded), None)
             }
         }
     }
