@@ -130,6 +130,9 @@ fn point(
         phase_sum_mismatch: 0,
         batch_size: batch,
         pipeline_depth: lag(1.5, 3.0),
+        queue_depth: lag(120.0, 900.0),
+        inbox_depth: lag(2.0, 40.0),
+        overload_errors: if achieved < 0.95 * offered { 1000 } else { 0 },
         per_request: Costs {
             append_messages: 2.1,
             heartbeats: 0.1,

@@ -157,11 +157,16 @@ mod tests {
     fn this_thread_is_in_the_snapshot_and_its_clock_moves() {
         let me = current_tid();
         let a = snapshot();
+        // Busy for 30 ms of wall time (at least a scheduler tick of CPU, even on a
+        // loaded machine it gets some), then off the CPU once: the kernel brings a
+        // thread's total up to date when it is switched out.
+        let t0 = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_add(std::hint::black_box(i));
+        while t0.elapsed() < std::time::Duration::from_millis(30) {
+            x = x.wrapping_add(std::hint::black_box(1));
         }
         std::hint::black_box(x);
+        std::thread::sleep(std::time::Duration::from_millis(1));
         let b = snapshot();
         assert!(a.contains_key(&me) && b.contains_key(&me));
         assert!(b[&me].ns > a[&me].ns);

@@ -448,6 +448,20 @@ mod tests {
     }
 
     #[test]
+    fn clients_are_spread_over_threads_without_loss() {
+        for (clients, wanted) in [(1, 0), (7, 3), (4096, 0), (5, 8), (3, 1)] {
+            let t = client_threads(wanted, clients);
+            assert!(t >= 1 && t <= clients, "{clients} clients on {t} threads");
+            if wanted > 0 {
+                assert_eq!(t, wanted.min(clients));
+            }
+            let per: Vec<usize> = (0..t).map(|i| clients_of_thread(clients, t, i)).collect();
+            assert_eq!(per.iter().sum::<usize>(), clients, "{per:?}");
+            assert!(per.iter().max().unwrap() - per.iter().min().unwrap() <= 1);
+        }
+    }
+
+    #[test]
     fn commands_follow_the_mix() {
         let w = Workload {
             get_fraction: 0.5,

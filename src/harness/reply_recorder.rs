@@ -168,6 +168,44 @@ mod tests {
     }
 
     #[test]
+    fn refusals_count_as_errors_and_overload_errors_and_merge() {
+        let epoch = Instant::now();
+        let window = Window {
+            epoch,
+            start: Duration::ZERO,
+            end: Duration::from_secs(10),
+        };
+        let intended = Arc::new(Intended::new(16));
+        let mut a = ReplyRecorder::new(window, intended.clone(), Duration::from_secs(1));
+        let mut b = ReplyRecorder::new(window, intended.clone(), Duration::from_secs(1));
+        for id in 0..3 {
+            intended.set(id, 1_000);
+            let refusal = Answer {
+                id,
+                reply: Err(ClientError::Overloaded),
+                trace: None,
+            };
+            a.record(&refusal, epoch + Duration::from_millis(1));
+        }
+        b.record(
+            &Answer {
+                id: 0,
+                reply: Err(ClientError::ShuttingDown),
+                trace: None,
+            },
+            epoch + Duration::from_millis(1),
+        );
+        a.finish();
+        b.finish();
+        a.merge(&b);
+        assert_eq!(
+            (a.answered, a.ok, a.errors, a.overload_errors),
+            (4, 0, 4, 3)
+        );
+        assert_eq!(a.latency.total.len(), 0, "refusals are not latency samples");
+    }
+
+    #[test]
     fn every_ok_answer_in_the_window_is_one_sample_or_one_missing() {
         let epoch = Instant::now();
         let window = Window {
@@ -199,6 +237,7 @@ mod tests {
         );
         r.finish();
         assert_eq!((r.answered, r.ok, r.errors, r.delivered), (4, 2, 1, 3));
+        assert_eq!(r.overload_errors, 0, "a lost leadership is no refusal");
         assert_eq!(r.latency.total.len(), 2);
         assert_eq!(r.phase_samples_missing, 1);
         for h in &r.phases {
