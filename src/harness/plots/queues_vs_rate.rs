@@ -11,8 +11,11 @@ use super::series::group_by_other_params;
 use super::{pe, PlotError, RATE_KEY};
 use crate::harness::summary::{LoadKind, PointSummary, RunSummary};
 
+/// A quantity drawn: its legend label and how to read it from a point.
+type Quantity = (&'static str, fn(&PointSummary) -> f64);
+
 /// The three quantities drawn, each with its marker.
-const QUANTITIES: [(&str, fn(&PointSummary) -> f64); 3] = [
+const QUANTITIES: [Quantity; 3] = [
     ("batch size mean (entries per AppendEntries)", |p| {
         p.batch_size.mean
     }),
