@@ -33,6 +33,21 @@ use crate::harness::window::Window;
 use crate::kv::Command;
 use crate::server::{Answer, ClientError, Refused, ReplyTo, Request};
 
+/// Above this rate the generator runs in the normal scheduling class and never spins.
+/// Its slots are then closer together than a wake-up takes (50 us), so spinning would hold
+/// a core at real-time priority for the whole point: measured on the 2-core VM, a spinning
+/// real-time generator at 300,000/s starved the nodes until leadership moved, where a
+/// sleeping normal one sends each wake-up's due requests together and leaves the rest of
+/// the core to the nodes. Dense points have millisecond latencies, so a wake-up's lateness
+/// (charged to the requests it delays) does not decide them.
+pub const SPIN_MAX_RATE: f64 = 20_000.0;
+
+/// A dense generator sleeps at least this long when it is ahead, then sends every request
+/// that has come due together: one wake-up (a syscall and a context switch, several us
+/// here) per this much schedule rather than one per slot. Each request's lateness is
+/// charged to its latency, as always.
+pub const DENSE_TICK: Duration = Duration::from_micros(100);
+
 /// Sleep only when the next slot is further off than this; spin for the last stretch.
 /// With a real-time class and a 1 ns timer slack a sleep on these VMs wakes 5-20 us late,
 /// so a short spin absorbs it; spinning longer would take a core from the nodes at dense
@@ -150,12 +165,15 @@ pub enum GeneratorThread {
 }
 
 impl GeneratorThread {
-    /// Puts the calling thread in a real-time class if it may, and asks for the finest
-    /// timer slack either way; says which class it got.
-    pub fn enter() -> GeneratorThread {
+    /// Puts the calling thread in a real-time class if it may and `realtime` asks for it,
+    /// and asks for the finest timer slack either way; says which class it got.
+    pub fn enter(realtime: bool) -> GeneratorThread {
         // SAFETY: prctl and sched_setscheduler act on the calling thread with plain values.
         unsafe {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+            if !realtime {
+                return GeneratorThread::Normal;
+            }
             let param = libc::sched_param { sched_priority: 1 };
             if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
                 return GeneratorThread::Realtime;
@@ -207,16 +225,36 @@ pub struct GeneratorReport {
     pub schedule_error: IntervalHistogram,
     /// How the generator's thread was scheduled.
     pub thread: GeneratorThread,
+    /// CPU seconds the generator's thread spent on slots in the measured window (its own
+    /// thread clock; None for a closed loop, whose client threads are measured apart).
+    pub cpu_seconds: Option<f64>,
+}
+
+/// CPU time the calling thread has used so far.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 impl OpenLoop {
     /// Runs the schedule on the calling thread (which it moves to a real-time class if it
     /// may) until `end`; answers go to `answers`.
     pub fn run(mut self) -> GeneratorReport {
-        let thread = GeneratorThread::enter();
+        let dense = self.rate > SPIN_MAX_RATE;
+        let thread = GeneratorThread::enter(!dense);
+        let spin = SPIN_WINDOW;
         let mut err = IntervalHistogram::new(Unit::Nanos, self.interval);
         let mut sent = 0u64;
         let mut in_window = 0u64;
+        let mut cpu_from = None;
         let schedule = Schedule::new(self.rate, self.arrival, self.seed);
         let epoch = self.window.epoch;
         for offset in schedule {
@@ -224,13 +262,21 @@ impl OpenLoop {
             if slot >= self.end {
                 break;
             }
-            wait_until(slot);
+            if dense {
+                let now = Instant::now();
+                if slot > now {
+                    std::thread::sleep((slot - now).max(DENSE_TICK));
+                }
+            } else {
+                wait_until_spinning(slot, spin);
+            }
             let now = Instant::now();
             let slot_t = slot.duration_since(epoch);
             self.intended.set(sent, slot_t.as_nanos() as u64);
             if let Some(off) = self.window.offset(slot_t) {
                 in_window += 1;
                 err.record(off, now.duration_since(slot).as_nanos() as u64);
+                cpu_from.get_or_insert_with(thread_cpu_time);
             }
             let req = Request {
                 id: sent,
@@ -258,6 +304,7 @@ impl OpenLoop {
             in_window,
             schedule_error: err,
             thread,
+            cpu_seconds: cpu_from.map(|t| (thread_cpu_time() - t).as_secs_f64()),
         }
     }
 }
@@ -312,6 +359,7 @@ impl ClosedLoop {
             in_window: self.in_window,
             schedule_error: IntervalHistogram::new(Unit::Nanos, interval),
             thread: GeneratorThread::Normal,
+            cpu_seconds: None,
         }
     }
 }
@@ -406,14 +454,19 @@ const CLIENT_POLL: Duration = Duration::from_millis(20);
 
 /// Waits until `t`: sleeps while it is far off, then spins for the last [`SPIN_WINDOW`].
 pub fn wait_until(t: Instant) {
+    wait_until_spinning(t, SPIN_WINDOW)
+}
+
+/// Waits until `t`: sleeps while it is further off than `spin`, then spins.
+pub fn wait_until_spinning(t: Instant, spin: Duration) {
     loop {
         let now = Instant::now();
         if now >= t {
             return;
         }
         let left = t - now;
-        if left > SPIN_WINDOW {
-            std::thread::sleep(left - SPIN_WINDOW);
+        if left > spin {
+            std::thread::sleep(left - spin);
         } else {
             std::hint::spin_loop();
         }

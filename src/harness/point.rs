@@ -252,6 +252,7 @@ pub fn run_point(
                     interval,
                 ),
                 thread: GeneratorThread::Normal,
+                cpu_seconds: None,
             };
             for h in client_handles {
                 let r = h
@@ -268,13 +269,22 @@ pub fn run_point(
             counters.join().expect("the counter thread does not panic");
         Ok((generator, before, after, emulator, cpu))
     });
-    let (generator, before, after, emulator, cpu) = match scoped {
+    let (generator, before, after, emulator, mut cpu) = match scoped {
         Ok(v) => v,
         Err(e) => {
             target_box.stop();
             return Err(e);
         }
     };
+    // The generator's thread ends with the window, often before the snapshot at its end
+    // is taken: its own clock counts instead.
+    if let Some(g) = generator.cpu_seconds {
+        cpu.process_seconds += g - cpu.generator_seconds;
+        cpu.generator_seconds = g;
+        if cpu.process_seconds > 0.0 {
+            cpu.harness_share = cpu.harness_seconds() / cpu.process_seconds;
+        }
+    }
     let leader = target.leader();
     let moved = target.check_leader();
     drop(rt);

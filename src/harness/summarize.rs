@@ -285,6 +285,7 @@ mod tests {
                 in_window,
                 schedule_error: err,
                 thread: GeneratorThread::Realtime,
+                cpu_seconds: None,
             },
             before: Counters::default(),
             after: Counters::default(),

@@ -32,6 +32,13 @@ use crate::transport::{Inbound, Transport};
 /// large enough to batch, small enough that timers and replies are not starved.
 const MAX_DRAIN: usize = 4096;
 
+/// Client requests a server's queue holds: two drain rounds. The leader answers what it
+/// cannot take at once (its uncommitted limit), so the queue only absorbs the burst between
+/// two rounds; a longer one would only add waiting (65,536 requests were a second at the
+/// overloaded leader's pace). A full queue is the client's to handle: the harness's open
+/// loop counts it as an overload refusal, other senders wait for room.
+const INBOX: usize = 2 * MAX_DRAIN;
+
 /// Timestamps of what happens inside a node, for the harness to measure follower commit and
 /// apply lag, batch sizes and the pipeline. Called on the node's own task: implementations
 /// must be cheap and must not block. Per-request timestamps do not go through here: they
@@ -190,7 +197,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
         let mut store = parts.store;
         let last_index = store.last_index();
         let persist = persist::PersistPath::new(&mut store, last_index);
-        let (tx, rx) = mpsc::channel(65_536);
+        let (tx, rx) = mpsc::channel(INBOX);
         let (control_tx, control) = mpsc::unbounded_channel();
         let (status, status_rx) = tokio::sync::watch::channel(NodeStatus {
             id,
