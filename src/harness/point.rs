@@ -225,6 +225,11 @@ pub fn run_point(
                 while Instant::now() < end {
                     if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
                         on_answer(a, &mut replies);
+                        // Everything already queued without a timer per answer: registering
+                        // one per `recv` cost more than recording the answer.
+                        while let Ok(a) = rx.try_recv() {
+                            on_answer(a, &mut replies);
+                        }
                     }
                 }
             });
