@@ -31,7 +31,7 @@ use crate::harness::scenario::{Arrival, Workload};
 use crate::harness::target::LoadPort;
 use crate::harness::window::Window;
 use crate::kv::Command;
-use crate::server::{Answer, ClientError, Refused, ReplyTo, Request};
+use crate::server::{Answer, Refused, ReplyTo, Request};
 
 /// Above this rate the generator runs in the normal scheduling class and never spins.
 /// Its slots are then closer together than a wake-up takes (50 us), so spinning would hold
@@ -234,8 +234,12 @@ pub struct GeneratorReport {
     /// Requests sent, in all.
     pub sent: u64,
     /// Requests whose slot fell in the measured window: the offered load as realized
-    /// (a Poisson schedule offers a little more or less than its nominal rate).
+    /// (a Poisson schedule offers a little more or less than its nominal rate), sent or
+    /// refused.
     pub in_window: u64,
+    /// Of `in_window`, those refused as overloaded without being sent: the leader said it
+    /// was full, or its queue was.
+    pub refused: u64,
     /// Lateness of each send in the window: actual minus intended (ns).
     pub schedule_error: IntervalHistogram,
     /// How the generator's thread was scheduled.
@@ -270,6 +274,7 @@ impl OpenLoop {
         let mut sent = 0u64;
         let mut in_window = 0u64;
         let mut cpu_from = None;
+        let mut refused = 0u64;
         let schedule = Schedule::new(self.rate, self.arrival, self.seed);
         let epoch = self.window.epoch;
         for offset in schedule {
@@ -287,12 +292,21 @@ impl OpenLoop {
             }
             let now = Instant::now();
             let slot_t = slot.duration_since(epoch);
-            self.intended.set(sent, slot_t.as_nanos() as u64);
-            if let Some(off) = self.window.offset(slot_t) {
+            let off = self.window.offset(slot_t);
+            if let Some(off) = off {
                 in_window += 1;
                 err.record(off, now.duration_since(slot).as_nanos() as u64);
                 cpu_from.get_or_insert_with(thread_cpu_time);
             }
+            // The leader says it is full: refused here, as a client that honours its
+            // pushback would, without building or sending the request. Past the knee most
+            // requests are refused, and a refusal that crossed two threads and back cost
+            // as much CPU as the nodes' work on an accepted one.
+            if self.port.overloaded() {
+                refused += u64::from(off.is_some());
+                continue;
+            }
+            self.intended.set(sent, slot_t.as_nanos() as u64);
             let req = Request {
                 id: sent,
                 command: self.commands.next_command(),
@@ -302,12 +316,9 @@ impl OpenLoop {
                 Ok(()) => {}
                 // Waiting for room would push every later send off its schedule and hide
                 // the overload in queueing; the leader's full queue is an answer in itself.
-                Err(Refused::Full(r)) => {
-                    let _ = self.answers.send(Answer {
-                        id: r.id,
-                        reply: Err(ClientError::Overloaded),
-                        trace: None,
-                    });
+                Err(Refused::Full(_)) => {
+                    refused += u64::from(off.is_some());
+                    continue;
                 }
                 Err(Refused::Closed(_)) => break, // the server is gone
             }
@@ -320,6 +331,7 @@ impl OpenLoop {
             schedule_error: err,
             thread,
             cpu_seconds: cpu_from.map(|t| (thread_cpu_time() - t).as_secs_f64()),
+            refused,
         }
     }
 }
@@ -375,6 +387,7 @@ impl ClosedLoop {
             schedule_error: IntervalHistogram::new(Unit::Nanos, interval),
             thread: GeneratorThread::Normal,
             cpu_seconds: None,
+            refused: 0,
         }
     }
 }
@@ -400,6 +413,9 @@ pub struct ClientThreadReport {
     pub sent: u64,
     /// Of which sent in the measured window.
     pub in_window: u64,
+    /// CPU seconds the thread spent in the measured window (its own clock: the thread may
+    /// end before the harness's snapshot at the window's end).
+    pub cpu_seconds: f64,
 }
 
 /// Runs `clients` closed-loop clients on the calling thread (with a runtime of its own)
@@ -433,6 +449,9 @@ pub fn run_client_thread(
         sent: 0,
         in_window: 0,
     };
+    let win_start = window.start_instant();
+    let mut cpu_from = None;
+    let mut cpu_to = None;
     rt.block_on(async {
         tokio::time::sleep_until(start.into()).await;
         for _ in 0..clients {
@@ -441,6 +460,9 @@ pub fn run_client_thread(
             }
         }
         'run: while Instant::now() < end {
+            if cpu_from.is_none() && Instant::now() >= win_start {
+                cpu_from = Some(thread_cpu_time());
+            }
             let Ok(Some(mut a)) = tokio::time::timeout(CLIENT_POLL, rx.recv()).await else {
                 continue;
             };
@@ -458,6 +480,7 @@ pub fn run_client_thread(
                 }
             }
         }
+        cpu_to = Some(thread_cpu_time());
         while replies.answered < cl.sent && Instant::now() < end + grace {
             if let Ok(Some(a)) = tokio::time::timeout(CLIENT_POLL, rx.recv()).await {
                 replies.record(&a, Instant::now());
@@ -469,6 +492,10 @@ pub fn run_client_thread(
         replies,
         sent: cl.sent,
         in_window: cl.in_window,
+        cpu_seconds: match (cpu_from, cpu_to) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64(),
+            _ => 0.0,
+        },
     })
 }
 

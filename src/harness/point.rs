@@ -219,6 +219,7 @@ pub fn run_point(
                 progress(((got - start).as_secs_f64() / total_len).clamp(0.0, 1.0));
             }
         };
+        let mut client_cpu = 0.0;
         let generator = if let Some(open) = open {
             // Until the window ends: record every answer.
             rt.block_on(async {
@@ -258,6 +259,7 @@ pub fn run_point(
                 ),
                 thread: GeneratorThread::Normal,
                 cpu_seconds: None,
+                refused: 0,
             };
             for h in client_handles {
                 let r = h
@@ -267,11 +269,18 @@ pub fn run_point(
                 replies.merge(&r.replies);
                 generator.sent += r.sent;
                 generator.in_window += r.in_window;
+                client_cpu += r.cpu_seconds;
             }
             generator
         };
-        let (before, after, emulator, cpu) =
+        let (before, after, emulator, mut cpu) =
             counters.join().expect("the counter thread does not panic");
+        if closed {
+            // Client threads may end before the snapshot at the window's end: their own
+            // clocks count instead.
+            cpu.process_seconds += client_cpu - cpu.client_seconds;
+            cpu.client_seconds = client_cpu;
+        }
         Ok((generator, before, after, emulator, cpu))
     });
     let (generator, before, after, emulator, mut cpu) = match scoped {
@@ -286,9 +295,9 @@ pub fn run_point(
     if let Some(g) = generator.cpu_seconds {
         cpu.process_seconds += g - cpu.generator_seconds;
         cpu.generator_seconds = g;
-        if cpu.process_seconds > 0.0 {
-            cpu.harness_share = cpu.harness_seconds() / cpu.process_seconds;
-        }
+    }
+    if cpu.process_seconds > 0.0 {
+        cpu.harness_share = cpu.harness_seconds() / cpu.process_seconds;
     }
     let leader = target.leader();
     let moved = target.check_leader();

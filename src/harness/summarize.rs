@@ -135,10 +135,12 @@ pub fn summarize(
         measured_seconds: secs,
         warmup_seconds: warmup.as_secs_f64(),
         ok,
-        errors: r.errors,
-        overload_errors: r.overload_errors,
+        errors: r.errors + generator.refused,
+        overload_errors: r.overload_errors + generator.refused,
         // Requests scheduled in the window but not answered count against the point.
-        unanswered: generator.in_window.saturating_sub(ok + r.errors),
+        unanswered: generator
+            .in_window
+            .saturating_sub(ok + r.errors + generator.refused),
         latency_p50_over_floor: floor
             .as_ref()
             .filter(|f| f.rtt.p50 > 0.0 && lat.count > 0)
@@ -286,6 +288,7 @@ mod tests {
                 schedule_error: err,
                 thread: GeneratorThread::Realtime,
                 cpu_seconds: None,
+                refused: 0,
             },
             before: Counters::default(),
             after: Counters::default(),

@@ -91,6 +91,13 @@ impl LoadPort {
         }
     }
 
+    /// Whether the leader says it is full (see [`ServerHandle::overloaded`]).
+    pub fn overloaded(&self) -> bool {
+        match self {
+            LoadPort::Local(h) => h.overloaded(),
+        }
+    }
+
     /// Submits from async code, waiting for room.
     pub async fn send(&self, req: Request) -> Result<(), Request> {
         match self {

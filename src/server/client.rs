@@ -154,6 +154,7 @@ pub struct ServerHandle {
     tx: mpsc::Sender<Request>,
     status: watch::Receiver<NodeStatus>,
     control: mpsc::UnboundedSender<super::Control>,
+    full: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ServerHandle {
@@ -162,13 +163,24 @@ impl ServerHandle {
         tx: mpsc::Sender<Request>,
         status: watch::Receiver<NodeStatus>,
         control: mpsc::UnboundedSender<super::Control>,
+        full: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> ServerHandle {
         ServerHandle {
             id,
             tx,
             status,
             control,
+            full,
         }
+    }
+
+    /// Whether the node, as leader, held as many uncommitted proposals as it may at the
+    /// end of its last round: a request sent now would most likely be refused with
+    /// [`ClientError::Overloaded`]. An in-process sender that honours this pushback
+    /// (the harness's open loop) refuses the request itself and spares the leader the
+    /// work; the leader still refuses whatever arrives past its limit.
+    pub fn overloaded(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Blocks the node's thread for `d` (see [`super::Control::Stall`]).

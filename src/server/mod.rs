@@ -169,6 +169,10 @@ pub struct Server<S = MemStore> {
     persist: persist::PersistPath,
     /// Extra time each applied entry takes (zero: none), to emulate a slow state machine.
     apply_cost: std::time::Duration,
+    /// Set while this node leads and holds as many uncommitted proposals as it may, so
+    /// that in-process senders can see the pushback before they send
+    /// ([`ServerHandle::overloaded`]).
+    full: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Out-of-band instructions to a server, for experiments.
@@ -216,10 +220,12 @@ impl<S: LogStore + Send + 'static> Server<S> {
             pending: Pending::default(),
             applied: Vec::new(),
             apply_cost: std::time::Duration::ZERO,
+            full: Arc::default(),
             epoch: parts.epoch,
             observer: parts.observer,
         };
-        Ok((server, ServerHandle::new(id, tx, status_rx, control_tx)))
+        let handle = ServerHandle::new(id, tx, status_rx, control_tx, server.full.clone());
+        Ok((server, handle))
     }
 
     fn now(&self) -> Time {
@@ -285,6 +291,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 break;
             }
             self.publish_status();
+            self.publish_full();
             if self.raft.role() == Role::Leader {
                 if let Some(o) = &self.observer {
                     let (uncommitted, _) = self.raft.uncommitted();
@@ -298,6 +305,19 @@ impl<S: LogStore + Send + 'static> Server<S> {
             r.reply.send(r.id, Err(ClientError::ShuttingDown), None);
         }
         self.kv
+    }
+
+    /// Whether the leader's uncommitted limits are reached, for senders to see; written
+    /// only on change, so senders reading it do not contend for its cache line.
+    fn publish_full(&self) {
+        let (entries, bytes) = self.raft.uncommitted();
+        let cfg = self.raft.config();
+        let full =
+            entries >= cfg.max_uncommitted_entries as u64 || bytes >= cfg.max_uncommitted_bytes;
+        let flag = &self.full;
+        if flag.load(std::sync::atomic::Ordering::Relaxed) != full {
+            flag.store(full, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn publish_status(&self) {
