@@ -372,7 +372,8 @@ name = "closed"
         "every request is answered"
     );
     assert_eq!(h["latency"].total.len(), s.ok);
+    // Per-thread clocks are process-wide: tests running alongside add their own threads,
+    // so only this point's own client threads are asserted on.
     assert!(cpu.client_seconds > 0.0, "the client threads ran");
-    assert_eq!(cpu.generator_seconds, 0.0, "a closed loop has no generator");
     assert!(cpu.harness_share > 0.0 && cpu.harness_share < 1.0);
 }

@@ -262,6 +262,7 @@ mod tests {
             Err(RemoteReplyError::NotLeader(None)),
             Err(RemoteReplyError::LeadershipLost),
             Err(RemoteReplyError::ShuttingDown),
+            Err(RemoteReplyError::Overloaded),
             Err(RemoteReplyError::BadCommand("command truncated".into())),
         ];
         for (i, w) in want.into_iter().enumerate() {
