@@ -812,9 +812,9 @@ impl ClusterClient {
             let failure = match &r {
                 Ok(_) | Err(ClientError::BadCommand(_)) => return r,
                 Err(ClientError::NotLeader { leader }) => Failure::NotLeader(*leader),
-                Err(ClientError::LeadershipLost) | Err(ClientError::ShuttingDown) => {
-                    Failure::Unavailable
-                }
+                Err(ClientError::LeadershipLost)
+                | Err(ClientError::ShuttingDown)
+                | Err(ClientError::Overloaded) => Failure::Unavailable,
             };
             match self.redirects.failed(failure) {
                 None => return r,

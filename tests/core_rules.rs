@@ -1409,3 +1409,47 @@ fn pre_vote_keeps_a_cut_off_node_from_unseating_a_live_leader() {
         }
     }
 }
+
+#[test]
+fn the_leader_refuses_proposals_past_its_uncommitted_limits() {
+    use raftbench::raft::ProposeError;
+    // (entry limit, byte limit, linger, payload, accepted before the first refusal)
+    let cases = [
+        (10usize, 32 << 20, 0u64, 8usize, 10usize),
+        (10, 32 << 20, 5, 8, 10), // proposals held by the linger count too
+        (1000, 3 * (21 + 100), 0, 100, 3),
+        (1000, 10, 0, 100, 1), // one proposal always goes when nothing is uncommitted
+    ];
+    for (entries, bytes, linger_ms, payload, want) in cases {
+        let mut c = Cluster::with(3, |cfg| {
+            cfg.max_uncommitted_entries = entries;
+            cfg.max_uncommitted_bytes = bytes;
+            cfg.linger = Duration::from_millis(linger_ms);
+        });
+        let l = c.elect();
+        c.advance_to(c.now + Duration::from_millis(10));
+        assert_eq!(c.node(l).uncommitted(), (0, 0), "the no-op has committed");
+        let now = c.now;
+        let data = Bytes::from(vec![7u8; payload]);
+        let mut accepted = 0;
+        let refusal = loop {
+            match c.node(l).propose(data.clone(), now) {
+                Ok(_) => accepted += 1,
+                Err(e) => break e,
+            }
+            assert!(accepted <= 2000, "case {entries}/{bytes}: no refusal");
+        };
+        assert_eq!(accepted, want, "case {entries}/{bytes}/{linger_ms}");
+        assert!(
+            matches!(refusal, ProposeError::Overloaded { entries: e, .. } if e == want as u64),
+            "{refusal:?}"
+        );
+        let last = c.node(l).log().last_index() + c.node(l).pending_proposals() as Index;
+        // Once they commit, the leader takes proposals again.
+        c.advance_to(c.now + Duration::from_millis(linger_ms + 10));
+        assert_eq!(c.node(l).commit_index(), last);
+        assert_eq!(c.node(l).uncommitted(), (0, 0));
+        let now = c.now;
+        assert!(c.node(l).propose(data.clone(), now).is_ok());
+    }
+}

@@ -132,6 +132,9 @@ fn point(
         batch_size: batch,
         pipeline_depth: lag(1.5, 3.0),
         storage: None,
+        queue_depth: lag(120.0, 900.0),
+        inbox_depth: lag(2.0, 40.0),
+        overload_errors: if achieved < 0.95 * offered { 1000 } else { 0 },
         per_request: Costs {
             append_messages: 2.1,
             heartbeats: 0.1,
@@ -139,6 +142,7 @@ fn point(
             raft_messages: 4.2,
             wire_bytes: 300.0,
             cpu_seconds: 2e-5,
+            ..Costs::default()
         },
         floor: Some(Floor {
             transport: "quic-raw".into(),
@@ -157,6 +161,7 @@ fn point(
         saturation: None,
         quic_stats: None,
         model: None,
+        ..PointSummary::default()
     }
 }
 

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::raft::{NodeId, Role};
-use crate::server::{Answer, ClientError, ReplyTo, Request, ServerHandle};
+use crate::server::{Answer, ClientError, Refused, ReplyTo, Request, ServerHandle};
 
 /// How often the router looks for the leader and for dead nodes.
 pub const TICK: Duration = Duration::from_millis(2);
@@ -59,6 +59,15 @@ impl FollowPort {
     /// Hands `req` to the router from async code.
     pub async fn send(&self, req: Request) -> Result<(), Request> {
         self.tx.send(req).await.map_err(|e| e.0)
+    }
+
+    /// Hands `req` to the router without waiting: back as [`Refused::Full`] if its queue
+    /// is full, [`Refused::Closed`] if it is gone.
+    pub fn offer(&self, req: Request) -> Result<(), Refused> {
+        self.tx.try_send(req).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(r) => Refused::Full(r),
+            mpsc::error::TrySendError::Closed(r) => Refused::Closed(r),
+        })
     }
 }
 
@@ -231,7 +240,9 @@ impl Router {
         };
         let from = h.at.take();
         match &a.reply {
-            Ok(_) | Err(ClientError::BadCommand(_)) => {
+            // An overloaded leader refused it: that is the answer, as it would be without
+            // the router (retrying would hide the overload from the point's counts).
+            Ok(_) | Err(ClientError::BadCommand(_)) | Err(ClientError::Overloaded) => {
                 let h = self.held.remove(&a.id).expect("held");
                 h.reply.send(a.id, a.reply, a.trace);
                 return;

@@ -26,11 +26,27 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::harness::histograms::{IntervalHistogram, Unit};
+use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{Arrival, Workload};
 use crate::harness::target::LoadPort;
 use crate::harness::window::Window;
 use crate::kv::Command;
-use crate::server::{Answer, ReplyTo, Request};
+use crate::server::{Answer, Refused, ReplyTo, Request};
+
+/// Above this rate the generator runs in the normal scheduling class and never spins.
+/// Its slots are then closer together than a wake-up takes (50 us), so spinning would hold
+/// a core at real-time priority for the whole point: measured on the 2-core VM, a spinning
+/// real-time generator at 300,000/s starved the nodes until leadership moved, where a
+/// sleeping normal one sends each wake-up's due requests together and leaves the rest of
+/// the core to the nodes. Dense points have millisecond latencies, so a wake-up's lateness
+/// (charged to the requests it delays) does not decide them.
+pub const SPIN_MAX_RATE: f64 = 20_000.0;
+
+/// A dense generator sleeps at least this long when it is ahead, then sends every request
+/// that has come due together: one wake-up (a syscall and a context switch, several us
+/// here) per this much schedule rather than one per slot. Each request's lateness is
+/// charged to its latency, as always.
+pub const DENSE_TICK: Duration = Duration::from_micros(100);
 
 /// Sleep only when the next slot is further off than this; spin for the last stretch.
 /// With a real-time class and a 1 ns timer slack a sleep on these VMs wakes 5-20 us late,
@@ -68,25 +84,42 @@ impl CommandMaker {
         self
     }
 
-    /// The next command, encoded.
+    /// The next command, encoded: key `k<n>`, written on the stack and encoded with the
+    /// value in one allocation (a `format!` and a `Bytes` per key were the generator's
+    /// largest cost after its wake-ups); or a key of its own per request, for faulted points.
     pub fn next_command(&mut self) -> Bytes {
-        let key = match self.unique.as_mut() {
+        let mut buf = [0u8; 21];
+        let own;
+        let key: &[u8] = match self.unique.as_mut() {
             Some(n) => {
                 *n += 1;
-                Bytes::from(crate::harness::faults::unique_key(*n - 1))
+                own = crate::harness::faults::unique_key(*n - 1);
+                own.as_bytes()
             }
-            None => Bytes::from(format!("k{}", self.rng.random_range(0..self.keys))),
+            None => key_name(self.rng.random_range(0..self.keys), &mut buf),
         };
-        let cmd = if self.get_fraction > 0.0 && self.rng.random_bool(self.get_fraction) {
-            Command::Get { key }
+        if self.get_fraction > 0.0 && self.rng.random_bool(self.get_fraction) {
+            Command::encode_get(key)
         } else {
-            Command::Put {
-                key,
-                value: self.value.clone(),
-            }
-        };
-        cmd.encode()
+            Command::encode_put(key, &self.value)
+        }
     }
+}
+
+/// Writes `k<n>` (decimal) into `buf` and returns it.
+fn key_name(mut n: u64, buf: &mut [u8; 21]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    i -= 1;
+    buf[i] = b'k';
+    &buf[i..]
 }
 
 /// Intended send instants of an open loop, as offsets from its start.
@@ -166,12 +199,15 @@ pub enum GeneratorThread {
 }
 
 impl GeneratorThread {
-    /// Puts the calling thread in a real-time class if it may, and asks for the finest
-    /// timer slack either way; says which class it got.
-    pub fn enter() -> GeneratorThread {
+    /// Puts the calling thread in a real-time class if it may and `realtime` asks for it,
+    /// and asks for the finest timer slack either way; says which class it got.
+    pub fn enter(realtime: bool) -> GeneratorThread {
         // SAFETY: prctl and sched_setscheduler act on the calling thread with plain values.
         unsafe {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+            if !realtime {
+                return GeneratorThread::Normal;
+            }
             let param = libc::sched_param { sched_priority: 1 };
             if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
                 return GeneratorThread::Realtime;
@@ -217,22 +253,47 @@ pub struct GeneratorReport {
     /// Requests sent, in all.
     pub sent: u64,
     /// Requests whose slot fell in the measured window: the offered load as realized
-    /// (a Poisson schedule offers a little more or less than its nominal rate).
+    /// (a Poisson schedule offers a little more or less than its nominal rate), sent or
+    /// refused.
     pub in_window: u64,
+    /// Of `in_window`, those refused as overloaded without being sent: the leader said it
+    /// was full, or its queue was.
+    pub refused: u64,
     /// Lateness of each send in the window: actual minus intended (ns).
     pub schedule_error: IntervalHistogram,
     /// How the generator's thread was scheduled.
     pub thread: GeneratorThread,
+    /// CPU seconds the generator's thread spent on slots in the measured window (its own
+    /// thread clock; None for a closed loop, whose client threads are measured apart).
+    pub cpu_seconds: Option<f64>,
+}
+
+/// CPU time the calling thread has used so far.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 impl OpenLoop {
     /// Runs the schedule on the calling thread (which it moves to a real-time class if it
     /// may) until `end`; answers go to `answers`.
     pub fn run(mut self) -> GeneratorReport {
-        let thread = GeneratorThread::enter();
+        let dense = self.rate > SPIN_MAX_RATE;
+        let thread = GeneratorThread::enter(!dense);
+        let spin = SPIN_WINDOW;
         let mut err = IntervalHistogram::new(Unit::Nanos, self.interval);
         let mut sent = 0u64;
         let mut in_window = 0u64;
+        let mut cpu_from = None;
+        let mut refused = 0u64;
         let schedule = Schedule::new(self.rate, self.arrival, self.seed);
         let epoch = self.window.epoch;
         for offset in schedule {
@@ -240,21 +301,45 @@ impl OpenLoop {
             if slot >= self.end {
                 break;
             }
-            wait_until(slot);
+            if dense {
+                let now = Instant::now();
+                if slot > now {
+                    std::thread::sleep((slot - now).max(DENSE_TICK));
+                }
+            } else {
+                wait_until_spinning(slot, spin);
+            }
             let now = Instant::now();
             let slot_t = slot.duration_since(epoch);
-            self.intended.set(sent, slot_t.as_nanos() as u64);
-            if let Some(off) = self.window.offset(slot_t) {
+            let off = self.window.offset(slot_t);
+            if let Some(off) = off {
                 in_window += 1;
                 err.record(off, now.duration_since(slot).as_nanos() as u64);
+                cpu_from.get_or_insert_with(thread_cpu_time);
             }
+            // The leader says it is full: refused here, as a client that honours its
+            // pushback would, without building or sending the request. Past the knee most
+            // requests are refused, and a refusal that crossed two threads and back cost
+            // as much CPU as the nodes' work on an accepted one.
+            if self.port.overloaded() {
+                refused += u64::from(off.is_some());
+                continue;
+            }
+            self.intended.set(sent, slot_t.as_nanos() as u64);
             let req = Request {
                 id: sent,
                 command: self.commands.next_command(),
                 reply: ReplyTo::Channel(self.answers.clone()),
             };
-            if self.port.blocking_send(req).is_err() {
-                break; // the server is gone
+            match self.port.offer(req) {
+                Ok(()) => {}
+                // Waiting for room would push every later send off its schedule and hide
+                // the overload in queueing; the leader's full queue is an answer in itself.
+                Err(Refused::Full(_)) => {
+                    refused += u64::from(off.is_some());
+                    continue;
+                }
+                Err(Refused::Closed(_)) => break, // the server is gone
             }
             sent += 1;
         }
@@ -264,12 +349,15 @@ impl OpenLoop {
             in_window,
             schedule_error: err,
             thread,
+            cpu_seconds: cpu_from.map(|t| (thread_cpu_time() - t).as_secs_f64()),
+            refused,
         }
     }
 }
 
 /// A closed loop: `clients` clients with one request outstanding each. It runs on the
-/// task that receives the answers: each answer sends that client's next request.
+/// task that receives the answers: each answer sends that client's next request. A point
+/// runs several, one per client thread ([`run_client_thread`]).
 pub struct ClosedLoop {
     /// Where requests go.
     pub port: LoadPort,
@@ -281,7 +369,11 @@ pub struct ClosedLoop {
     pub window: Window,
     /// The commands.
     pub commands: CommandMaker,
-    /// Requests sent so far (the next request's id).
+    /// The next request's id.
+    pub next_id: u64,
+    /// How far apart this loop's ids are: loops on other threads take the ids between.
+    pub id_step: u64,
+    /// Requests sent so far.
     pub sent: u64,
     /// Of which sent in the measured window.
     pub in_window: u64,
@@ -291,12 +383,14 @@ impl ClosedLoop {
     /// Sends one request; false if the leader is gone.
     pub async fn send_one(&mut self) -> bool {
         let now = self.window.epoch.elapsed();
-        self.intended.set(self.sent, now.as_nanos() as u64);
+        let id = self.next_id;
+        self.next_id += self.id_step;
+        self.intended.set(id, now.as_nanos() as u64);
         if self.window.offset(now).is_some() {
             self.in_window += 1;
         }
         let req = Request {
-            id: self.sent,
+            id,
             command: self.commands.next_command(),
             reply: ReplyTo::Channel(self.answers.clone()),
         };
@@ -311,20 +405,137 @@ impl ClosedLoop {
             in_window: self.in_window,
             schedule_error: IntervalHistogram::new(Unit::Nanos, interval),
             thread: GeneratorThread::Normal,
+            cpu_seconds: None,
+            refused: 0,
         }
     }
 }
 
+/// How many threads the closed loop's clients are spread over: `wanted`, or one per core
+/// when 0, and never more threads than clients.
+pub fn client_threads(wanted: usize, clients: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t = if wanted == 0 { cores } else { wanted };
+    t.clamp(1, clients.max(1))
+}
+
+/// The clients of thread `index` of `threads` when `clients` are spread evenly.
+pub fn clients_of_thread(clients: usize, threads: usize, index: usize) -> usize {
+    clients / threads + usize::from(index < clients % threads)
+}
+
+/// What one client thread did: its answers, recorded, and its sends.
+pub struct ClientThreadReport {
+    /// Its answers (finished).
+    pub replies: ReplyRecorder,
+    /// Requests sent, in all.
+    pub sent: u64,
+    /// Of which sent in the measured window.
+    pub in_window: u64,
+    /// CPU seconds the thread spent in the measured window (its own clock: the thread may
+    /// end before the harness's snapshot at the window's end).
+    pub cpu_seconds: f64,
+}
+
+/// Runs `clients` closed-loop clients on the calling thread (with a runtime of its own)
+/// from `start` to `end`, then waits up to `grace` for their last answers. Request ids are
+/// `index`, `index + threads`, ... so that the threads share the ring of send times.
+#[allow(clippy::too_many_arguments)]
+pub fn run_client_thread(
+    port: LoadPort,
+    clients: usize,
+    index: usize,
+    threads: usize,
+    intended: Arc<Intended>,
+    window: Window,
+    commands: CommandMaker,
+    (start, end, grace): (Instant, Instant, Duration),
+    interval: Duration,
+) -> std::io::Result<ClientThreadReport> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut replies = ReplyRecorder::new(window, intended.clone(), interval);
+    let mut cl = ClosedLoop {
+        port,
+        answers: tx,
+        intended,
+        window,
+        commands,
+        next_id: index as u64,
+        id_step: threads as u64,
+        sent: 0,
+        in_window: 0,
+    };
+    let win_start = window.start_instant();
+    let mut cpu_from = None;
+    let mut cpu_to = None;
+    rt.block_on(async {
+        tokio::time::sleep_until(start.into()).await;
+        for _ in 0..clients {
+            if !cl.send_one().await {
+                break;
+            }
+        }
+        'run: while Instant::now() < end {
+            if cpu_from.is_none() && Instant::now() >= win_start {
+                cpu_from = Some(thread_cpu_time());
+            }
+            let Ok(Some(mut a)) = tokio::time::timeout(CLIENT_POLL, rx.recv()).await else {
+                continue;
+            };
+            // Everything already queued without a timer per answer: registering one per
+            // `recv` cost more than recording the answer.
+            loop {
+                let got = Instant::now();
+                replies.record(&a, got);
+                if got < end && !cl.send_one().await {
+                    break 'run;
+                }
+                match rx.try_recv() {
+                    Ok(next) => a = next,
+                    Err(_) => break,
+                }
+            }
+        }
+        cpu_to = Some(thread_cpu_time());
+        while replies.answered < cl.sent && Instant::now() < end + grace {
+            if let Ok(Some(a)) = tokio::time::timeout(CLIENT_POLL, rx.recv()).await {
+                replies.record(&a, Instant::now());
+            }
+        }
+    });
+    replies.finish();
+    Ok(ClientThreadReport {
+        replies,
+        sent: cl.sent,
+        in_window: cl.in_window,
+        cpu_seconds: match (cpu_from, cpu_to) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64(),
+            _ => 0.0,
+        },
+    })
+}
+
+/// How often a client thread looks at the clock while no answer comes.
+const CLIENT_POLL: Duration = Duration::from_millis(20);
+
 /// Waits until `t`: sleeps while it is far off, then spins for the last [`SPIN_WINDOW`].
 pub fn wait_until(t: Instant) {
+    wait_until_spinning(t, SPIN_WINDOW)
+}
+
+/// Waits until `t`: sleeps while it is further off than `spin`, then spins.
+pub fn wait_until_spinning(t: Instant, spin: Duration) {
     loop {
         let now = Instant::now();
         if now >= t {
             return;
         }
         let left = t - now;
-        if left > SPIN_WINDOW {
-            std::thread::sleep(left - SPIN_WINDOW);
+        if left > spin {
+            std::thread::sleep(left - spin);
         } else {
             std::hint::spin_loop();
         }
@@ -356,6 +567,28 @@ mod tests {
         assert!((mean_gap - 0.001).abs() < 0.0001, "mean gap {mean_gap}");
         let gaps_differ = a.windows(2).any(|w| w[1] - w[0] != a[1] - a[0]);
         assert!(gaps_differ);
+    }
+
+    #[test]
+    fn clients_are_spread_over_threads_without_loss() {
+        for (clients, wanted) in [(1, 0), (7, 3), (4096, 0), (5, 8), (3, 1)] {
+            let t = client_threads(wanted, clients);
+            assert!(t >= 1 && t <= clients, "{clients} clients on {t} threads");
+            if wanted > 0 {
+                assert_eq!(t, wanted.min(clients));
+            }
+            let per: Vec<usize> = (0..t).map(|i| clients_of_thread(clients, t, i)).collect();
+            assert_eq!(per.iter().sum::<usize>(), clients, "{per:?}");
+            assert!(per.iter().max().unwrap() - per.iter().min().unwrap() <= 1);
+        }
+    }
+
+    #[test]
+    fn key_names_are_k_and_the_decimal_number() {
+        let mut buf = [0u8; 21];
+        for n in [0u64, 7, 10, 9_999, u64::MAX] {
+            assert_eq!(key_name(n, &mut buf), format!("k{n}").as_bytes());
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! histograms into the point's [`summary`].
 
 pub mod baseline;
+pub mod cpu;
 pub mod environment;
 pub mod faults;
 pub mod follow;

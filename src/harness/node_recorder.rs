@@ -76,6 +76,9 @@ pub struct NodeRecorder {
     followers: Box<[Mutex<FollowerHists>]>,
     batch_size: Mutex<IntervalHistogram>,
     pipeline_depth: Mutex<IntervalHistogram>,
+    /// The leader's queues, sampled once per driver round: uncommitted entries, and
+    /// requests waiting in its inbox.
+    queues: Mutex<(IntervalHistogram, IntervalHistogram)>,
 }
 
 impl NodeRecorder {
@@ -99,6 +102,7 @@ impl NodeRecorder {
                 .collect(),
             batch_size: Mutex::new(hist(Unit::Count)),
             pipeline_depth: Mutex::new(hist(Unit::Count)),
+            queues: Mutex::new((hist(Unit::Count), hist(Unit::Count))),
         }
     }
 
@@ -141,10 +145,18 @@ impl NodeRecorder {
         );
         batch.finish();
         depth.finish();
+        let (mut queue, mut inbox) = std::mem::replace(
+            &mut *self.queues.lock().unwrap_or_else(|e| e.into_inner()),
+            (fresh(Unit::Count), fresh(Unit::Count)),
+        );
+        queue.finish();
+        inbox.finish();
         NodeHistograms {
             followers,
             batch_size: batch,
             pipeline_depth: depth,
+            queue_depth: queue,
+            inbox_depth: inbox,
         }
     }
 
@@ -162,6 +174,10 @@ pub struct NodeHistograms {
     pub batch_size: IntervalHistogram,
     /// AppendEntries in flight right after each send.
     pub pipeline_depth: IntervalHistogram,
+    /// The leader's uncommitted entries, once per driver round.
+    pub queue_depth: IntervalHistogram,
+    /// Requests waiting in the leader's inbox, once per driver round.
+    pub inbox_depth: IntervalHistogram,
 }
 
 impl Observer for NodeRecorder {
@@ -225,6 +241,14 @@ impl Observer for NodeRecorder {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .record(off, inflight as u64);
+        }
+    }
+
+    fn queues(&self, _node: NodeId, uncommitted: u64, inbox: usize, at: Time) {
+        if let Some(off) = self.in_window(at.as_nanos()) {
+            let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            q.0.record(off, uncommitted);
+            q.1.record(off, inbox as u64);
         }
     }
 }

@@ -437,6 +437,7 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
         ("warmup_seconds", f(p.warmup_seconds)),
         ("ok", p.ok.to_string()),
         ("errors", p.errors.to_string()),
+        ("overload_errors", p.overload_errors.to_string()),
         ("unanswered", p.unanswered.to_string()),
         ("latency_p50_us", f(p.latency.p50)),
         ("latency_p90_us", f(p.latency.p90)),
@@ -514,6 +515,20 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
             "quic_lost_packets",
             opt(p.quic_stats.map(|q| q.lost_packets as f64)),
         ),
+        (
+            "node_cpu_seconds_per_request",
+            f(p.per_request.node_cpu_seconds),
+        ),
+        (
+            "harness_cpu_seconds_per_request",
+            f(p.per_request.harness_cpu_seconds),
+        ),
+        (
+            "harness_cpu_share",
+            opt(p.harness_cpu.as_ref().map(|c| c.harness_share)),
+        ),
+        ("queue_depth_mean", f(p.queue_depth.mean)),
+        ("queue_depth_max", f(p.queue_depth.max)),
     ]
 }
 

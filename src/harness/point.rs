@@ -12,10 +12,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::harness::cpu::{self, CpuShares, CLIENT_THREAD_PREFIX, GENERATOR_THREAD};
 use crate::harness::faults::{read_back, run_faults, ClientLog, FaultRecorder, Tee};
 use crate::harness::follow::{self, Follower};
 use crate::harness::histograms::PointHistograms;
-use crate::harness::load::{wait_until, ClosedLoop, CommandMaker, Intended, OpenLoop};
+use crate::harness::load::{
+    client_threads, clients_of_thread, run_client_thread, wait_until, CommandMaker,
+    GeneratorReport, GeneratorThread, Intended, OpenLoop,
+};
 use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{LoadMode, Point};
@@ -99,6 +103,10 @@ pub fn run_point_in(
     let interval = Duration::from_secs_f64(c.timing.interval_s);
     let nodes = Arc::new(NodeRecorder::new(c.cluster.nodes, interval));
     let faulted = !c.faults.is_empty();
+    let closed = c.workload.mode == LoadMode::ClosedLoop;
+    // The faults' figures and the read-back come from the open loop's answers, which all
+    // pass through this thread; a closed loop's client threads record latency only.
+    let traced = faulted && !closed;
     let frec = Arc::new(FaultRecorder::new(c.cluster.nodes));
     let observer: Arc<dyn Observer> = if faulted {
         Arc::new(Tee(vec![nodes.clone(), frec.clone()]))
@@ -120,7 +128,7 @@ pub fn run_point_in(
     };
     let commands = || {
         let m = CommandMaker::new(&c.workload, c.seed);
-        if faulted {
+        if traced {
             m.with_unique_keys()
         } else {
             m
@@ -153,12 +161,16 @@ pub fn run_point_in(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut replies = ReplyRecorder::new(window, intended.clone(), interval);
     let mut log = ClientLog::new(window);
-    let closed = c.workload.mode == LoadMode::ClosedLoop;
     let target = &*target_box;
     let frec_ref = &*frec;
+    // The open loop's answers all come to this thread; the closed loop's go to its
+    // client threads.
+    let recorder_tid = cpu::current_tid();
 
-    let (generator, before, after, emulator, injected) = std::thread::scope(|s| {
-        let open = (!closed).then(|| {
+    let scoped = std::thread::scope(|s| {
+        let open = if closed {
+            None
+        } else {
             let gen = OpenLoop {
                 port: port.clone(),
                 answers: tx.clone(),
@@ -172,38 +184,70 @@ pub fn run_point_in(
                 commands: commands(),
                 interval,
             };
-            s.spawn(move || gen.run())
-        });
+            let h = std::thread::Builder::new()
+                .name(GENERATOR_THREAD.into())
+                .spawn_scoped(s, move || gen.run())
+                .map_err(|e| harness_err(format!("generator thread: {e}")))?;
+            Some(h)
+        };
+        // The closed loop's clients, spread over threads that each send and record their
+        // own: one thread of clients measures the thread, not the cluster.
+        let mut client_handles = Vec::new();
+        if closed {
+            let clients = c.workload.clients;
+            let threads = client_threads(c.workload.client_threads, clients);
+            for i in 0..threads {
+                let (port, intended) = (port.clone(), intended.clone());
+                // Each thread its own key stream, reproducible from the seed.
+                let commands = CommandMaker::new(&c.workload, c.seed.wrapping_add(i as u64));
+                let n = clients_of_thread(clients, threads, i);
+                let h = std::thread::Builder::new()
+                    .name(format!("{CLIENT_THREAD_PREFIX}{i}"))
+                    .spawn_scoped(s, move || {
+                        run_client_thread(
+                            port,
+                            n,
+                            i,
+                            threads,
+                            intended,
+                            window,
+                            commands,
+                            (start, end, DRAIN_GRACE),
+                            interval,
+                        )
+                    })
+                    .map_err(|e| harness_err(format!("client thread: {e}")))?;
+                client_handles.push(h);
+            }
+        }
         let fault_thread = faulted
             .then(|| s.spawn(move || run_faults(target, &c.faults, win_start, epoch, frec_ref)));
         let counters = s.spawn(move || {
             wait_until(win_start);
+            let cpu_before = cpu::snapshot();
             let b = target.counters();
             // The emulator's error counts from the window's start, as every figure does.
             if let Some(e) = target.emulator() {
                 e.take_delivery_error();
             }
             wait_until(end);
+            let cpu_after = cpu::snapshot();
             let emulator = target
                 .emulator()
                 .map(|e| (e.take_delivery_error(), e.stats().realtime));
-            (b, target.counters(), emulator)
-        });
-        let mut closed_loop = closed.then(|| ClosedLoop {
-            port: port.clone(),
-            answers: tx.clone(),
-            intended: intended.clone(),
-            window,
-            commands: commands(),
-            sent: 0,
-            in_window: 0,
+            (
+                b,
+                target.counters(),
+                emulator,
+                CpuShares::between(&cpu_before, &cpu_after, recorder_tid),
+            )
         });
         let total_len = (end - start).as_secs_f64();
         let mut last_progress = Instant::now();
         let mut on_answer = |a: Answer, replies: &mut ReplyRecorder| {
             let got = Instant::now();
             replies.record(&a, got);
-            if faulted {
+            if traced {
                 let got_ns = got.saturating_duration_since(epoch).as_nanos() as u64;
                 log.record(&a, got_ns, intended.get(a.id));
             }
@@ -211,59 +255,103 @@ pub fn run_point_in(
                 last_progress = got;
                 progress(((got - start).as_secs_f64() / total_len).clamp(0.0, 1.0));
             }
-            got
         };
-        // Until the window ends: record every answer; a closed loop sends the next request.
-        rt.block_on(async {
-            if let Some(cl) = closed_loop.as_mut() {
-                tokio::time::sleep_until(start.into()).await;
-                for _ in 0..c.workload.clients {
-                    cl.send_one().await;
-                }
-            }
-            while Instant::now() < end {
-                let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await else {
-                    continue;
-                };
-                let got = on_answer(a, &mut replies);
-                if let Some(cl) = closed_loop.as_mut() {
-                    if got < end {
-                        cl.send_one().await;
+        let mut client_cpu = 0.0;
+        let generator = if let Some(open) = open {
+            // Until the window ends: record every answer.
+            rt.block_on(async {
+                while Instant::now() < end {
+                    if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
+                        on_answer(a, &mut replies);
+                        // Everything already queued without a timer per answer: registering
+                        // one per `recv` cost more than recording the answer.
+                        while let Ok(a) = rx.try_recv() {
+                            on_answer(a, &mut replies);
+                        }
                     }
                 }
-            }
-        });
-        let generator = match (open, &closed_loop) {
-            (Some(g), _) => g.join().expect("the generator does not panic"),
-            (None, Some(cl)) => cl.report(interval),
-            (None, None) => unreachable!("a point has an open or a closed loop"),
-        };
-        // Then the answers still due, for at most DRAIN_GRACE (with faults, for as long as
-        // the router may still be retrying): what never comes counts as unanswered.
-        let drain = if faulted {
-            DRAIN_GRACE.max(follow::GIVE_UP + Duration::from_secs(1))
-        } else {
-            DRAIN_GRACE
-        };
-        rt.block_on(async {
-            while replies.answered < generator.sent && Instant::now() < end + drain {
-                if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
-                    on_answer(a, &mut replies);
+            });
+            let generator = open.join().expect("the generator does not panic");
+            // Then the answers still due, for at most DRAIN_GRACE (with faults, for as long
+            // as the router may still be retrying): what never comes counts as unanswered.
+            let drain = if faulted {
+                DRAIN_GRACE.max(follow::GIVE_UP + Duration::from_secs(1))
+            } else {
+                DRAIN_GRACE
+            };
+            rt.block_on(async {
+                while replies.answered < generator.sent && Instant::now() < end + drain {
+                    if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
+                        on_answer(a, &mut replies);
+                    }
                 }
+            });
+            generator
+        } else {
+            while Instant::now() < end {
+                progress(((Instant::now() - start).as_secs_f64() / total_len).clamp(0.0, 1.0));
+                std::thread::sleep(Duration::from_millis(100).min(end - Instant::now()));
             }
-        });
-        let (before, after, emulator) = counters.join().expect("the counter thread does not panic");
+            let mut generator = GeneratorReport {
+                sent: 0,
+                in_window: 0,
+                schedule_error: crate::harness::histograms::IntervalHistogram::new(
+                    crate::harness::histograms::Unit::Nanos,
+                    interval,
+                ),
+                thread: GeneratorThread::Normal,
+                cpu_seconds: None,
+                refused: 0,
+            };
+            for h in client_handles {
+                let r = h
+                    .join()
+                    .expect("a client thread does not panic")
+                    .map_err(|e| harness_err(format!("client runtime: {e}")))?;
+                replies.merge(&r.replies);
+                generator.sent += r.sent;
+                generator.in_window += r.in_window;
+                client_cpu += r.cpu_seconds;
+            }
+            generator
+        };
+        let (before, after, emulator, mut cpu) =
+            counters.join().expect("the counter thread does not panic");
         let injected = fault_thread
             .map(|t| t.join().expect("the fault thread does not panic"))
             .unwrap_or_default();
-        (generator, before, after, emulator, injected)
+        if closed {
+            // Client threads may end before the snapshot at the window's end: their own
+            // clocks count instead.
+            cpu.process_seconds += client_cpu - cpu.client_seconds;
+            cpu.client_seconds = client_cpu;
+        }
+        Ok((generator, before, after, emulator, cpu, injected))
     });
+    let (generator, before, after, emulator, mut cpu, injected) = match scoped {
+        Ok(v) => v,
+        Err(e) => {
+            drop(port);
+            drop(follower);
+            target_box.stop();
+            return Err(e);
+        }
+    };
+    // The generator's thread ends with the window, often before the snapshot at its end
+    // is taken: its own clock counts instead.
+    if let Some(g) = generator.cpu_seconds {
+        cpu.process_seconds += g - cpu.generator_seconds;
+        cpu.generator_seconds = g;
+    }
+    if cpu.process_seconds > 0.0 {
+        cpu.harness_share = cpu.harness_seconds() / cpu.process_seconds;
+    }
     let leader = target.leader();
     let sync_floors = target.sync_floors();
     let moved = target.check_leader();
     // Every acknowledged write must be in the log: read each back from the leader now that
     // every fault is undone.
-    let correctness = faulted.then(|| {
+    let correctness = traced.then(|| {
         let value = bytes::Bytes::from(vec![b'v'; c.workload.payload_bytes]);
         let found = rt.block_on(read_back(
             &port,
@@ -309,10 +397,11 @@ pub fn run_point_in(
         warmup,
         emulator,
         sync_floors,
+        cpu: Some(cpu),
     };
     let sent = rec.generator.sent;
     let (mut summary, hists) = summarize(point, rec, floor);
-    if faulted {
+    if traced {
         summary.faults = log.analyse(&injected, &frec);
         summary.timeline = Some(log.timeline(&intended, sent, INTENDED_SLOTS));
         summary.correctness = correctness;

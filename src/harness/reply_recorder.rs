@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::harness::histograms::{IntervalHistogram, Unit};
 use crate::harness::load::Intended;
 use crate::harness::window::Window;
-use crate::server::{Answer, Trace};
+use crate::server::{Answer, ClientError, Trace};
 
 /// The phases of a request's latency, in the order they happen; they add up to it.
 pub const PHASES: [&str; 5] = ["queue", "batch_wait", "replication", "apply", "reply"];
@@ -36,6 +36,8 @@ pub struct ReplyRecorder {
     pub ok: u64,
     /// Error answers to requests scheduled in the window.
     pub errors: u64,
+    /// Of `errors`, those that said [`ClientError::Overloaded`]: the leader pushed back.
+    pub overload_errors: u64,
     /// Successful answers that arrived in the window, whenever scheduled (delivered throughput).
     pub delivered: u64,
     /// Successful answers in the window whose phases could not be attributed.
@@ -74,6 +76,7 @@ impl ReplyRecorder {
             answered: 0,
             ok: 0,
             errors: 0,
+            overload_errors: 0,
             delivered: 0,
             phase_samples_missing: 0,
             phase_sum_mismatch: 0,
@@ -91,8 +94,11 @@ impl ReplyRecorder {
         let Some(off) = self.window.offset(Duration::from_nanos(sched)) else {
             return; // scheduled in warm-up or after the window
         };
-        if a.reply.is_err() {
+        if let Err(e) = &a.reply {
             self.errors += 1;
+            if *e == ClientError::Overloaded {
+                self.overload_errors += 1;
+            }
             return;
         }
         self.ok += 1;
@@ -110,6 +116,22 @@ impl ReplyRecorder {
             }
             None => self.phase_samples_missing += 1,
         }
+    }
+
+    /// Adds what another recorder of the same window holds (both finished): the
+    /// closed loop's client threads each record their own answers.
+    pub fn merge(&mut self, other: &ReplyRecorder) {
+        self.latency.merge(&other.latency);
+        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
+            mine.merge(theirs);
+        }
+        self.answered += other.answered;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.overload_errors += other.overload_errors;
+        self.delivered += other.delivered;
+        self.phase_samples_missing += other.phase_samples_missing;
+        self.phase_sum_mismatch += other.phase_sum_mismatch;
     }
 
     /// Closes the histograms' last intervals.
@@ -146,6 +168,44 @@ mod tests {
     }
 
     #[test]
+    fn refusals_count_as_errors_and_overload_errors_and_merge() {
+        let epoch = Instant::now();
+        let window = Window {
+            epoch,
+            start: Duration::ZERO,
+            end: Duration::from_secs(10),
+        };
+        let intended = Arc::new(Intended::new(16));
+        let mut a = ReplyRecorder::new(window, intended.clone(), Duration::from_secs(1));
+        let mut b = ReplyRecorder::new(window, intended.clone(), Duration::from_secs(1));
+        for id in 0..3 {
+            intended.set(id, 1_000);
+            let refusal = Answer {
+                id,
+                reply: Err(ClientError::Overloaded),
+                trace: None,
+            };
+            a.record(&refusal, epoch + Duration::from_millis(1));
+        }
+        b.record(
+            &Answer {
+                id: 0,
+                reply: Err(ClientError::ShuttingDown),
+                trace: None,
+            },
+            epoch + Duration::from_millis(1),
+        );
+        a.finish();
+        b.finish();
+        a.merge(&b);
+        assert_eq!(
+            (a.answered, a.ok, a.errors, a.overload_errors),
+            (4, 0, 4, 3)
+        );
+        assert_eq!(a.latency.total.len(), 0, "refusals are not latency samples");
+    }
+
+    #[test]
     fn every_ok_answer_in_the_window_is_one_sample_or_one_missing() {
         let epoch = Instant::now();
         let window = Window {
@@ -177,6 +237,7 @@ mod tests {
         );
         r.finish();
         assert_eq!((r.answered, r.ok, r.errors, r.delivered), (4, 2, 1, 3));
+        assert_eq!(r.overload_errors, 0, "a lost leadership is no refusal");
         assert_eq!(r.latency.total.len(), 2);
         assert_eq!(r.phase_samples_missing, 1);
         for h in &r.phases {

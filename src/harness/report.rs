@@ -89,6 +89,12 @@ fn plot_caption(link: &str) -> &'static str {
         "latency_vs_rate.svg" => {
             "Client latency (p50, p99, p99.9) against offered rate; saturated points are ringed in red."
         }
+        "throughput_vs_rate.svg" => {
+            "Delivered throughput and requests refused as overloaded against offered rate; past the knee delivered should hold near its peak."
+        }
+        "queues_vs_rate.svg" => {
+            "Batch size, uncommitted entries at the leader and requests in its inbox (means) against offered rate."
+        }
         "percentile_spectrum.svg" => "Client latency by percentile, one curve per point.",
         "commit_lag_vs_heartbeat.svg" => {
             "Measured follower commit lag against heartbeat interval, with the model of each commit mode (dashed)."
@@ -139,7 +145,7 @@ const fn col(
 
 /// The results table's columns, in order.
 #[rustfmt::skip]
-const RESULT_COLUMNS: [Column; 13] = [
+const RESULT_COLUMNS: [Column; 17] = [
     col("point", Some("point"), true, |p| p.name.clone()),
     col("offered/s", Some("offered/s"), false, offered),
     col("achieved/s", Some("achieved/s"), false, |p| si(p.achieved_rate)),
@@ -153,7 +159,19 @@ const RESULT_COLUMNS: [Column; 13] = [
     col("AppendEntries / req", Some("AE/req"), false, |p| fixed(p.per_request.append_messages, 2)),
     col("messages / req", None, false, |p| fixed(p.per_request.raft_messages, 2)),
     col("batch mean", Some("batch"), false, |p| fixed(p.batch_size.mean, 1)),
+    col("uncommitted mean", None, false, |p| if p.queue_depth.count == 0 { "-".into() } else { fixed(p.queue_depth.mean, 0) }),
+    col("refused / s", Some("refused/s"), false, refused),
+    col("CPU / req", Some("CPU/req"), false, |p| micros(p.per_request.cpu_seconds * 1e6)),
+    col("harness CPU", Some("harness"), false, |p| p.harness_cpu.as_ref().map_or("-".into(), |c| format!("{:.1}%", c.harness_share * 100.0))),
 ];
+
+/// Requests refused as overloaded per second of the window.
+fn refused(p: &PointSummary) -> String {
+    if p.measured_seconds <= 0.0 {
+        return "-".into();
+    }
+    si(p.overload_errors as f64 / p.measured_seconds)
+}
 
 /// The whole `report.md` text, linking the plots at `links` (relative to the report).
 pub fn markdown(run: &RunSummary, links: &[String]) -> String {
@@ -441,7 +459,7 @@ mod tests {
         // The terminal table leaves out only the columns without a short title.
         let header = term.lines().nth(1).unwrap();
         let columns = header.split("  ").filter(|c| !c.trim().is_empty());
-        assert_eq!(columns.count(), 12, "{header}");
+        assert_eq!(columns.count(), 15, "{header}");
         assert!(!header.contains("messages"));
     }
 

@@ -163,6 +163,10 @@ pub struct Workload {
     pub arrival: Arrival,
     /// Closed loop: number of clients (default 1).
     pub clients: usize,
+    /// Closed loop: threads the clients are spread over, each sending and recording its
+    /// own clients' requests, so that the loop measures the cluster rather than one
+    /// generator thread (default 0: one per core; never more than `clients`).
+    pub client_threads: usize,
     /// Bytes of each Put's value (default 64).
     pub payload_bytes: usize,
     /// Fraction of requests that are Gets, 0 to 1 (default 0).
@@ -178,6 +182,7 @@ impl Default for Workload {
             rate: 200.0,
             arrival: Arrival::Constant,
             clients: 1,
+            client_threads: 0,
             payload_bytes: 64,
             get_fraction: 0.0,
             keys: 10_000,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::harness::cpu::CpuShares;
 use crate::harness::histograms::{IntervalHistogram, PointHistograms, Unit};
 use crate::harness::load::GeneratorReport;
 use crate::harness::model::{LagModel, LatencyModel};
@@ -49,6 +50,8 @@ pub struct Recorded {
     /// The sync floors measured before the point (one writer per node, and a lone
     /// writer), when its nodes keep logs in files.
     pub sync_floors: Vec<SyncFloor>,
+    /// CPU over the window by thread group (None where it was not measured).
+    pub cpu: Option<CpuShares>,
 }
 
 /// An emulator whose p99 delivery error exceeds this, or a tenth of the smallest delay it
@@ -116,6 +119,7 @@ pub fn summarize(
         warmup,
         emulator,
         sync_floors,
+        cpu,
     } = rec;
     let mut hists = PointHistograms::new();
 
@@ -141,6 +145,7 @@ pub fn summarize(
     let achieved = r.delivered as f64 / secs;
     let ok = r.ok;
     let per = |d: u64| if ok == 0 { 0.0 } else { d as f64 / ok as f64 };
+    let per_f = |d: f64| if ok == 0 { 0.0 } else { d / ok as f64 };
     let sched = Percentiles::of_nanos(&generator.schedule_error.total);
     let lat = Percentiles::of_nanos(&r.latency.total);
     let limit_us = emulator_limit_us(c, leader);
@@ -168,9 +173,9 @@ pub fn summarize(
         measured_seconds: secs,
         warmup_seconds: warmup.as_secs_f64(),
         ok,
-        errors: r.errors,
+        errors: r.errors + generator.refused,
+        overload_errors: r.overload_errors + generator.refused,
         // Requests scheduled in the window but not answered count against the point.
-        unanswered: generator.in_window.saturating_sub(ok + r.errors),
         model: floor.as_ref().filter(|f| f.rtt.count > 0).map(|f| {
             let d = Duration::from_secs_f64(
                 c.network.delay_ms.max(0.0) / 1e3 + (f.rtt.p50 / 2.0).max(0.0) / 1e6,
@@ -185,6 +190,9 @@ pub fn summarize(
                 latency_formula: lat.describe().to_string(),
             }
         }),
+        unanswered: generator
+            .in_window
+            .saturating_sub(ok + r.errors + generator.refused),
         latency_p50_over_floor: floor
             .as_ref()
             .filter(|f| f.rtt.p50 > 0.0 && lat.count > 0)
@@ -213,6 +221,8 @@ pub fn summarize(
         phase_sum_mismatch: r.phase_sum_mismatch,
         batch_size: Percentiles::scaled(&nodes.batch_size.total, 1.0),
         pipeline_depth: Percentiles::scaled(&nodes.pipeline_depth.total, 1.0),
+        queue_depth: Percentiles::scaled(&nodes.queue_depth.total, 1.0),
+        inbox_depth: Percentiles::scaled(&nodes.inbox_depth.total, 1.0),
         per_request: Costs {
             append_messages: per(after.leader_appends.saturating_sub(before.leader_appends)),
             heartbeats: per(after
@@ -226,6 +236,8 @@ pub fn summarize(
             } else {
                 after.cpu.saturating_sub(before.cpu).as_secs_f64() / ok as f64
             },
+            node_cpu_seconds: cpu.as_ref().map_or(0.0, |c| per_f(c.node_seconds)),
+            harness_cpu_seconds: cpu.as_ref().map_or(0.0, |c| per_f(c.harness_seconds())),
         },
         storage: storage(
             c,
@@ -238,6 +250,7 @@ pub fn summarize(
         faults: Vec::new(),
         timeline: None,
         correctness: None,
+        harness_cpu: cpu,
         config: c.clone(),
         saturation: None,
         quic_stats: after.quic.map(|a| a.since(before.quic.unwrap_or_default())),
@@ -254,6 +267,8 @@ pub fn summarize(
     hists.insert("apply_lag".into(), apply_all);
     hists.insert("batch_size".into(), nodes.batch_size);
     hists.insert("pipeline_depth".into(), nodes.pipeline_depth);
+    hists.insert("queue_depth".into(), nodes.queue_depth);
+    hists.insert("inbox_depth".into(), nodes.inbox_depth);
     if let Some((h, _)) = emulator {
         let mut ih = IntervalHistogram::new(Unit::Nanos, interval);
         ih.total = h;
@@ -438,6 +453,8 @@ mod tests {
                 in_window,
                 schedule_error: err,
                 thread: GeneratorThread::Realtime,
+                cpu_seconds: None,
+                refused: 0,
             },
             before: Counters::default(),
             after: Counters::default(),
@@ -446,6 +463,7 @@ mod tests {
             warmup: Duration::from_secs(1),
             emulator: None,
             sync_floors: Vec::new(),
+            cpu: None,
         }
     }
 

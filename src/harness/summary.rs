@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::harness::cpu::CpuShares;
 use crate::harness::load::GeneratorThread;
 use crate::harness::scenario::PointConfig;
 
@@ -83,6 +84,13 @@ pub struct Costs {
     pub wire_bytes: f64,
     /// CPU seconds of the whole process (all nodes, generator and recorder).
     pub cpu_seconds: f64,
+    /// CPU seconds of the nodes' threads alone.
+    #[serde(default)]
+    pub node_cpu_seconds: f64,
+    /// CPU seconds of the harness's own threads (generator, recorder, client threads,
+    /// link emulator).
+    #[serde(default)]
+    pub harness_cpu_seconds: f64,
 }
 
 /// One sweep point's results.
@@ -113,6 +121,10 @@ pub struct PointSummary {
     pub ok: u64,
     /// Requests answered with an error in the window.
     pub errors: u64,
+    /// Of `errors`, those the leader refused as overloaded (its uncommitted limit or its
+    /// request queue was full): offered load pushed back rather than queued.
+    #[serde(default)]
+    pub overload_errors: u64,
     /// Requests scheduled in the window but never answered.
     pub unanswered: u64,
     /// Client latency.
@@ -150,8 +162,20 @@ pub struct PointSummary {
     pub batch_size: Percentiles,
     /// AppendEntries in flight to a follower right after the leader sent one (pipeline depth; not microseconds).
     pub pipeline_depth: Percentiles,
+    /// Entries the leader held proposed and not yet committed, sampled once per driver
+    /// round (bounded by `raft.max_uncommitted_entries`; not microseconds).
+    #[serde(default)]
+    pub queue_depth: Percentiles,
+    /// Client requests waiting in the leader's inbox, sampled once per driver round (not
+    /// microseconds).
+    #[serde(default)]
+    pub inbox_depth: Percentiles,
     /// Costs per committed request.
     pub per_request: Costs,
+    /// Who spent the process's CPU over the window: the nodes or the harness measuring
+    /// them (per-thread clocks), when measured.
+    #[serde(default)]
+    pub harness_cpu: Option<CpuShares>,
     /// The rate-matched floor this point's ratios use, if measured.
     #[serde(default)]
     pub floor: Option<Floor>,

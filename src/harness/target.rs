@@ -13,7 +13,7 @@ use crate::harness::scenario::{Fault, PointConfig, StorageKind};
 use crate::harness::summary::QuicStats;
 use crate::netem::LinkEmulator;
 use crate::raft::{NodeId, Role};
-use crate::server::{Observer, Request, ServerHandle};
+use crate::server::{Observer, Refused, Request, ServerHandle};
 use crate::storage::{DiskFault, FileStore, SyncFloor, SyncSnapshot};
 
 /// Why a target could not be started or led.
@@ -91,6 +91,25 @@ impl LoadPort {
         match self {
             LoadPort::Local(h) => h.blocking_send(req),
             LoadPort::Following(p) => p.blocking_send(req),
+        }
+    }
+
+    /// Submits without waiting: a full queue hands the request back as
+    /// [`Refused::Full`] (an open loop answers it as overloaded), a stopped leader as
+    /// [`Refused::Closed`].
+    pub fn offer(&self, req: Request) -> Result<(), Refused> {
+        match self {
+            LoadPort::Local(h) => h.offer(req),
+            LoadPort::Following(p) => p.offer(req),
+        }
+    }
+
+    /// Whether the leader says it is full (see [`ServerHandle::overloaded`]).
+    pub fn overloaded(&self) -> bool {
+        match self {
+            LoadPort::Local(h) => h.overloaded(),
+            // The router holds requests across leaders; a refusal comes back as an answer.
+            LoadPort::Following(_) => false,
         }
     }
 

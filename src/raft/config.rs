@@ -117,6 +117,15 @@ pub struct Config {
     /// Discard the applied log prefix once this many entries can go (0: never discard;
     /// default 8192).
     pub compact_threshold: u64,
+    /// Most entries a leader holds proposed but not yet committed (those waiting for the
+    /// linger included); a proposal beyond it is refused at once as overloaded, so that
+    /// offered load past what the cluster commits is pushed back to clients instead of
+    /// queueing without bound (default 8192: more than one full window of batches).
+    pub max_uncommitted_entries: usize,
+    /// Most payload bytes (with per-entry overhead) a leader holds proposed but not yet
+    /// committed; one proposal is always accepted when nothing is uncommitted, as raft-rs's
+    /// `max_uncommitted_size` does (default 32 MiB).
+    pub max_uncommitted_bytes: usize,
 }
 
 impl Default for Config {
@@ -135,6 +144,8 @@ impl Default for Config {
             check_quorum: true,
             pre_vote: true,
             compact_threshold: 8192,
+            max_uncommitted_entries: 8192,
+            max_uncommitted_bytes: 32 << 20,
         }
     }
 }
@@ -170,6 +181,18 @@ impl Config {
         }
         if self.max_inflight_bytes == 0 {
             return bad("max_inflight_bytes", "must be at least 1".into());
+        }
+        if self.max_uncommitted_entries == 0 {
+            return bad(
+                "max_uncommitted_entries",
+                "must be at least 1, or the leader accepts no proposal".into(),
+            );
+        }
+        if self.max_uncommitted_bytes == 0 {
+            return bad(
+                "max_uncommitted_bytes",
+                "must be at least 1, or the leader accepts no proposal".into(),
+            );
         }
         Ok(())
     }

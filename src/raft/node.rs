@@ -15,7 +15,7 @@ use super::message::{
 };
 use super::progress::{next_after_reject, Progress, ProgressState};
 use super::store::{LogStore, StoreError};
-use super::types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time};
+use super::types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time, ENTRY_OVERHEAD};
 
 /// Something the driver should know about, beyond what to send, persist and apply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +102,16 @@ pub enum ProposeError {
     NotLeader {
         /// The leader this node last heard from in its term, if any.
         leader: Option<NodeId>,
+    },
+    /// The leader already holds `max_uncommitted_entries` or `max_uncommitted_bytes` of
+    /// uncommitted proposals: the cluster commits more slowly than proposals arrive. Retry
+    /// later; nothing was appended.
+    #[error("overloaded: {entries} entries ({bytes} bytes) proposed and not yet committed")]
+    Overloaded {
+        /// Uncommitted entries held.
+        entries: u64,
+        /// Their bytes, with per-entry overhead.
+        bytes: usize,
     },
 }
 
@@ -209,6 +219,9 @@ pub struct RaftNode {
     /// Per-follower progress, in `members.voters` order; None in the slot of this node.
     progress: Vec<Option<Progress>>,
     batcher: Batcher,
+    /// Bytes (with per-entry overhead) of the leader's entries after the commit index,
+    /// batcher included; zero off the leader.
+    uncommitted_bytes: usize,
     hard_state_dirty: bool,
     unpersisted_from: Option<Index>,
     messages: Vec<Message>,
@@ -293,6 +306,7 @@ impl RaftNode {
             leader_contact: None,
             progress: Vec::new(),
             batcher: Batcher::default(),
+            uncommitted_bytes: 0,
             hard_state_dirty: false,
             unpersisted_from: None,
             messages: Vec::new(),
@@ -318,6 +332,18 @@ impl RaftNode {
             });
         }
         let index = self.log.last_index() + self.batcher.len() as Index + 1;
+        let entries = index - 1 - self.commit;
+        let size = ENTRY_OVERHEAD + data.len();
+        if entries >= self.cfg.max_uncommitted_entries as Index
+            || (self.uncommitted_bytes > 0
+                && self.uncommitted_bytes + size > self.cfg.max_uncommitted_bytes)
+        {
+            return Err(ProposeError::Overloaded {
+                entries,
+                bytes: self.uncommitted_bytes,
+            });
+        }
+        self.uncommitted_bytes += size;
         if self.cfg.linger.is_zero() && self.batcher.is_empty() {
             self.append_entry(EntryKind::Normal, data);
         } else {
@@ -548,6 +574,15 @@ impl RaftNode {
     pub fn pending_proposals(&self) -> usize {
         self.batcher.len()
     }
+    /// Entries the leader holds proposed and not yet committed (linger included), and their
+    /// bytes: what [`Config::max_uncommitted_entries`] and `max_uncommitted_bytes` bound.
+    pub fn uncommitted(&self) -> (u64, usize) {
+        if self.role != Role::Leader {
+            return (0, 0);
+        }
+        let last = self.log.last_index() + self.batcher.len() as Index;
+        (last - self.commit, self.uncommitted_bytes)
+    }
 
     // ----- roles --------------------------------------------------------------------
 
@@ -608,6 +643,7 @@ impl RaftNode {
         self.progress.clear();
         self.votes.clear();
         self.batcher.clear();
+        self.uncommitted_bytes = 0;
     }
 
     /// Asks every peer whether it would vote for us in the next term, without raising ours.
@@ -768,6 +804,12 @@ impl RaftNode {
         self.quorum_check_deadline = now + self.cfg.election_timeout;
         // Entries of earlier terms commit only once one of ours does (section 5.4.2).
         self.append_entry(EntryKind::Noop, Bytes::new());
+        // Entries of earlier terms count against the limit until they commit, as ours do.
+        self.uncommitted_bytes = self
+            .log
+            .range(self.commit + 1, self.log.last_index())
+            .map(Entry::size)
+            .sum();
         if self.members.voters.len() == 1 {
             self.maybe_commit();
         }
@@ -1058,6 +1100,10 @@ impl RaftNode {
 
     fn set_commit(&mut self, to: Index) {
         let from = self.commit;
+        if self.role == Role::Leader {
+            let done: usize = self.log.range(from + 1, to).map(Entry::size).sum();
+            self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(done);
+        }
         self.commit = to;
         self.events.push(Event::CommitAdvanced { from, to });
     }

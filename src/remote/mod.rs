@@ -42,6 +42,7 @@ const S_NOT_LEADER: u8 = 3;
 const S_LOST: u8 = 4;
 const S_SHUTTING_DOWN: u8 = 5;
 const S_BAD_COMMAND: u8 = 6;
+const S_OVERLOADED: u8 = 7;
 
 /// Why a client-protocol frame could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +136,7 @@ pub fn encode_answer(id: u64, reply: &Reply, trace: Option<&Trace>, buf: &mut By
         }
         Err(ClientError::LeadershipLost) => body.put_u8(S_LOST),
         Err(ClientError::ShuttingDown) => body.put_u8(S_SHUTTING_DOWN),
+        Err(ClientError::Overloaded) => body.put_u8(S_OVERLOADED),
         Err(ClientError::BadCommand(e)) => {
             body.put_u8(S_BAD_COMMAND);
             body.put_slice(e.to_string().as_bytes());
@@ -168,6 +170,8 @@ pub enum RemoteReplyError {
     ShuttingDown,
     /// The command was malformed.
     BadCommand(String),
+    /// The leader refused the request: it holds as many uncommitted proposals as it may.
+    Overloaded,
     /// Client side only, never sent by a node: no node could be reached (or none led)
     /// before the request's deadline; the last failure is attached.
     Unreachable(String),
@@ -181,6 +185,12 @@ impl std::fmt::Display for RemoteReplyError {
                 write!(f, "leadership lost while the request was in flight")
             }
             RemoteReplyError::ShuttingDown => write!(f, "the node is shutting down"),
+            RemoteReplyError::Overloaded => {
+                write!(
+                    f,
+                    "overloaded: the leader refused the request (retry later)"
+                )
+            }
             RemoteReplyError::BadCommand(why) => write!(f, "bad command: {why}"),
             RemoteReplyError::Unreachable(why) => write!(f, "unreachable: {why}"),
         }
@@ -261,6 +271,7 @@ pub fn try_decode(buf: &mut BytesMut) -> Result<Option<ClientFrame>, WireError> 
                 }
                 S_LOST => Err(RemoteReplyError::LeadershipLost),
                 S_SHUTTING_DOWN => Err(RemoteReplyError::ShuttingDown),
+                S_OVERLOADED => Err(RemoteReplyError::Overloaded),
                 S_BAD_COMMAND => Err(RemoteReplyError::BadCommand(
                     String::from_utf8_lossy(&f).into_owned(),
                 )),
@@ -315,6 +326,7 @@ mod tests {
             Err(ClientError::NotLeader { leader: None }),
             Err(ClientError::LeadershipLost),
             Err(ClientError::ShuttingDown),
+            Err(ClientError::Overloaded),
             Err(ClientError::BadCommand(CommandError::Truncated)),
         ];
         for (i, r) in replies.iter().enumerate() {
@@ -332,6 +344,7 @@ mod tests {
             Err(RemoteReplyError::NotLeader(None)),
             Err(RemoteReplyError::LeadershipLost),
             Err(RemoteReplyError::ShuttingDown),
+            Err(RemoteReplyError::Overloaded),
             Err(RemoteReplyError::BadCommand("command truncated".into())),
         ];
         for (i, w) in want.into_iter().enumerate() {

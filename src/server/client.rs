@@ -59,6 +59,12 @@ pub enum ClientError {
     /// The payload is not a command.
     #[error("bad command: {0}")]
     BadCommand(CommandError),
+    /// The leader refused the request at once, without appending it: it already holds as
+    /// many uncommitted proposals as `raft.max_uncommitted_entries` (or `_bytes`) allow, or
+    /// its request queue is full. The cluster commits more slowly than requests arrive;
+    /// retry later (nothing was applied).
+    #[error("overloaded: the leader holds as many uncommitted proposals as it may; retry later")]
+    Overloaded,
 }
 
 /// Where a server sends the reply for one request.
@@ -132,6 +138,15 @@ impl Default for NodeStatus {
     }
 }
 
+/// Why [`ServerHandle::offer`] handed a request back.
+#[derive(Debug)]
+pub enum Refused {
+    /// The server's request queue is full.
+    Full(Request),
+    /// The server has stopped.
+    Closed(Request),
+}
+
 /// A cheap, cloneable way to submit requests to one server.
 #[derive(Clone, Debug)]
 pub struct ServerHandle {
@@ -139,6 +154,7 @@ pub struct ServerHandle {
     tx: mpsc::Sender<Request>,
     status: watch::Receiver<NodeStatus>,
     control: mpsc::UnboundedSender<super::Control>,
+    full: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ServerHandle {
@@ -147,13 +163,24 @@ impl ServerHandle {
         tx: mpsc::Sender<Request>,
         status: watch::Receiver<NodeStatus>,
         control: mpsc::UnboundedSender<super::Control>,
+        full: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> ServerHandle {
         ServerHandle {
             id,
             tx,
             status,
             control,
+            full,
         }
+    }
+
+    /// Whether the node, as leader, held as many uncommitted proposals as it may at the
+    /// end of its last round: a request sent now would most likely be refused with
+    /// [`ClientError::Overloaded`]. An in-process sender that honours this pushback
+    /// (the harness's open loop) refuses the request itself and spares the leader the
+    /// work; the leader still refuses whatever arrives past its limit.
+    pub fn overloaded(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Blocks the node's thread for `d` (see [`super::Control::Stall`]).
@@ -205,6 +232,15 @@ impl ServerHandle {
     /// Fails at once (with the request handed back) if the server's queue is full or closed.
     pub fn try_send(&self, req: Request) -> Result<(), Request> {
         self.tx.try_send(req).map_err(|e| e.into_inner())
+    }
+
+    /// Submits a request without waiting, saying whether a refusal means the queue is full
+    /// (the caller may answer [`ClientError::Overloaded`]) or the server is gone.
+    pub fn offer(&self, req: Request) -> Result<(), Refused> {
+        self.tx.try_send(req).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(r) => Refused::Full(r),
+            mpsc::error::TrySendError::Closed(r) => Refused::Closed(r),
+        })
     }
 
     /// Submits a request, waiting for room in the server's queue.

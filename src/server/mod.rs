@@ -9,7 +9,9 @@
 mod client;
 mod persist;
 
-pub use client::{Answer, ClientError, NodeStatus, Reply, ReplyTo, Request, ServerHandle, Trace};
+pub use client::{
+    Answer, ClientError, NodeStatus, Refused, Reply, ReplyTo, Request, ServerHandle, Trace,
+};
 pub use persist::AppendOrder;
 
 use std::collections::VecDeque;
@@ -29,6 +31,13 @@ use crate::transport::{Inbound, Transport};
 /// Most inputs of one kind taken in one round before the core is asked for a Ready:
 /// large enough to batch, small enough that timers and replies are not starved.
 const MAX_DRAIN: usize = 4096;
+
+/// Client requests a server's queue holds: two drain rounds. The leader answers what it
+/// cannot take at once (its uncommitted limit), so the queue only absorbs the burst between
+/// two rounds; a longer one would only add waiting (65,536 requests were a second at the
+/// overloaded leader's pace). A full queue is the client's to handle: the harness's open
+/// loop counts it as an overload refusal, other senders wait for room.
+const INBOX: usize = 2 * MAX_DRAIN;
 
 /// Timestamps of what happens inside a node, for the harness to measure follower commit and
 /// apply lag, batch sizes and the pipeline. Called on the node's own task: implementations
@@ -58,6 +67,10 @@ pub trait Observer: Send + Sync + 'static {
     /// A message from `from` reached the node at `at`, before the core steps it
     /// (node metrics count messages and bytes per peer, and time entries' arrival).
     fn message_received(&self, _node: NodeId, _from: NodeId, _msg: &Message, _at: Time) {}
+    /// Once per driver round on the leader, after its Ready is handled: entries proposed
+    /// and not yet committed, and client requests waiting in its inbox (the queues that
+    /// overload fills).
+    fn queues(&self, _node: NodeId, _uncommitted: u64, _inbox: usize, _at: Time) {}
 }
 
 /// Everything a server is built from.
@@ -159,6 +172,10 @@ pub struct Server<S = MemStore> {
     persist: persist::PersistPath,
     /// Extra time each applied entry takes (zero: none), to emulate a slow state machine.
     apply_cost: std::time::Duration,
+    /// Set while this node leads and holds as many uncommitted proposals as it may, so
+    /// that in-process senders can see the pushback before they send
+    /// ([`ServerHandle::overloaded`]).
+    full: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Out-of-band instructions to a server, for experiments.
@@ -187,7 +204,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
         let mut store = parts.store;
         let last_index = store.last_index();
         let persist = persist::PersistPath::new(&mut store, last_index);
-        let (tx, rx) = mpsc::channel(65_536);
+        let (tx, rx) = mpsc::channel(INBOX);
         let (control_tx, control) = mpsc::unbounded_channel();
         let (status, status_rx) = tokio::sync::watch::channel(NodeStatus {
             id,
@@ -206,10 +223,12 @@ impl<S: LogStore + Send + 'static> Server<S> {
             pending: Pending::default(),
             applied: Vec::new(),
             apply_cost: std::time::Duration::ZERO,
+            full: Arc::default(),
             epoch: parts.epoch,
             observer: parts.observer,
         };
-        Ok((server, ServerHandle::new(id, tx, status_rx, control_tx)))
+        let handle = ServerHandle::new(id, tx, status_rx, control_tx, server.full.clone());
+        Ok((server, handle))
     }
 
     fn now(&self) -> Time {
@@ -275,6 +294,13 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 break;
             }
             self.publish_status();
+            self.publish_full();
+            if self.raft.role() == Role::Leader {
+                if let Some(o) = &self.observer {
+                    let (uncommitted, _) = self.raft.uncommitted();
+                    o.queues(self.raft.id(), uncommitted, self.requests.len(), self.now());
+                }
+            }
             sleep.as_mut().reset(self.deadline_instant());
         }
         self.fail_pending(|| ClientError::ShuttingDown);
@@ -282,6 +308,19 @@ impl<S: LogStore + Send + 'static> Server<S> {
             r.reply.send(r.id, Err(ClientError::ShuttingDown), None);
         }
         self.kv
+    }
+
+    /// Whether the leader's uncommitted limits are reached, for senders to see; written
+    /// only on change, so senders reading it do not contend for its cache line.
+    fn publish_full(&self) {
+        let (entries, bytes) = self.raft.uncommitted();
+        let cfg = self.raft.config();
+        let full =
+            entries >= cfg.max_uncommitted_entries as u64 || bytes >= cfg.max_uncommitted_bytes;
+        let flag = &self.full;
+        if flag.load(std::sync::atomic::Ordering::Relaxed) != full {
+            flag.store(full, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn publish_status(&self) {
@@ -338,6 +377,11 @@ impl<S: LogStore + Send + 'static> Server<S> {
             Err(crate::raft::ProposeError::NotLeader { leader }) => {
                 r.reply
                     .send(r.id, Err(ClientError::NotLeader { leader }), None)
+            }
+            // Answered at once: a queue that grows past what the cluster commits only
+            // turns throughput into latency, and then into collapse.
+            Err(crate::raft::ProposeError::Overloaded { .. }) => {
+                r.reply.send(r.id, Err(ClientError::Overloaded), None)
             }
         }
     }

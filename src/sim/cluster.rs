@@ -1303,6 +1303,9 @@ impl Simulation {
                     self.drive(t)?;
                     return Ok(true);
                 }
+                // The leader holds as much uncommitted as it may: dropped, as a client
+                // that gives up would.
+                Err(ProposeError::Overloaded { .. }) => break,
                 Err(ProposeError::NotLeader { leader }) => {
                     let hinted = leader
                         .map(|l| l as usize - 1)

@@ -7,6 +7,8 @@
 //! run holds no data for it, so `raftbench report` can redraw whatever a run measured.
 //!
 //! - [`latency_vs_rate()`]: client latency percentiles against offered rate.
+//! - [`throughput_vs_rate()`]: delivered throughput and overload refusals against offered rate.
+//! - [`queues_vs_rate()`]: batch size, uncommitted entries and inbox depth against offered rate.
 //! - [`percentile_spectrum()`]: each point's latency by percentile (needs the histograms).
 //! - [`commit_lag_vs_heartbeat()`]: follower commit lag against H, with the models.
 //! - [`sparse_vs_dense()`]: the sparse and dense points side by side, by commit mode.
@@ -33,17 +35,21 @@ pub mod latency_vs_heartbeat;
 pub mod latency_vs_rate;
 pub mod loss;
 pub mod percentile_spectrum;
+pub mod queues_vs_rate;
 pub mod series;
 pub mod sparse_vs_dense;
+pub mod throughput_vs_rate;
 
 pub use batching::batching;
 pub use commit_lag_vs_heartbeat::commit_lag_vs_heartbeat;
-pub use latency_vs_heartbeat::latency_vs_heartbeat;
 pub use fault_timeline::fault_timeline;
+pub use latency_vs_heartbeat::latency_vs_heartbeat;
 pub use latency_vs_rate::latency_vs_rate;
 pub use loss::loss;
 pub use percentile_spectrum::percentile_spectrum;
+pub use queues_vs_rate::queues_vs_rate;
 pub use sparse_vs_dense::sparse_vs_dense;
+pub use throughput_vs_rate::throughput_vs_rate;
 
 /// The sweep knob of the offered rate.
 pub const RATE_KEY: &str = "workload.rate";
@@ -55,8 +61,10 @@ pub const SPARSE_DENSE_SERIES: &str = "sparse-dense";
 pub const MAX_SPECTRUM_CURVES: usize = 10;
 
 /// File names of the plots, in the order the report shows them.
-pub const PLOT_FILES: [&str; 8] = [
+pub const PLOT_FILES: [&str; 10] = [
     "latency_vs_rate.svg",
+    "throughput_vs_rate.svg",
+    "queues_vs_rate.svg",
     "percentile_spectrum.svg",
     "commit_lag_vs_heartbeat.svg",
     "latency_vs_heartbeat.svg",
@@ -98,6 +106,8 @@ pub fn write_plots(
         let path = plots_dir.join(name);
         let svg = match name {
             "latency_vs_rate.svg" => latency_vs_rate(run),
+            "throughput_vs_rate.svg" => throughput_vs_rate(run),
+            "queues_vs_rate.svg" => queues_vs_rate(run),
             "percentile_spectrum.svg" => percentile_spectrum(run, hists),
             "commit_lag_vs_heartbeat.svg" => commit_lag_vs_heartbeat(run),
             "latency_vs_heartbeat.svg" => latency_vs_heartbeat(run),
@@ -148,6 +158,8 @@ mod tests {
     fn empty_run_draws_nothing() {
         let run = RunSummary::default();
         assert!(latency_vs_rate(&run).unwrap().is_none());
+        assert!(throughput_vs_rate(&run).unwrap().is_none());
+        assert!(queues_vs_rate(&run).unwrap().is_none());
         assert!(percentile_spectrum(&run, &[]).unwrap().is_none());
         assert!(commit_lag_vs_heartbeat(&run).unwrap().is_none());
         assert!(sparse_vs_dense(&run).unwrap().is_none());
