@@ -85,10 +85,15 @@ pub use batcher::Batcher;
 pub use config::{CommitMode, Config, ConfigError, Membership, ReplicationTrigger};
 pub use log::RaftLog;
 pub use message::{
-    AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
-    RequestVote, RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, AppendKind, InstallSnapshot, InstallSnapshotResponse,
+    Message, MessageBody, RejectHint, RequestVote, RequestVoteResponse,
 };
-pub use node::{Event, ProposeError, RaftNode, Ready, RestoreError, Stats, StepError};
-pub use progress::{next_after_reject, Inflights, Progress, ProgressState};
+pub use node::{
+    Event, ProposeError, RaftNode, Ready, RestoreError, SnapshotError, Stats, StepError,
+};
+pub use progress::{next_after_reject, Inflights, Progress, ProgressState, SnapshotTransfer};
 pub use store::{DurableSink, LogStore, MemStore, StoreError};
-pub use types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time, ENTRY_OVERHEAD};
+pub use types::{
+    Entry, EntryKind, HardState, Index, NodeId, Role, Snapshot, SnapshotMeta, Term, Time,
+    ENTRY_OVERHEAD,
+};
