@@ -1494,20 +1494,22 @@ impl RaftNode {
             return;
         }
 
-        if m.offset == 0 {
-            if !self.incoming.as_ref().is_some_and(|i| {
+        // A first chunk starts a transfer, unless it repeats the one under way.
+        if m.offset == 0
+            && !self.incoming.as_ref().is_some_and(|i| {
                 i.from == from && i.term == term && i.meta == m.meta && !i.data.is_empty()
-            }) {
-                self.incoming = Some(Incoming {
-                    from,
-                    term,
-                    meta: m.meta.clone(),
-                    data: Vec::new(),
-                    ahead: Default::default(),
-                    complete: false,
-                });
-            }
+            })
+        {
+            self.incoming = Some(Incoming {
+                from,
+                term,
+                meta: m.meta.clone(),
+                data: Vec::new(),
+                ahead: Default::default(),
+                complete: false,
+            });
         }
+
         let max = self.cfg.max_snapshot_bytes;
         let Some(inc) = self
             .incoming

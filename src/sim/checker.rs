@@ -72,7 +72,7 @@ pub fn encode_state(state: &[Applied]) -> Bytes {
 /// The state machine a snapshot made by [`encode_state`] holds; an error for bytes that
 /// are not a whole number of slots.
 pub fn decode_state(data: &Bytes) -> Result<Vec<Applied>, String> {
-    if data.len() % SLOT_BYTES != 0 {
+    if !data.len().is_multiple_of(SLOT_BYTES) {
         return Err(format!(
             "snapshot of {} bytes is not a whole number of {SLOT_BYTES}-byte slots",
             data.len()

@@ -532,7 +532,7 @@ impl FileStore {
     fn replace_whole(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         let tmp = tmp_path(&self.dir, name);
         let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         self.sync.sync(&f)?;
         drop(f);
         fs::rename(&tmp, self.dir.join(name))?;
