@@ -768,3 +768,51 @@ fn commit_rig_commits_what_it_proposes() {
     assert_eq!(rig.commit(1000, 64).unwrap(), 1000);
     assert_eq!(rig.commit(500, 1).unwrap(), 500);
 }
+
+#[test]
+fn snapshot_fidelity_catches_a_snapshot_that_is_not_the_applied_log() {
+    use raftbench::sim::checker::{decode_state, encode_state, SnapshotFidelity};
+    let mut f = SnapshotFidelity::default();
+    for i in 1..=4 {
+        f.applied(&entry(i, 1 + i / 3, 100 + i));
+    }
+    let good: Vec<Applied> = (1..=3)
+        .map(|i| Applied {
+            index: i,
+            term: 1 + i / 3,
+            id: 100 + i,
+        })
+        .collect();
+    let round_trip = decode_state(&encode_state(&good)).unwrap();
+    assert_eq!(
+        round_trip, good,
+        "the simulated snapshot encoding round-trips"
+    );
+    f.holds(1, 3, &good, "installed").unwrap();
+    let mut wrong = good.clone();
+    wrong[1].id = 999;
+    let b = f.holds(2, 3, &wrong, "installed").unwrap_err();
+    assert!(
+        b.detail.contains("differs from the applied log at index 2"),
+        "{}",
+        b.detail
+    );
+    assert!(
+        f.holds(2, 2, &good, "reloaded").is_err(),
+        "a state longer than its index"
+    );
+    let mut ahead = good.clone();
+    ahead.push(Applied {
+        index: 4,
+        term: 2,
+        id: 104,
+    });
+    ahead.push(Applied {
+        index: 5,
+        term: 2,
+        id: 105,
+    });
+    let b = f.holds(3, 5, &ahead, "taken").unwrap_err();
+    assert!(b.detail.contains("applied only up to 4"), "{}", b.detail);
+    assert!(decode_state(&bytes::Bytes::from_static(&[1, 2, 3])).is_err());
+}

@@ -545,7 +545,8 @@ impl SnapshotFidelity {
             return breach(
                 vec![node],
                 format!(
-                    "node {node}'s {what} snapshot covers index {index}, but the log was applied                      only up to {}",
+                    "node {node}'s {what} snapshot covers index {index}, but the log was applied \
+                     only up to {}",
                     self.digests.len()
                 ),
             );
@@ -557,7 +558,8 @@ impl SnapshotFidelity {
                 return breach(
                     vec![node],
                     format!(
-                        "node {node}'s {what} snapshot at index {index} differs from the applied                          log at index {} (holds term {}, payload {})",
+                        "node {node}'s {what} snapshot at index {index} differs from the applied \
+                         log at index {} (holds term {}, payload {})",
                         k + 1,
                         a.term,
                         a.id
