@@ -15,9 +15,13 @@
 //! | 0x11 | AppendEntriesResponse   | header, prev index, match index `u64`, reject tag, [conflict term tag (+`u64`), conflict index, last index `u64`] |
 //! | 0x12 | RequestVote             | header, last log index, last log term `u64`, pre-vote `u8` |
 //! | 0x13 | RequestVoteResponse     | header, granted `u8`, pre-vote `u8`                     |
+//! | 0x14 | InstallSnapshot         | header, snapshot index, snapshot term `u64`, voter count `u32`, voters `u64` each, offset `u64`, done `u8`, data length `u32`, data |
+//! | 0x15 | InstallSnapshotResponse | header, snapshot index, snapshot term, next offset `u64`, match tag (+ match index `u64`) |
 //!
 //! The header of a Raft message is `from`, `to`, `term` (`u64` each). An entry is
 //! term `u64`, index `u64`, kind `u8`, data length `u32`, then the data bytes.
+//! A snapshot chunk's data is bounded by the sender's `snapshot_chunk_bytes` (at most
+//! 8 MiB) and, like every frame, by the receiver's maximum frame size.
 //!
 //! # Handshake
 //!
@@ -36,10 +40,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::raft::message::{
-    AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
-    RequestVote, RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, AppendKind, InstallSnapshot, InstallSnapshotResponse,
+    Message, MessageBody, RejectHint, RequestVote, RequestVoteResponse,
 };
-use crate::raft::types::{Entry, EntryKind, NodeId};
+use crate::raft::types::{Entry, EntryKind, NodeId, SnapshotMeta};
 
 /// The wire format version this code writes and accepts.
 pub const VERSION: u8 = 1;
@@ -55,6 +59,8 @@ const T_APPEND: u8 = 0x10;
 const T_APPEND_RESP: u8 = 0x11;
 const T_VOTE: u8 = 0x12;
 const T_VOTE_RESP: u8 = 0x13;
+const T_SNAPSHOT: u8 = 0x14;
+const T_SNAPSHOT_RESP: u8 = 0x15;
 
 /// Version, type, from, to, term.
 const MSG_HEADER: usize = 2 + 3 * 8;
@@ -141,6 +147,10 @@ fn body_len(msg: &Message) -> usize {
             }
             MessageBody::RequestVote(_) => 2 * 8 + 1,
             MessageBody::RequestVoteResponse(_) => 2,
+            MessageBody::InstallSnapshot(is) => {
+                2 * 8 + 4 + 8 * is.meta.voters.len() + 8 + 1 + 4 + is.data.len()
+            }
+            MessageBody::InstallSnapshotResponse(r) => 3 * 8 + 1 + r.match_index.map_or(0, |_| 8),
         }
 }
 
@@ -160,6 +170,8 @@ pub fn encode(msg: &Message, buf: &mut BytesMut) {
         MessageBody::AppendEntriesResponse(_) => T_APPEND_RESP,
         MessageBody::RequestVote(_) => T_VOTE,
         MessageBody::RequestVoteResponse(_) => T_VOTE_RESP,
+        MessageBody::InstallSnapshot(_) => T_SNAPSHOT,
+        MessageBody::InstallSnapshotResponse(_) => T_SNAPSHOT_RESP,
     };
     buf.put_u8(ty);
     buf.put_u64(msg.from);
@@ -218,6 +230,31 @@ pub fn encode(msg: &Message, buf: &mut BytesMut) {
             buf.put_u8(v.granted as u8);
             buf.put_u8(v.pre_vote as u8);
         }
+        MessageBody::InstallSnapshot(is) => {
+            buf.put_u64(is.meta.index);
+            buf.put_u64(is.meta.term);
+            // Both fit: the whole body was checked to fit in u32 above.
+            buf.put_u32(is.meta.voters.len() as u32);
+            for &v in &is.meta.voters {
+                buf.put_u64(v);
+            }
+            buf.put_u64(is.offset);
+            buf.put_u8(is.done as u8);
+            buf.put_u32(is.data.len() as u32);
+            buf.put_slice(&is.data);
+        }
+        MessageBody::InstallSnapshotResponse(r) => {
+            buf.put_u64(r.snapshot_index);
+            buf.put_u64(r.snapshot_term);
+            buf.put_u64(r.next_offset);
+            match r.match_index {
+                None => buf.put_u8(0),
+                Some(m) => {
+                    buf.put_u8(1);
+                    buf.put_u64(m);
+                }
+            }
+        }
     }
 }
 
@@ -272,13 +309,24 @@ pub fn decode_body(mut body: Bytes) -> Result<Frame, CodecError> {
     let ty = r.u8("type")?;
     let frame = match ty {
         T_HELLO => Frame::Hello(r.u64("hello node id")?),
-        T_APPEND | T_APPEND_RESP | T_VOTE | T_VOTE_RESP => {
+        T_APPEND | T_APPEND_RESP | T_VOTE | T_VOTE_RESP | T_SNAPSHOT | T_SNAPSHOT_RESP => {
             let from = r.u64("from")?;
             let to = r.u64("to")?;
             let term = r.u64("term")?;
             let body = match ty {
                 T_APPEND => MessageBody::AppendEntries(r.append_entries()?),
                 T_APPEND_RESP => MessageBody::AppendEntriesResponse(r.append_response()?),
+                T_SNAPSHOT => MessageBody::InstallSnapshot(r.install_snapshot()?),
+                T_SNAPSHOT_RESP => MessageBody::InstallSnapshotResponse(InstallSnapshotResponse {
+                    snapshot_index: r.u64("snapshot_index")?,
+                    snapshot_term: r.u64("snapshot_term")?,
+                    next_offset: r.u64("next_offset")?,
+                    match_index: if r.flag("match tag")? {
+                        Some(r.u64("match_index")?)
+                    } else {
+                        None
+                    },
+                }),
                 T_VOTE => MessageBody::RequestVote(RequestVote {
                     last_log_index: r.u64("last_log_index")?,
                     last_log_term: r.u64("last_log_term")?,
@@ -446,6 +494,38 @@ impl Reader<'_> {
         })
     }
 
+    fn install_snapshot(&mut self) -> Result<InstallSnapshot, CodecError> {
+        let index = self.u64("snapshot_index")?;
+        let term = self.u64("snapshot_term")?;
+        let count = self.u32("voter count")? as usize;
+        // A hostile count must not size an allocation: each voter takes 8 bytes.
+        if count > self.0.len() / 8 {
+            return Err(CodecError::Truncated {
+                field: "voters",
+                needed: count.saturating_mul(8),
+                available: self.0.len(),
+            });
+        }
+        let voters = (0..count)
+            .map(|_| self.u64("voter"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let offset = self.u64("snapshot offset")?;
+        let done = self.flag("snapshot done")?;
+        let len = self.u32("snapshot data length")? as usize;
+        self.need("snapshot data", len)?;
+        let data = self.0.split_to(len);
+        Ok(InstallSnapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                voters,
+            },
+            offset,
+            data,
+            done,
+        })
+    }
+
     fn append_response(&mut self) -> Result<AppendEntriesResponse, CodecError> {
         let prev_log_index = self.u64("prev_log_index")?;
         let match_index = self.u64("match_index")?;
@@ -502,6 +582,72 @@ mod tests {
         let mut b = BytesMut::new();
         encode(m, &mut b);
         b.freeze()
+    }
+
+    #[test]
+    fn snapshot_messages_round_trip() {
+        let chunk = Message {
+            from: 1,
+            to: 3,
+            term: 9,
+            body: MessageBody::InstallSnapshot(InstallSnapshot {
+                meta: SnapshotMeta {
+                    index: 100,
+                    term: 8,
+                    voters: vec![1, 2, 3],
+                },
+                offset: 4096,
+                data: Bytes::from(vec![7u8; 300]),
+                done: true,
+            }),
+        };
+        for r in [None, Some(100)] {
+            let resp = Message {
+                from: 3,
+                to: 1,
+                term: 9,
+                body: MessageBody::InstallSnapshotResponse(InstallSnapshotResponse {
+                    snapshot_index: 100,
+                    snapshot_term: 8,
+                    next_offset: 4396,
+                    match_index: r,
+                }),
+            };
+            let f = frame_of(&resp);
+            assert_eq!(f.len(), encoded_len(&resp));
+            assert_eq!(decode(f).unwrap(), resp);
+        }
+        let f = frame_of(&chunk);
+        assert_eq!(f.len(), encoded_len(&chunk));
+        assert_eq!(decode(f.clone()).unwrap(), chunk);
+        // Every truncation is an error, never a panic.
+        for cut in 4..f.len() {
+            let mut b = BytesMut::from(&f[..cut]);
+            let len = (cut - LEN_PREFIX) as u32;
+            b[0..4].copy_from_slice(&len.to_be_bytes());
+            assert!(decode(b.freeze()).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn hostile_voter_count_is_refused_before_allocating() {
+        let mut b = BytesMut::new();
+        b.put_u32(0);
+        b.put_u8(VERSION);
+        b.put_u8(T_SNAPSHOT);
+        for v in [1u64, 2, 3, 10, 2] {
+            b.put_u64(v);
+        }
+        b.put_u32(u32::MAX);
+        let len = (b.len() - LEN_PREFIX) as u32;
+        b[0..4].copy_from_slice(&len.to_be_bytes());
+        assert!(matches!(
+            decode(b.freeze()),
+            Err(CodecError::Truncated {
+                field: "voters",
+                ..
+            })
+        ));
     }
 
     #[test]

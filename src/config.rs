@@ -296,9 +296,10 @@ impl ClusterFile {
 
     /// Member `id`'s place in the cluster and the core's knobs.
     ///
-    /// Node processes never discard their log prefix, whatever `raft.compact_threshold`
-    /// says: the key-value store is not snapshotted, so a restarted node rebuilds it by
-    /// re-applying the whole log, which must therefore still be there.
+    /// Node processes discard their log prefix only through snapshots
+    /// (`raft.snapshot_entries` above 0): without a snapshot, a restarted node rebuilds its
+    /// key-value store by re-applying the whole log, which must therefore still be there,
+    /// so `raft.compact_threshold` is ignored.
     pub fn core_config(&self, id: NodeId) -> Result<(Membership, Config), ConfigFileError> {
         if self.node(id).is_none() {
             return Err(self.invalid(
@@ -307,7 +308,9 @@ impl ClusterFile {
             ));
         }
         let mut cfg = self.raft.clone();
-        cfg.compact_threshold = 0;
+        if cfg.snapshot_entries == 0 {
+            cfg.compact_threshold = 0;
+        }
         Ok((Membership::new(id, self.ids()), cfg))
     }
 

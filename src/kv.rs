@@ -44,6 +44,23 @@ pub enum CommandError {
     UnknownTag(u8),
 }
 
+/// Why bytes are not a key-value snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotDecodeError {
+    /// The first byte is not a snapshot format this code reads.
+    #[error("key-value snapshot format version {0} is not {SNAPSHOT_VERSION}")]
+    BadVersion(u8),
+    /// The snapshot ended inside a field.
+    #[error("key-value snapshot truncated in {0}")]
+    Truncated(&'static str),
+    /// Bytes follow the last pair.
+    #[error("{0} trailing bytes after the key-value snapshot's last pair")]
+    TrailingBytes(usize),
+}
+
+/// The snapshot format [`KvStore::snapshot`] writes.
+pub const SNAPSHOT_VERSION: u8 = 1;
+
 const TAG_PUT: u8 = 1;
 const TAG_GET: u8 = 2;
 
@@ -180,6 +197,66 @@ impl KvStore {
     pub fn applied_count(&self) -> u64 {
         self.applied
     }
+
+    /// The whole map as snapshot bytes: version `u8`, commands applied `u64`, pair count
+    /// `u64`, then per pair key length `u32`, key, value length `u32`, value (big-endian),
+    /// in key order, so that equal maps give equal bytes on every node.
+    pub fn snapshot(&self) -> Bytes {
+        let mut pairs: Vec<(&Bytes, &Bytes)> = self.map.iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let size = 17
+            + pairs
+                .iter()
+                .map(|(k, v)| 8 + k.len() + v.len())
+                .sum::<usize>();
+        let mut b = BytesMut::with_capacity(size);
+        b.put_u8(SNAPSHOT_VERSION);
+        b.put_u64(self.applied);
+        b.put_u64(pairs.len() as u64);
+        for (k, v) in pairs {
+            b.put_u32(k.len() as u32);
+            b.put_slice(k);
+            b.put_u32(v.len() as u32);
+            b.put_slice(v);
+        }
+        b.freeze()
+    }
+
+    /// The map a [`snapshot`](Self::snapshot) holds; keys and values are slices of `data`.
+    pub fn restore(data: &Bytes) -> Result<KvStore, SnapshotDecodeError> {
+        let mut r = data.clone();
+        let need = |r: &Bytes, n: usize, what| {
+            if r.remaining() < n {
+                Err(SnapshotDecodeError::Truncated(what))
+            } else {
+                Ok(())
+            }
+        };
+        need(&r, 17, "header")?;
+        let version = r.get_u8();
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotDecodeError::BadVersion(version));
+        }
+        let applied = r.get_u64();
+        let count = r.get_u64();
+        // A hostile count must not size an allocation: each pair takes at least 8 bytes.
+        let mut map = HashMap::with_capacity((count as usize).min(r.remaining() / 8));
+        for _ in 0..count {
+            need(&r, 4, "key length")?;
+            let klen = r.get_u32() as usize;
+            need(&r, klen, "key")?;
+            let key = r.split_to(klen);
+            need(&r, 4, "value length")?;
+            let vlen = r.get_u32() as usize;
+            need(&r, vlen, "value")?;
+            let value = r.split_to(vlen);
+            map.insert(key, value);
+        }
+        if r.has_remaining() {
+            return Err(SnapshotDecodeError::TrailingBytes(r.remaining()));
+        }
+        Ok(KvStore { map, applied })
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +284,47 @@ mod tests {
             Output::Value(Some(Bytes::from_static(b"v1")))
         );
         assert_eq!(kv.len(), 1);
+    }
+
+    #[test]
+    fn snapshot_restores_the_same_map_and_refuses_damage() {
+        let mut kv = KvStore::new();
+        for i in 0..50u32 {
+            let put = Command::Put {
+                key: Bytes::from(format!("k{}", i % 20)),
+                value: Bytes::from(format!("v{i}")),
+            };
+            kv.apply(&put.encode()).unwrap();
+        }
+        let snap = kv.snapshot();
+        let back = KvStore::restore(&snap).unwrap();
+        assert_eq!(back.len(), 20);
+        assert_eq!(back.applied_count(), 50);
+        for (k, v) in kv.iter() {
+            assert_eq!(back.get(k), Some(v));
+        }
+        assert_eq!(back.snapshot(), snap, "equal maps give equal bytes");
+        for cut in 0..snap.len() {
+            assert!(
+                KvStore::restore(&snap.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut longer = snap.to_vec();
+        longer.push(0);
+        assert_eq!(
+            KvStore::restore(&Bytes::from(longer)).unwrap_err(),
+            SnapshotDecodeError::TrailingBytes(1)
+        );
+        let mut other = snap.to_vec();
+        other[0] = 9;
+        assert_eq!(
+            KvStore::restore(&Bytes::from(other)).unwrap_err(),
+            SnapshotDecodeError::BadVersion(9)
+        );
+        assert!(KvStore::restore(&KvStore::new().snapshot())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

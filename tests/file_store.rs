@@ -6,8 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use raftbench::raft::{Entry, EntryKind, HardState, LogStore, StoreError};
-use raftbench::storage::{FileStore, SyncPolicy, HARD_STATE_FILE, LOG_FILE, META_FILE};
+use raftbench::raft::{Entry, EntryKind, HardState, LogStore, Snapshot, SnapshotMeta, StoreError};
+use raftbench::storage::{
+    FileStore, SyncPolicy, HARD_STATE_FILE, LOG_FILE, META_FILE, SNAPSHOT_FILE,
+};
 use tempfile::TempDir;
 
 fn entry(index: u64, term: u64) -> Entry {
@@ -68,6 +70,110 @@ fn conformance(sync: SyncPolicy) {
         n += 1;
         FileStore::open(&root.path().join(format!("store-{n}")), sync).unwrap()
     });
+    raftbench::raft::store::conformance::run_snapshots(|| {
+        n += 1;
+        FileStore::open(&root.path().join(format!("store-{n}")), sync).unwrap()
+    });
+}
+
+fn snapshot(index: u64, term: u64, data: &'static [u8]) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            index,
+            term,
+            voters: vec![1, 2, 3],
+        },
+        data: Bytes::from_static(data),
+    }
+}
+
+#[test]
+fn snapshot_and_log_suffix_survive_reopen_and_the_prefix_leaves_the_file() {
+    let root = TempDir::new().unwrap();
+    let dir = root.path();
+    let mut s = FileStore::open(dir, SyncPolicy::Fdatasync).unwrap();
+    s.append(&entries(1, 101, 1)).unwrap();
+    let full = s.log_file_len();
+    let snap = snapshot(90, 1, b"the state machine at 90");
+    s.save_snapshot(&snap).unwrap();
+    assert!(
+        s.log_file_len() < full / 2,
+        "the covered prefix is reclaimed from the file: {} of {full} bytes left",
+        s.log_file_len()
+    );
+    let before = state(&s);
+    drop(s);
+    let s = open(dir);
+    assert_eq!(state(&s), before);
+    assert_eq!(s.snapshot().unwrap(), Some(snap));
+    assert_eq!(s.snapshot_point(), (90, 1));
+    assert_eq!(s.entries(91, 101).unwrap(), entries(91, 101, 1));
+}
+
+#[test]
+fn a_leaders_snapshot_over_a_divergent_log_empties_it_durably() {
+    let root = TempDir::new().unwrap();
+    let dir = root.path();
+    let mut s = open(dir);
+    s.append(&entries(1, 21, 1)).unwrap();
+    let snap = snapshot(10, 2, b"leader state");
+    s.save_snapshot(&snap).unwrap();
+    assert_eq!((s.snapshot_point(), s.last_index()), ((10, 2), 10));
+    s.append(&entries(11, 13, 2)).unwrap();
+    drop(s);
+    let s = open(dir);
+    assert_eq!(s.snapshot().unwrap(), Some(snap));
+    assert_eq!(s.last_index(), 12);
+    assert_eq!(s.entries(11, 13).unwrap(), entries(11, 13, 2));
+}
+
+#[test]
+fn a_save_interrupted_before_the_meta_file_is_finished_on_open() {
+    // The state a crash between the snapshot file's rename and the log cut leaves: the
+    // snapshot file is ahead of the meta file and the log still holds divergent entries.
+    let root = TempDir::new().unwrap();
+    let donor = root.path().join("donor");
+    let mut d = open(&donor);
+    d.save_snapshot(&snapshot(10, 3, b"after the crash"))
+        .unwrap();
+    drop(d);
+    let dir = root.path().join("node");
+    let mut s = open(&dir);
+    s.append(&entries(1, 21, 1)).unwrap();
+    drop(s);
+    fs::copy(donor.join(SNAPSHOT_FILE), dir.join(SNAPSHOT_FILE)).unwrap();
+    let s = open(&dir);
+    assert_eq!(s.snapshot_point(), (10, 3));
+    assert_eq!(
+        s.last_index(),
+        10,
+        "entries that contradict the snapshot do not survive"
+    );
+    drop(s);
+    let s = open(&dir);
+    assert_eq!((s.snapshot_point(), s.last_index()), ((10, 3), 10));
+}
+
+#[test]
+fn a_corrupt_snapshot_file_is_refused_naming_it() {
+    let root = TempDir::new().unwrap();
+    let dir = root.path();
+    let mut s = open(dir);
+    s.append(&entries(1, 6, 1)).unwrap();
+    s.save_snapshot(&snapshot(5, 1, b"state")).unwrap();
+    drop(s);
+    let path = dir.join(SNAPSHOT_FILE);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let err = FileStore::open(dir, SyncPolicy::None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(SNAPSHOT_FILE) && err.contains("checksum"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -38,6 +38,11 @@ struct Cluster {
 
 impl Cluster {
     fn new(transport: &str) -> Cluster {
+        Cluster::with_raft(transport, "compact_threshold = 0\n")
+    }
+
+    /// A cluster whose `[raft]` table also holds `raft` (one `key = value` per line).
+    fn with_raft(transport: &str, raft: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new(BIN)
             .args(["certs", "--out"])
@@ -47,7 +52,7 @@ impl Cluster {
             .unwrap();
         assert!(status.success(), "raftbench certs failed");
         let mut toml = format!(
-            "transport = \"{transport}\"\nstorage = \"file\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 1500\ncompact_threshold = 0\n"
+            "transport = \"{transport}\"\nstorage = \"file\"\n[raft]\nheartbeat_ms = 50\nelection_timeout_ms = 1500\n{raft}"
         );
         let mut client_addrs = HashMap::new();
         for id in 1..=3u64 {
@@ -408,5 +413,92 @@ fn a_second_node_process_on_a_data_directory_refuses_to_start() {
     rt.block_on(async {
         let w = write_keys(c.client_addrs.clone(), c.connector(), 8..16, Arc::default()).await;
         assert_eq!((w.acked.len(), w.failed.len()), (8, 0), "{:?}", w.failed);
+    });
+}
+
+/// Waits until node `id` has applied `target` under a leader.
+async fn caught_up(c: &Cluster, id: NodeId, target: u64) {
+    let mut client = c.client();
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = client.status(id).await {
+            if s.applied_index >= target && s.leader.is_some() {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "node {id} did not catch up to {target}:\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn node_processes_snapshot_and_a_follower_down_past_several_snapshots_catches_up() {
+    let _one = one_cluster_at_a_time();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut c = Cluster::with_raft(
+        "quic",
+        "snapshot_entries = 100\nsnapshot_chunk_bytes = 4096\n",
+    );
+    rt.block_on(async {
+        let none = Arc::new(AtomicUsize::new(0));
+        let first = write_keys(c.client_addrs.clone(), c.connector(), 0..300, none.clone()).await;
+        assert!(first.failed.is_empty(), "{:?}\n{}", first.failed, c.logs());
+        let lead = leader(&c).await;
+        let follower = (1..=3).find(|&i| i != lead).unwrap();
+        c.kill(follower);
+        // Seven snapshot intervals past what the stopped follower holds.
+        let second = write_keys(
+            c.client_addrs.clone(),
+            c.connector(),
+            300..1000,
+            none.clone(),
+        )
+        .await;
+        assert!(
+            second.failed.is_empty(),
+            "{:?}\n{}",
+            second.failed,
+            c.logs()
+        );
+        let root = c.dir.path().join("data");
+        let data = |id: NodeId| root.join(format!("node-{id}"));
+        assert!(
+            data(lead).join(raftbench::storage::SNAPSHOT_FILE).exists(),
+            "the leader saved no snapshot"
+        );
+        c.start(follower);
+        let target = c.client().status(lead).await.unwrap().commit_index;
+        caught_up(&c, follower, target).await;
+        assert!(
+            data(follower)
+                .join(raftbench::storage::SNAPSHOT_FILE)
+                .exists(),
+            "the follower caught up without a snapshot"
+        );
+        // Restarted again, it rebuilds its state from its snapshot and the log after it.
+        c.kill(follower);
+        c.start(follower);
+        caught_up(&c, follower, target).await;
+        let mut client = c.client();
+        client.prefer(lead);
+        for k in (0..1000).step_by(37) {
+            let v = client.get(format!("k{k}")).await.unwrap();
+            assert_eq!(v.as_deref(), Some(format!("v{k}").as_bytes()), "k{k}");
+        }
+        // The leader keeps well under the 1,000 entries in its log file.
+        let log_len = std::fs::metadata(data(lead).join("raft.log"))
+            .unwrap()
+            .len();
+        assert!(
+            log_len < 500 * 40,
+            "the leader's log file holds {log_len} bytes"
+        );
     });
 }

@@ -135,6 +135,8 @@ fn knob_values(cfg: &SimConfig, seed: u64) -> Vec<(&'static str, String)> {
         ("batch (bytes)", r.max_batch_bytes.to_string()),
         ("linger (us)", r.linger.as_micros().to_string()),
         ("compaction threshold", r.compact_threshold.to_string()),
+        ("snapshot every", r.snapshot_entries.to_string()),
+        ("snapshot chunk", r.snapshot_chunk_bytes.to_string()),
         ("loss", n.loss.to_string()),
         ("duplicate", n.duplicate.to_string()),
         ("long hold", n.hold.to_string()),
@@ -165,6 +167,8 @@ const KNOBS: &[(&str, &[&str])] = &[
     ("batch (bytes)", &["40", "128", "1048576"]),
     ("linger (us)", &["0", "1000", "5000"]),
     ("compaction threshold", &["0", "5", "50", "8192"]),
+    ("snapshot every", &["0", "10", "50", "200"]),
+    ("snapshot chunk", &["4096", "65536", "1048576"]),
     ("loss", &["0", "0.01", "0.05", "0.1", "0.2"]),
     ("duplicate", &["0", "0.01", "0.05", "0.1"]),
     ("long hold", &["0", "0.001", "0.01", "0.05"]),
@@ -193,6 +197,10 @@ struct Tally {
     held: u64,
     /// Crashes of nodes persisting to files: each one reopens and recovers a directory.
     file_store_crashes: u64,
+    /// Snapshots followers installed from a leader (InstallSnapshot).
+    snapshots_installed: u64,
+    /// InstallSnapshot chunks sent.
+    snapshot_chunks: u64,
     max_events: u64,
     max_queue: usize,
     knobs: BTreeMap<(&'static str, String), u64>,
@@ -214,6 +222,8 @@ impl Tally {
         if uses_file_store(seed) {
             self.file_store_crashes += r.crashes;
         }
+        self.snapshots_installed += r.stats.snapshots_installed;
+        self.snapshot_chunks += r.stats.snapshot_chunks;
         self.max_events = self.max_events.max(r.events);
         self.max_queue = self.max_queue.max(r.max_queue);
         for knob in knob_values(&SimConfig::random(seed), seed) {
@@ -250,6 +260,7 @@ impl Tally {
             ("duplicated messages", self.duplicated),
             ("long-held messages", self.held),
             ("crashes of nodes on file stores", self.file_store_crashes),
+            ("snapshots installed", self.snapshots_installed),
         ];
         for (what, count) in faults {
             if count == 0 {
@@ -290,8 +301,9 @@ fn shard(index: u64) {
     eprintln!(
         "shard {index}: {} seeds passed ({} acknowledged proposals, {} elections, {} crashes \
          ({} torn, {} store failures), {} restarts, {} partitions, {} messages dropped, {} \
-         duplicated, {} held past an election timeout; {} crashes recovered from file stores; at \
-         most {} events and {} queued in one run); knob values run:{}",
+         duplicated, {} held past an election timeout; {} crashes recovered from file stores; {} \
+         snapshots installed from {} chunks; at most {} events and {} queued in one run); knob \
+         values run:{}",
         tally.runs,
         tally.acked,
         tally.elections,
@@ -304,6 +316,8 @@ fn shard(index: u64) {
         tally.duplicated,
         tally.held,
         tally.file_store_crashes,
+        tally.snapshots_installed,
+        tally.snapshot_chunks,
         tally.max_events,
         tally.max_queue,
         tally.knob_lines()
@@ -753,4 +767,52 @@ fn commit_rig_commits_what_it_proposes() {
     let mut rig = sim::CommitRig::new(16, 4).unwrap();
     assert_eq!(rig.commit(1000, 64).unwrap(), 1000);
     assert_eq!(rig.commit(500, 1).unwrap(), 500);
+}
+
+#[test]
+fn snapshot_fidelity_catches_a_snapshot_that_is_not_the_applied_log() {
+    use raftbench::sim::checker::{decode_state, encode_state, SnapshotFidelity};
+    let mut f = SnapshotFidelity::default();
+    for i in 1..=4 {
+        f.applied(&entry(i, 1 + i / 3, 100 + i));
+    }
+    let good: Vec<Applied> = (1..=3)
+        .map(|i| Applied {
+            index: i,
+            term: 1 + i / 3,
+            id: 100 + i,
+        })
+        .collect();
+    let round_trip = decode_state(&encode_state(&good)).unwrap();
+    assert_eq!(
+        round_trip, good,
+        "the simulated snapshot encoding round-trips"
+    );
+    f.holds(1, 3, &good, "installed").unwrap();
+    let mut wrong = good.clone();
+    wrong[1].id = 999;
+    let b = f.holds(2, 3, &wrong, "installed").unwrap_err();
+    assert!(
+        b.detail.contains("differs from the applied log at index 2"),
+        "{}",
+        b.detail
+    );
+    assert!(
+        f.holds(2, 2, &good, "reloaded").is_err(),
+        "a state longer than its index"
+    );
+    let mut ahead = good.clone();
+    ahead.push(Applied {
+        index: 4,
+        term: 2,
+        id: 104,
+    });
+    ahead.push(Applied {
+        index: 5,
+        term: 2,
+        id: 105,
+    });
+    let b = f.holds(3, 5, &ahead, "taken").unwrap_err();
+    assert!(b.detail.contains("applied only up to 4"), "{}", b.detail);
+    assert!(decode_state(&bytes::Bytes::from_static(&[1, 2, 3])).is_err());
 }

@@ -70,6 +70,10 @@ impl Membership {
     }
 }
 
+/// Largest `snapshot_chunk_bytes`: half the transports' default frame limit, so that a
+/// chunk and its header always fit in one frame.
+pub const MAX_SNAPSHOT_CHUNK: usize = 8 << 20;
+
 /// Every knob of the core, as configuration files spell them: the field names below are
 /// the Rust names, and files use the serde names (durations in milliseconds:
 /// `heartbeat_ms`, `election_timeout_ms`, `linger_ms`). Missing keys take the defaults;
@@ -115,7 +119,8 @@ pub struct Config {
     /// election on a cluster whose leader is alive (default true).
     pub pre_vote: bool,
     /// Discard the applied log prefix once this many entries can go (0: never discard;
-    /// default 8192).
+    /// default 8192). Only the prefix every node holds goes, so a follower that stays down
+    /// keeps the leader's log growing; used only when `snapshot_entries` is 0.
     pub compact_threshold: u64,
     /// Most entries a leader holds proposed but not yet committed (those waiting for the
     /// linger included); a proposal beyond it is refused at once as overloaded, so that
@@ -126,6 +131,18 @@ pub struct Config {
     /// committed; one proposal is always accepted when nothing is uncommitted, as raft-rs's
     /// `max_uncommitted_size` does (default 32 MiB).
     pub max_uncommitted_bytes: usize,
+    /// Ask the driver for a state-machine snapshot every this many applied entries
+    /// ([`RaftNode::snapshot_due`](super::RaftNode::snapshot_due)); each snapshot discards
+    /// the log up to its index on this node, whatever the followers hold, and a follower
+    /// behind it receives the snapshot (InstallSnapshot). 0 (default): never, and the log
+    /// is compacted by `compact_threshold` as before, for drivers that cannot snapshot.
+    pub snapshot_entries: u64,
+    /// Most snapshot bytes in one InstallSnapshot chunk (default 1 MiB, at most 8 MiB so a
+    /// chunk always fits the transports' 16 MiB frame limit).
+    pub snapshot_chunk_bytes: usize,
+    /// Largest snapshot a follower buffers from a leader; a bigger transfer is dropped
+    /// (default 4 GiB).
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for Config {
@@ -146,6 +163,9 @@ impl Default for Config {
             compact_threshold: 8192,
             max_uncommitted_entries: 8192,
             max_uncommitted_bytes: 32 << 20,
+            snapshot_entries: 0,
+            snapshot_chunk_bytes: 1 << 20,
+            max_snapshot_bytes: 4 << 30,
         }
     }
 }
@@ -193,6 +213,18 @@ impl Config {
                 "max_uncommitted_bytes",
                 "must be at least 1, or the leader accepts no proposal".into(),
             );
+        }
+        if self.snapshot_chunk_bytes == 0 || self.snapshot_chunk_bytes > MAX_SNAPSHOT_CHUNK {
+            return bad(
+                "snapshot_chunk_bytes",
+                format!(
+                    "{} must be between 1 and {MAX_SNAPSHOT_CHUNK} (a chunk must fit in one frame)",
+                    self.snapshot_chunk_bytes
+                ),
+            );
+        }
+        if self.max_snapshot_bytes == 0 {
+            return bad("max_snapshot_bytes", "must be at least 1".into());
         }
         Ok(())
     }

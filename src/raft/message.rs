@@ -1,6 +1,8 @@
 //! The messages Raft nodes exchange (Figure 2 of the paper, plus the fast-backup hint).
 
-use super::types::{Entry, Index, NodeId, Term};
+use bytes::Bytes;
+
+use super::types::{Entry, Index, NodeId, SnapshotMeta, Term};
 
 /// One message between two nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +28,10 @@ pub enum MessageBody {
     RequestVote(RequestVote),
     /// Answer to a vote request.
     RequestVoteResponse(RequestVoteResponse),
+    /// Leader to a follower behind its discarded prefix: one chunk of a snapshot.
+    InstallSnapshot(InstallSnapshot),
+    /// Follower to leader: how far the snapshot transfer got, or that it is installed.
+    InstallSnapshotResponse(InstallSnapshotResponse),
 }
 
 /// Why an AppendEntries was sent; measurement only, the receiver treats all alike.
@@ -98,6 +104,36 @@ pub struct RequestVoteResponse {
     pub granted: bool,
     /// Whether this answers a pre-vote.
     pub pre_vote: bool,
+}
+
+/// One chunk of a snapshot (Raft paper Figure 13, with raft-rs's metadata). Chunks go one
+/// at a time; a follower keeps the bytes of one transfer, identified by sender, term and
+/// snapshot, and asks for the offset it needs next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallSnapshot {
+    /// What the whole snapshot covers.
+    pub meta: SnapshotMeta,
+    /// Byte offset of `data` in the snapshot's data.
+    pub offset: u64,
+    /// The chunk; at most the leader's `snapshot_chunk_bytes`.
+    pub data: Bytes,
+    /// Whether this is the last chunk.
+    pub done: bool,
+}
+
+/// The follower's answer to one [`InstallSnapshot`] chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallSnapshotResponse {
+    /// Index of the snapshot being answered.
+    pub snapshot_index: Index,
+    /// Term of the snapshot being answered.
+    pub snapshot_term: Term,
+    /// Bytes of the snapshot the follower holds: the offset the leader should send next
+    /// (0 when the follower has no transfer in progress with this leader and snapshot).
+    pub next_offset: u64,
+    /// Set once the follower's log matches the leader's up to this index (the snapshot
+    /// is installed, or the follower already had what it covers): replication resumes after it.
+    pub match_index: Option<Index>,
 }
 
 impl Message {

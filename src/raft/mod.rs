@@ -65,6 +65,19 @@
 //! is what lets batches grow with load: proposals only join the log, and the
 //! AppendEntries that carry them are built in `ready()`, once per round.
 //!
+//! # Snapshots
+//!
+//! With `snapshot_entries` above 0, the driver asks [`RaftNode::snapshot_due`] after applying;
+//! when it answers an index, the driver encodes its state machine there and hands it to
+//! [`RaftNode::snapshot_taken`], which discards the log up to it at once (whatever the
+//! followers hold) and returns the [`Snapshot`] to save with [`LogStore::save_snapshot`].
+//! A follower that needs an entry below the leader's first index gets the snapshot in
+//! chunks of at most `snapshot_chunk_bytes` (the leader's [`Progress`] is in state
+//! `Snapshot` meanwhile, replication to the others goes on); once the last chunk is in, its
+//! [`Ready::snapshot`] asks the driver to save it and replace its state machine with it, and
+//! the leader resumes with the entries after it. After a restart, the driver restores its
+//! state machine from [`LogStore::snapshot`] before re-applying the log after it.
+//!
 //! # What the pieces are
 //! - [`RaftNode`]: roles, terms, votes, the log consistency check, commit.
 //! - [`Progress`] and [`Inflights`]: the leader's view of each follower and its pipeline window.
@@ -85,10 +98,15 @@ pub use batcher::Batcher;
 pub use config::{CommitMode, Config, ConfigError, Membership, ReplicationTrigger};
 pub use log::RaftLog;
 pub use message::{
-    AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
-    RequestVote, RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, AppendKind, InstallSnapshot, InstallSnapshotResponse,
+    Message, MessageBody, RejectHint, RequestVote, RequestVoteResponse,
 };
-pub use node::{Event, ProposeError, RaftNode, Ready, RestoreError, Stats, StepError};
-pub use progress::{next_after_reject, Inflights, Progress, ProgressState};
+pub use node::{
+    Event, ProposeError, RaftNode, Ready, RestoreError, SnapshotError, Stats, StepError,
+};
+pub use progress::{next_after_reject, Inflights, Progress, ProgressState, SnapshotTransfer};
 pub use store::{DurableSink, LogStore, MemStore, StoreError};
-pub use types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time, ENTRY_OVERHEAD};
+pub use types::{
+    Entry, EntryKind, HardState, Index, NodeId, Role, Snapshot, SnapshotMeta, Term, Time,
+    ENTRY_OVERHEAD,
+};

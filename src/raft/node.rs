@@ -10,12 +10,15 @@ use super::batcher::Batcher;
 use super::config::{CommitMode, Config, ConfigError, Membership, ReplicationTrigger};
 use super::log::RaftLog;
 use super::message::{
-    AppendEntries, AppendEntriesResponse, AppendKind, Message, MessageBody, RejectHint,
-    RequestVote, RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, AppendKind, InstallSnapshot, InstallSnapshotResponse,
+    Message, MessageBody, RejectHint, RequestVote, RequestVoteResponse,
 };
-use super::progress::{next_after_reject, Progress, ProgressState};
+use super::progress::{needed_after_reject, next_after_reject, Progress, ProgressState};
 use super::store::{LogStore, StoreError};
-use super::types::{Entry, EntryKind, HardState, Index, NodeId, Role, Term, Time, ENTRY_OVERHEAD};
+use super::types::{
+    Entry, EntryKind, HardState, Index, NodeId, Role, Snapshot, SnapshotMeta, Term, Time,
+    ENTRY_OVERHEAD,
+};
 
 /// Something the driver should know about, beyond what to send, persist and apply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,15 +62,21 @@ pub enum Event {
 }
 
 /// What the driver must do after feeding the node inputs, in this order:
-/// send `messages`; persist `hard_state` and `entries`, then call
-/// [`RaftNode::persisted`]; send `persisted_messages`; apply `committed`, then call
-/// [`RaftNode::applied`]; discard the store's prefix up to `compact_to`.
+/// send `messages`; persist `hard_state`, `snapshot` and `entries`, then call
+/// [`RaftNode::persisted`]; send `persisted_messages`; restore the state machine from
+/// `snapshot`; apply `committed`, then call [`RaftNode::applied`]; discard the store's prefix
+/// up to `compact_to`. Separately, after applying, a driver that snapshots asks
+/// [`RaftNode::snapshot_due`] and hands a snapshot to [`RaftNode::snapshot_taken`].
 #[derive(Debug, Default)]
 pub struct Ready {
     /// Messages that may leave at once (a leader's AppendEntries need not wait for its own disk).
     pub messages: Vec<Message>,
     /// New hard state to persist, if it changed.
     pub hard_state: Option<HardState>,
+    /// A snapshot received from the leader: the node's log now starts after it. Persist it
+    /// ([`LogStore::save_snapshot`]) before `entries`, and replace the state machine with
+    /// it before applying `committed` (which continue after its index).
+    pub snapshot: Option<Snapshot>,
     /// Entries to persist; any stored entry at or after the first one's index is replaced.
     pub entries: Vec<Entry>,
     /// Messages that may only leave once `hard_state` and `entries` are persisted
@@ -86,6 +95,7 @@ impl Ready {
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
             && self.hard_state.is_none()
+            && self.snapshot.is_none()
             && self.entries.is_empty()
             && self.persisted_messages.is_empty()
             && self.committed.is_empty()
@@ -139,6 +149,27 @@ pub enum StepError {
     },
 }
 
+/// Why the core refused a snapshot the driver took.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// The state machine has not applied the index the snapshot claims to cover.
+    #[error("snapshot at index {index} is past the applied index {applied}")]
+    NotApplied {
+        /// The snapshot's index.
+        index: Index,
+        /// The highest index the driver reported applied.
+        applied: Index,
+    },
+    /// The log is already discarded up to the index (a newer snapshot exists).
+    #[error("snapshot at index {index} is not newer than the current one at {current}")]
+    Stale {
+        /// The snapshot's index.
+        index: Index,
+        /// Index of the latest snapshot or discarded prefix.
+        current: Index,
+    },
+}
+
 /// Why a node could not be rebuilt from its store.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -171,6 +202,12 @@ pub struct Stats {
     pub vote_responses: u64,
     /// Elections this node started.
     pub elections: u64,
+    /// InstallSnapshot chunks sent (resends included).
+    pub snapshot_chunks: u64,
+    /// Snapshot bytes carried by those chunks.
+    pub snapshot_bytes_sent: u64,
+    /// Snapshots this node installed from a leader.
+    pub snapshots_installed: u64,
 }
 
 impl Stats {
@@ -228,6 +265,68 @@ pub struct RaftNode {
     persisted_messages: Vec<Message>,
     events: Vec<Event>,
     stats: Stats,
+    /// The latest snapshot, taken here or installed from a leader; what a leader sends.
+    snapshot: Option<Snapshot>,
+    /// The snapshot transfer a follower is receiving.
+    incoming: Option<Incoming>,
+    /// A snapshot installed from a leader that the driver has not yet been handed.
+    restore_pending: Option<Snapshot>,
+}
+
+/// A snapshot being received, chunk by chunk, from one leader in one term.
+struct Incoming {
+    from: NodeId,
+    term: Term,
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+    /// Chunks that arrived ahead of `data`'s end (a reordering network), by offset, with
+    /// their `done` flag; merged once the gap before them fills.
+    ahead: std::collections::BTreeMap<u64, (Bytes, bool)>,
+    /// Whether the chunk flagged `done` has been appended.
+    complete: bool,
+}
+
+/// Most chunks a follower keeps ahead of a gap.
+const MAX_CHUNKS_AHEAD: usize = 64;
+
+impl Incoming {
+    /// Appends the chunk at `offset` if it continues the data, keeps it aside if it is
+    /// ahead (within bounds), ignores it if it is already held; then merges what now fits.
+    fn add(&mut self, offset: u64, data: Bytes, done: bool) {
+        let have = self.data.len() as u64;
+        if offset > have {
+            if self.ahead.len() < MAX_CHUNKS_AHEAD {
+                self.ahead.insert(offset, (data, done));
+            }
+            return;
+        }
+        if offset == have && !self.complete {
+            self.data.extend_from_slice(&data);
+            self.complete = done;
+        }
+        while let Some(entry) = self.ahead.first_entry() {
+            let at = *entry.key();
+            let have = self.data.len() as u64;
+            if at > have {
+                break;
+            }
+            let (chunk, done) = entry.remove();
+            if at == have && !self.complete {
+                self.data.extend_from_slice(&chunk);
+                self.complete = done;
+            }
+        }
+    }
+
+    /// Bytes held, those kept ahead included (what the bound applies to).
+    fn buffered(&self) -> u64 {
+        self.data.len() as u64
+            + self
+                .ahead
+                .values()
+                .map(|(c, _)| c.len() as u64)
+                .sum::<u64>()
+    }
 }
 
 impl RaftNode {
@@ -251,7 +350,8 @@ impl RaftNode {
     }
 
     /// A node rebuilt from what it persisted, as after a crash: volatile state starts over
-    /// at the store's discarded prefix, which the driver's state machine already reflects.
+    /// at the store's discarded prefix, which the driver's state machine already reflects
+    /// (a driver that snapshots restores it from [`LogStore::snapshot`] first).
     pub fn restore(
         members: Membership,
         cfg: Config,
@@ -264,14 +364,10 @@ impl RaftNode {
         let (snap_index, snap_term) = store.snapshot_point();
         let entries = store.entries(snap_index + 1, store.last_index() + 1)?;
         let log = RaftLog::new(snap_index, snap_term, entries);
-        Ok(RaftNode::build(
-            members,
-            cfg,
-            seed,
-            now,
-            store.hard_state(),
-            log,
-        ))
+        let snapshot = store.snapshot()?;
+        let mut node = RaftNode::build(members, cfg, seed, now, store.hard_state(), log);
+        node.snapshot = snapshot;
+        Ok(node)
     }
 
     fn build(
@@ -313,6 +409,9 @@ impl RaftNode {
             persisted_messages: Vec::new(),
             events: Vec::new(),
             stats: Stats::default(),
+            snapshot: None,
+            incoming: None,
+            restore_pending: None,
             members,
             cfg,
         };
@@ -368,6 +467,9 @@ impl RaftNode {
         if let MessageBody::AppendEntries(ae) = &msg.body {
             check_append(&msg, ae)?;
         }
+        if let MessageBody::InstallSnapshot(is) = &msg.body {
+            check_install(&msg, is)?;
+        }
 
         // A pre-vote asks about the term after the candidate's, and a granted pre-vote
         // answers with that term: neither may raise anyone's term.
@@ -379,7 +481,7 @@ impl RaftNode {
         if msg.term > self.term && !pre_vote_term {
             // Any message from a later term means ours is over (Figure 2, "All Servers").
             let leader = match msg.body {
-                MessageBody::AppendEntries(_) => Some(msg.from),
+                MessageBody::AppendEntries(_) | MessageBody::InstallSnapshot(_) => Some(msg.from),
                 _ => None,
             };
             self.become_follower(msg.term, leader);
@@ -402,6 +504,12 @@ impl RaftNode {
             MessageBody::RequestVoteResponse(r) => {
                 if msg.term == self.term && self.role == Role::Candidate && r.granted {
                     self.on_vote_granted(msg.from);
+                }
+            }
+            MessageBody::InstallSnapshot(is) => self.on_install_snapshot(msg.from, msg.term, is),
+            MessageBody::InstallSnapshotResponse(r) => {
+                if msg.term == self.term && self.role == Role::Leader {
+                    self.on_snapshot_response(msg.from, r);
                 }
             }
         }
@@ -451,6 +559,51 @@ impl RaftNode {
         self.applied = self.applied.max(index.min(self.apply_handed));
     }
 
+    /// The index a driver that snapshots should snapshot its state machine at now (the
+    /// applied index), once `snapshot_entries` entries were applied since the last snapshot;
+    /// None when snapshots are off or not yet due.
+    pub fn snapshot_due(&self) -> Option<Index> {
+        let every = self.cfg.snapshot_entries;
+        (every > 0 && self.applied >= self.log.snapshot_index() + every).then_some(self.applied)
+    }
+
+    /// Takes the driver's snapshot of its state machine at applied index `index`: the log up
+    /// to it is discarded here at once, whatever the followers hold (one behind it gets the
+    /// snapshot). The driver must save the returned snapshot with
+    /// [`LogStore::save_snapshot`], which discards the store's prefix too.
+    pub fn snapshot_taken(&mut self, index: Index, data: Bytes) -> Result<Snapshot, SnapshotError> {
+        if index > self.applied {
+            return Err(SnapshotError::NotApplied {
+                index,
+                applied: self.applied,
+            });
+        }
+        let current = self.log.snapshot_index();
+        let Some(term) = self.log.term(index).filter(|_| index > current) else {
+            return Err(SnapshotError::Stale { index, current });
+        };
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                voters: self.members.voters.clone(),
+            },
+            data,
+        };
+        self.log.compact(index);
+        // Entries it covers are as durable as the snapshot the driver now saves; entries
+        // up to it are committed, so this moves no commit.
+        self.persisted = self.persisted.max(index);
+        // Applied entries were handed out with their Ready, so nothing unpersisted is lost.
+        if let Some(u) = self.unpersisted_from {
+            if u <= index {
+                self.unpersisted_from = (index < self.log.last_index()).then_some(index + 1);
+            }
+        }
+        self.snapshot = Some(snap.clone());
+        Ok(snap)
+    }
+
     // ----- outputs ------------------------------------------------------------------
 
     /// Collects what the driver must do; see [`Ready`] for the order.
@@ -469,6 +622,7 @@ impl RaftNode {
             self.hard_state_dirty = false;
             rd.hard_state = Some(self.hard_state());
         }
+        rd.snapshot = self.restore_pending.take();
         if let Some(from) = self.unpersisted_from.take() {
             rd.entries = self
                 .log
@@ -494,6 +648,7 @@ impl RaftNode {
             || !self.persisted_messages.is_empty()
             || !self.events.is_empty()
             || self.hard_state_dirty
+            || self.restore_pending.is_some()
             || self.unpersisted_from.is_some()
             || self.commit > self.apply_handed
             || (self.role == Role::Leader && self.has_replication_work())
@@ -584,6 +739,15 @@ impl RaftNode {
         (last - self.commit, self.uncommitted_bytes)
     }
 
+    /// The latest snapshot this node holds (taken here or installed from a leader).
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+    /// Bytes of the snapshot transfer being received, if one is under way.
+    pub fn incoming_snapshot_bytes(&self) -> Option<usize> {
+        self.incoming.as_ref().map(|i| i.data.len())
+    }
+
     // ----- roles --------------------------------------------------------------------
 
     fn advance_time(&mut self, now: Time) {
@@ -625,6 +789,8 @@ impl RaftNode {
             self.term = term;
             self.voted_for = None;
             self.hard_state_dirty = true;
+            // A transfer belongs to one leader's term; free its buffer.
+            self.incoming = None;
             // A new term starts with no known leader; report that before naming one.
             self.set_leader(None);
         }
@@ -711,6 +877,7 @@ impl RaftNode {
 
     fn campaign(&mut self) {
         self.prevotes = None;
+        self.incoming = None;
         self.term += 1;
         self.voted_for = Some(self.members.id);
         self.hard_state_dirty = true;
@@ -854,12 +1021,20 @@ impl RaftNode {
     }
 
     fn owes_commit_notice(&self, slot: usize) -> bool {
-        self.progress[slot]
-            .as_ref()
-            .is_some_and(|pr| self.commit.min(pr.match_index) > pr.commit_sent)
+        self.progress[slot].as_ref().is_some_and(|pr| {
+            pr.state != ProgressState::Snapshot && self.commit.min(pr.match_index) > pr.commit_sent
+        })
     }
 
     fn has_replication_work(&self) -> bool {
+        if self
+            .progress
+            .iter()
+            .flatten()
+            .any(|pr| pr.state == ProgressState::Snapshot && !pr.is_paused())
+        {
+            return true;
+        }
         if self.cfg.commit_mode == CommitMode::Eager
             && (0..self.progress.len()).any(|slot| self.owes_commit_notice(slot))
         {
@@ -870,7 +1045,7 @@ impl RaftNode {
         }
         let last = self.log.last_index();
         self.progress.iter().flatten().any(|pr| {
-            !pr.is_paused() && (pr.next_index <= last || pr.state == ProgressState::Probe)
+            !pr.is_paused() && (pr.next_index <= last || pr.state != ProgressState::Replicate)
         })
     }
 
@@ -880,6 +1055,17 @@ impl RaftNode {
         if self.cfg.trigger == ReplicationTrigger::Immediate {
             for slot in 0..self.progress.len() {
                 self.send_entries(slot, false);
+            }
+        } else {
+            // Snapshot chunks follow their answers whatever the trigger: one per heartbeat
+            // would make a transfer take as many intervals as it has chunks.
+            for slot in 0..self.progress.len() {
+                if self.progress[slot]
+                    .as_ref()
+                    .is_some_and(|pr| pr.state == ProgressState::Snapshot)
+                {
+                    self.send_snapshot_chunk(slot, false);
+                }
             }
         }
         if self.cfg.commit_mode == CommitMode::Eager {
@@ -901,6 +1087,10 @@ impl RaftNode {
             let Some(pr) = self.progress[slot].as_ref() else {
                 return;
             };
+            if pr.state == ProgressState::Snapshot {
+                self.send_snapshot_chunk(slot, force_probe);
+                return;
+            }
             let probing = pr.state == ProgressState::Probe;
             if pr.is_paused() && !(force_probe && probing) {
                 return;
@@ -975,6 +1165,12 @@ impl RaftNode {
         let at = match pr.state {
             ProgressState::Replicate => pr.next_index - 1,
             ProgressState::Probe => pr.match_index,
+            // Chunks keep the follower's timer reset and it cannot use a commit index yet;
+            // a heartbeat due now is one the window's chunks stand for (re-arm its timer).
+            ProgressState::Snapshot => {
+                pr.last_sent = self.now;
+                return;
+            }
         };
         let prev = at.max(self.log.snapshot_index());
         let Some(prev_term) = self.log.term(prev) else {
@@ -1042,9 +1238,10 @@ impl RaftNode {
                 self.send_entries(slot, true);
             } else if self.progress[slot]
                 .as_ref()
-                .is_some_and(|p| p.state == ProgressState::Probe)
+                .is_some_and(|p| p.state != ProgressState::Replicate)
             {
-                // A probe lost on the way would stall the follower until the next heartbeat.
+                // A probe or chunk lost on the way would stall the follower until the next
+                // heartbeat.
                 self.send_entries(slot, true);
             }
             if self.messages.len() == sent_before {
@@ -1060,6 +1257,15 @@ impl RaftNode {
         let now = self.now;
         let last = self.log.last_index();
         let hint_next = r.reject.map(|h| next_after_reject(&self.log, h));
+        // A follower that needs an entry at or below our snapshot point can only catch up
+        // from the snapshot: when its log is too short, or its entry at that point conflicts.
+        let snap_index = self.log.snapshot_index();
+        let needs_snapshot = r.reject.is_some_and(|h| {
+            needed_after_reject(&self.log, h) <= snap_index
+                && (h.conflict_term.is_none() || r.prev_log_index <= snap_index)
+        });
+        let snapshot = self.sendable_snapshot().cloned();
+        let window = self.snapshot_window();
         let Some(pr) = self.progress[slot].as_mut() else {
             return;
         };
@@ -1067,9 +1273,11 @@ impl RaftNode {
         match hint_next {
             None => {
                 let match_index = r.match_index.min(last);
-                let was_probe = pr.state == ProgressState::Probe;
+                let state = pr.state;
                 let updated = pr.maybe_update(match_index, now);
-                if was_probe {
+                let caught_up =
+                    state == ProgressState::Snapshot && pr.match_index >= pr.pending_snapshot;
+                if state == ProgressState::Probe || caught_up {
                     // Any success proves the logs agree up to match: start pipelining.
                     pr.become_replicate(now);
                 }
@@ -1078,9 +1286,103 @@ impl RaftNode {
                 }
             }
             Some(next) => {
-                pr.maybe_decrease_to(r.prev_log_index, next);
+                if pr.maybe_decrease_to(r.prev_log_index, next) && needs_snapshot {
+                    if let Some(snap) = snapshot {
+                        pr.become_snapshot(snap, window, now);
+                    }
+                }
             }
         }
+    }
+
+    /// The snapshot a follower behind the log's first index needs: the one the log's
+    /// discarded prefix ends at (None when the prefix was discarded without a snapshot).
+    fn sendable_snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot
+            .as_ref()
+            .filter(|s| s.meta.index == self.log.snapshot_index() && s.meta.index > 0)
+    }
+
+    /// Unacknowledged snapshot bytes allowed per follower: as many chunks as AppendEntries.
+    fn snapshot_window(&self) -> u64 {
+        self.cfg.snapshot_chunk_bytes as u64 * self.cfg.max_inflight_msgs as u64
+    }
+
+    /// Sends the follower in `slot` the chunks of its snapshot its window allows; `resend`
+    /// (a heartbeat) first goes back to the acknowledged offset if the transfer made no
+    /// progress for a heartbeat interval (a chunk or its answer was lost).
+    fn send_snapshot_chunk(&mut self, slot: usize, resend: bool) {
+        let now = self.now;
+        let h = self.cfg.heartbeat_interval;
+        let chunk = self.cfg.snapshot_chunk_bytes as u64;
+        let to = self.members.voters[slot];
+        let Some(pr) = self.progress[slot].as_mut() else {
+            return;
+        };
+        let Some(t) = pr.transfer.as_mut() else {
+            // Unreachable: Snapshot state always carries its transfer. Probe instead.
+            pr.become_probe();
+            return;
+        };
+        if resend && t.stalled(now, h) {
+            t.rewind(now);
+        }
+        while !t.is_paused() {
+            let len = t.snapshot.data.len() as u64;
+            let offset = t.offset.min(len);
+            let end = (offset + chunk).min(len);
+            let done = end == len;
+            t.offset = end;
+            t.done_sent = done;
+            pr.last_sent = now;
+            self.stats.snapshot_chunks += 1;
+            self.stats.snapshot_bytes_sent += end - offset;
+            self.messages.push(Message {
+                from: self.members.id,
+                to,
+                term: self.term,
+                body: MessageBody::InstallSnapshot(InstallSnapshot {
+                    meta: t.snapshot.meta.clone(),
+                    offset,
+                    data: t.snapshot.data.slice(offset as usize..end as usize),
+                    done,
+                }),
+            });
+        }
+    }
+
+    fn on_snapshot_response(&mut self, from: NodeId, r: InstallSnapshotResponse) {
+        let Some(slot) = self.members.voters.iter().position(|&v| v == from) else {
+            return;
+        };
+        let now = self.now;
+        let last = self.log.last_index();
+        let Some(pr) = self.progress[slot].as_mut() else {
+            return;
+        };
+        pr.recent_active = true;
+        if let Some(m) = r.match_index {
+            let updated = pr.maybe_update(m.min(last), now);
+            if pr.state == ProgressState::Snapshot && pr.match_index >= pr.pending_snapshot {
+                // Installed: resume with entries right after it (Probe: the first
+                // AppendEntries confirms the match, then pipelining starts).
+                pr.become_probe();
+            }
+            if updated {
+                self.maybe_commit();
+            }
+            return;
+        }
+        if pr.state != ProgressState::Snapshot {
+            return;
+        }
+        let Some(t) = pr.transfer.as_mut() else {
+            return;
+        };
+        if (t.snapshot.meta.index, t.snapshot.meta.term) != (r.snapshot_index, r.snapshot_term) {
+            return; // answers a transfer of another snapshot
+        }
+        t.on_held(r.next_offset, now);
     }
 
     fn maybe_commit(&mut self) {
@@ -1117,7 +1419,8 @@ impl RaftNode {
     }
 
     fn maybe_compact(&mut self) -> Option<Index> {
-        if self.cfg.compact_threshold == 0 {
+        if self.cfg.compact_threshold == 0 || self.cfg.snapshot_entries > 0 {
+            // With snapshots, only a snapshot discards the log (snapshot_taken).
             return None;
         }
         let floor = if self.role == Role::Leader {
@@ -1207,6 +1510,124 @@ impl RaftNode {
         self.respond_append(from, prev, match_index, None);
     }
 
+    fn on_install_snapshot(&mut self, from: NodeId, term: Term, m: InstallSnapshot) {
+        let (index, snap_term) = (m.meta.index, m.meta.term);
+        if term < self.term {
+            // A deposed leader's chunk: our answer carries the newer term.
+            self.respond_snapshot(from, index, snap_term, 0, None);
+            return;
+        }
+        if self.role != Role::Follower {
+            self.become_follower(term, Some(from));
+        } else {
+            self.set_leader(Some(from));
+            self.leader_contact = Some(self.now);
+            self.prevotes = None;
+            self.reset_election_deadline();
+        }
+
+        if index <= self.commit {
+            // Everything it covers is committed here, and committed entries match the leader's.
+            self.incoming = None;
+            let commit = self.commit;
+            self.respond_snapshot(from, index, snap_term, 0, Some(commit));
+            return;
+        }
+        if self.log.term(index) == Some(snap_term) {
+            // The log holds the snapshot's last entry, hence everything before it (Log
+            // Matching): commit up to it and apply from the log, as raft-rs fast-forwards.
+            self.incoming = None;
+            self.set_commit(index);
+            self.respond_snapshot(from, index, snap_term, 0, Some(index));
+            return;
+        }
+
+        // A first chunk starts a transfer, unless it repeats the one under way.
+        if m.offset == 0
+            && !self.incoming.as_ref().is_some_and(|i| {
+                i.from == from && i.term == term && i.meta == m.meta && !i.data.is_empty()
+            })
+        {
+            self.incoming = Some(Incoming {
+                from,
+                term,
+                meta: m.meta.clone(),
+                data: Vec::new(),
+                ahead: Default::default(),
+                complete: false,
+            });
+        }
+
+        let max = self.cfg.max_snapshot_bytes;
+        let Some(inc) = self
+            .incoming
+            .as_mut()
+            .filter(|i| i.from == from && i.term == term && i.meta == m.meta)
+        else {
+            // A chunk of a transfer we do not hold (we restarted, or a newer one began).
+            self.respond_snapshot(from, index, snap_term, 0, None);
+            return;
+        };
+        if inc.buffered() + m.data.len() as u64 > max {
+            // Bounded buffer: a snapshot larger than we accept is dropped.
+            self.incoming = None;
+            self.respond_snapshot(from, index, snap_term, 0, None);
+            return;
+        }
+        // A duplicate is ignored, a chunk ahead of a gap kept aside; the answer says what
+        // we hold, so the leader resends from there.
+        inc.add(m.offset, m.data, m.done);
+        let have = inc.data.len() as u64;
+        if !inc.complete {
+            self.respond_snapshot(from, index, snap_term, have, None);
+            return;
+        }
+        let inc = self.incoming.take().expect("checked above");
+        self.install(Snapshot {
+            meta: inc.meta,
+            data: Bytes::from(inc.data),
+        });
+        self.respond_snapshot(from, index, snap_term, have, Some(index));
+    }
+
+    /// Replaces the whole log with `snap`: nothing the log held at its index agrees with
+    /// it, so nothing after it can be kept either (raft-rs's `restore`).
+    fn install(&mut self, snap: Snapshot) {
+        let (index, term) = (snap.meta.index, snap.meta.term);
+        debug_assert!(index > self.commit);
+        self.log = RaftLog::new(index, term, Vec::new());
+        self.commit = index;
+        self.apply_handed = index;
+        self.applied = index;
+        self.persisted = index;
+        self.unpersisted_from = None;
+        self.stats.snapshots_installed += 1;
+        self.snapshot = Some(snap.clone());
+        self.restore_pending = Some(snap);
+    }
+
+    fn respond_snapshot(
+        &mut self,
+        to: NodeId,
+        snapshot_index: Index,
+        snapshot_term: Term,
+        next_offset: u64,
+        match_index: Option<Index>,
+    ) {
+        // Sent after the Ready's writes: a match promises what the store holds.
+        self.persisted_messages.push(Message {
+            from: self.members.id,
+            to,
+            term: self.term,
+            body: MessageBody::InstallSnapshotResponse(InstallSnapshotResponse {
+                snapshot_index,
+                snapshot_term,
+                next_offset,
+                match_index,
+            }),
+        });
+    }
+
     fn respond_append(
         &mut self,
         to: NodeId,
@@ -1226,6 +1647,22 @@ impl RaftNode {
             }),
         });
     }
+}
+
+/// Refuses an InstallSnapshot that covers nothing or entries from a later term than the
+/// message's.
+fn check_install(msg: &Message, is: &InstallSnapshot) -> Result<(), StepError> {
+    let malformed = |reason| StepError::Malformed {
+        from: msg.from,
+        reason,
+    };
+    if is.meta.index == 0 || is.meta.term == 0 {
+        return Err(malformed("snapshot covers no entry"));
+    }
+    if is.meta.term > msg.term {
+        return Err(malformed("snapshot term exceeds the message term"));
+    }
+    Ok(())
 }
 
 /// Refuses an AppendEntries whose entries do not follow its prev index in order,

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use super::log::RaftLog;
 use super::message::RejectHint;
-use super::types::{Index, Time};
+use super::types::{Index, Snapshot, Time};
 
 /// How the leader replicates to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +13,68 @@ pub enum ProgressState {
     Probe,
     /// The logs agree up to `match_index`: send optimistically while the window has room.
     Replicate,
+    /// The follower needs entries the leader has discarded: the leader sends it a snapshot,
+    /// one chunk at a time, and no entries until it is installed (raft-rs's `Snapshot`).
+    Snapshot,
+}
+
+/// A snapshot being sent to one follower, go-back-N: chunks leave while fewer than
+/// `window` bytes are unacknowledged, and after a heartbeat interval without progress the
+/// leader resends from the acknowledged offset, or from the lowest offset the follower
+/// asked for since (it restarted and lost the chunks it had). Rewinding only on that timer,
+/// never on an answer, keeps stale answers of a reordering network from multiplying chunks. The progress holds the snapshot itself (its data is shared, not
+/// copied), so a transfer finishes even if the leader takes a newer one meanwhile.
+#[derive(Clone, Debug)]
+pub struct SnapshotTransfer {
+    /// The snapshot being sent.
+    pub snapshot: Snapshot,
+    /// Byte offset of the next chunk to send.
+    pub offset: u64,
+    /// Bytes the follower said it holds.
+    pub acked: u64,
+    /// Most bytes sent and not acknowledged.
+    pub window: u64,
+    /// The last chunk (`done`) has been sent since the last rewind.
+    pub done_sent: bool,
+    /// When `acked` last moved (or the transfer started or rewound).
+    pub last_progress: Time,
+    /// The lowest offset the follower asked for below `acked` since the last progress.
+    pub asked_below: Option<u64>,
+}
+
+impl SnapshotTransfer {
+    /// Whether no chunk may leave now.
+    pub fn is_paused(&self) -> bool {
+        self.done_sent || self.offset - self.acked >= self.window
+    }
+
+    /// The follower holds `held` bytes: progress, or (below what it acknowledged before)
+    /// a note for the next rewind.
+    pub fn on_held(&mut self, held: u64, now: Time) {
+        let held = held.min(self.snapshot.data.len() as u64);
+        if held > self.acked {
+            self.acked = held;
+            self.offset = self.offset.max(held);
+            self.last_progress = now;
+            self.asked_below = None;
+        } else if held < self.acked {
+            self.asked_below = Some(self.asked_below.map_or(held, |a| a.min(held)));
+        }
+    }
+
+    /// Whether nothing moved for `interval` while something is unacknowledged.
+    pub fn stalled(&self, now: Time, interval: std::time::Duration) -> bool {
+        now >= self.last_progress + interval && (self.offset > self.acked || self.done_sent)
+    }
+
+    /// Sends again from the acknowledged offset, or from below it if the follower asked.
+    pub fn rewind(&mut self, now: Time) {
+        let to = self.asked_below.take().unwrap_or(self.acked);
+        self.acked = to;
+        self.offset = to;
+        self.done_sent = false;
+        self.last_progress = now;
+    }
 }
 
 /// AppendEntries with entries sent to one follower and not yet acknowledged, bounded in
@@ -96,6 +158,10 @@ pub struct Progress {
     pub commit_sent: Index,
     /// Whether the follower answered anything since the last quorum check.
     pub recent_active: bool,
+    /// In Snapshot: index of the snapshot being sent (raft-rs's `pending_snapshot`), else 0.
+    pub pending_snapshot: Index,
+    /// In Snapshot: the transfer.
+    pub transfer: Option<SnapshotTransfer>,
 }
 
 impl Progress {
@@ -111,6 +177,8 @@ impl Progress {
             last_progress: now,
             commit_sent: 0,
             recent_active: false,
+            pending_snapshot: 0,
+            transfer: None,
         }
     }
 
@@ -119,6 +187,7 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflights.full(),
+            ProgressState::Snapshot => self.transfer.as_ref().is_none_or(|t| t.is_paused()),
         }
     }
 
@@ -128,6 +197,25 @@ impl Progress {
         self.next_index = self.match_index + 1;
         self.probe_sent = false;
         self.inflights.reset();
+        self.pending_snapshot = 0;
+        self.transfer = None;
+    }
+
+    /// Start sending `snapshot` from its first byte, with at most `window` bytes unacknowledged.
+    pub fn become_snapshot(&mut self, snapshot: Snapshot, window: u64, now: Time) {
+        self.state = ProgressState::Snapshot;
+        self.probe_sent = false;
+        self.inflights.reset();
+        self.pending_snapshot = snapshot.meta.index;
+        self.transfer = Some(SnapshotTransfer {
+            snapshot,
+            offset: 0,
+            acked: 0,
+            window: window.max(1),
+            done_sent: false,
+            last_progress: now,
+            asked_below: None,
+        });
     }
 
     /// Start pipelining from just after what is known to match.
@@ -137,6 +225,8 @@ impl Progress {
         self.probe_sent = false;
         self.inflights.reset();
         self.last_progress = now;
+        self.pending_snapshot = 0;
+        self.transfer = None;
     }
 
     /// Records that the follower holds everything up to `index`; true if that is news.
@@ -165,6 +255,8 @@ impl Progress {
                 self.next_index = hint.min(rejected).max(self.match_index + 1);
                 true
             }
+            // Entries are not being sent: any rejection answers an earlier message.
+            ProgressState::Snapshot => false,
             ProgressState::Probe => {
                 if self.next_index == 0 || rejected != self.next_index - 1 {
                     return false;
@@ -182,15 +274,20 @@ impl Progress {
 /// term if the leader has that term; else at the follower's first entry of that term.
 /// One round trip skips a whole term instead of one entry.
 pub fn next_after_reject(log: &RaftLog, hint: RejectHint) -> Index {
-    let next = match hint.conflict_term {
+    // Without snapshots, everything in the discarded prefix is held by every node.
+    needed_after_reject(log, hint).max(log.first_index())
+}
+
+/// The first index the follower that rejected with `hint` may need, before clamping to what
+/// the leader still holds: at or below the leader's snapshot index, only a snapshot helps.
+pub fn needed_after_reject(log: &RaftLog, hint: RejectHint) -> Index {
+    match hint.conflict_term {
         None => hint.last_index + 1,
         Some(t) => match log.last_index_of_term(t) {
             Some(i) => i + 1,
             None => hint.conflict_index,
         },
-    };
-    // Everything in the discarded prefix is held by every node.
-    next.max(log.first_index())
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::types::{Entry, HardState, Index, Term};
+use super::types::{Entry, HardState, Index, Snapshot, Term};
 
 /// Why a store refused an operation.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,9 @@ pub enum StoreError {
         /// What the lock file says about its holder (", process N"), or empty.
         holder: String,
     },
+    /// The store cannot hold snapshots (a wrapper that does not forward them).
+    #[error("this log store does not support snapshots")]
+    SnapshotsUnsupported,
 }
 
 /// Where a store that syncs in the background reports progress, from its own thread:
@@ -82,6 +85,22 @@ pub trait LogStore {
     /// Entries in `[lo, hi)`.
     fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError>;
 
+    /// Stores `snap` as the latest snapshot and discards the log up to its index: the
+    /// entries after it stay if the stored entry at its index has its term (the driver's own
+    /// snapshot), otherwise every entry goes (a leader's snapshot replaces a divergent or
+    /// short log). The snapshot point becomes its (index, term). A snapshot older than the
+    /// snapshot point is ignored. Durable stores make it durable before returning.
+    fn save_snapshot(&mut self, snap: &Snapshot) -> Result<(), StoreError> {
+        let _ = snap;
+        Err(StoreError::SnapshotsUnsupported)
+    }
+
+    /// The latest snapshot saved, if any (what a restarted driver restores its state
+    /// machine from).
+    fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        Ok(None)
+    }
+
     /// Stores `entries` as [`append`](Self::append) does but may return before they are
     /// durable: `Ok(None)` when they already are (the default, what a synchronous store
     /// does), `Ok(Some(ticket))` when the store's background syncer will report `ticket`
@@ -106,6 +125,7 @@ pub struct MemStore {
     snapshot_index: Index,
     snapshot_term: Term,
     entries: VecDeque<Entry>,
+    snapshot: Option<Snapshot>,
 }
 
 impl MemStore {
@@ -174,6 +194,38 @@ impl LogStore for MemStore {
     fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError> {
         read_range(&self.entries, self.snapshot_index, lo, hi)
     }
+
+    fn save_snapshot(&mut self, snap: &Snapshot) -> Result<(), StoreError> {
+        let Some(keep_from) = snapshot_cut(&self.entries, self.snapshot_index, snap) else {
+            return Ok(());
+        };
+        self.entries.drain(..keep_from);
+        self.snapshot_index = snap.meta.index;
+        self.snapshot_term = snap.meta.term;
+        self.snapshot = Some(snap.clone());
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.snapshot.clone())
+    }
+}
+
+/// How many leading entries of a log held in memory after `snapshot_index` saving `snap`
+/// discards ([`LogStore::save_snapshot`]): up to its index when the entry there has its
+/// term, else all of them; None when `snap` is older than the snapshot point.
+pub fn snapshot_cut(
+    entries: &VecDeque<Entry>,
+    snapshot_index: Index,
+    snap: &Snapshot,
+) -> Option<usize> {
+    let index = snap.meta.index;
+    if index < snapshot_index {
+        return None;
+    }
+    let n = (index - snapshot_index) as usize;
+    let matches = n == 0 || entries.get(n - 1).is_some_and(|e| e.term == snap.meta.term);
+    Some(if matches { n } else { entries.len() })
 }
 
 /// Entries `[lo, hi)` of a log held in memory after `snapshot_index`, with the errors
@@ -234,7 +286,18 @@ pub mod conformance {
     use bytes::Bytes;
 
     use super::{LogStore, StoreError};
-    use crate::raft::types::{Entry, EntryKind, HardState};
+    use crate::raft::types::{Entry, EntryKind, HardState, Snapshot, SnapshotMeta};
+
+    fn snapshot(index: u64, term: u64) -> Snapshot {
+        Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                voters: vec![1, 2, 3],
+            },
+            data: Bytes::from(format!("state at {index}@{term}")),
+        }
+    }
 
     fn entry(index: u64, term: u64) -> Entry {
         Entry {
@@ -254,6 +317,105 @@ pub mod conformance {
         hard_state_round_trips(&mut new_store());
         compact_discards_prefix_and_keeps_term(&mut new_store());
         reads_outside_the_log_fail(&mut new_store());
+    }
+
+    /// Runs the snapshot checks ([`LogStore::save_snapshot`]) against stores made by
+    /// `new_store`, for stores that hold snapshots.
+    pub fn run_snapshots<S: LogStore>(mut new_store: impl FnMut() -> S) {
+        snapshot_keeps_matching_suffix(&mut new_store());
+        snapshot_replaces_conflicting_log(&mut new_store());
+        snapshot_past_the_log_replaces_it(&mut new_store());
+        older_snapshot_is_ignored(&mut new_store());
+    }
+
+    fn snapshot_keeps_matching_suffix<S: LogStore>(s: &mut S) {
+        assert_eq!(
+            s.snapshot().unwrap(),
+            None,
+            "snapshot_keeps_matching_suffix"
+        );
+        s.append(&[
+            entry(1, 1),
+            entry(2, 1),
+            entry(3, 2),
+            entry(4, 2),
+            entry(5, 3),
+        ])
+        .unwrap();
+        let snap = snapshot(3, 2);
+        s.save_snapshot(&snap).unwrap();
+        assert_eq!(
+            s.snapshot().unwrap(),
+            Some(snap),
+            "snapshot_keeps_matching_suffix"
+        );
+        assert_eq!(s.snapshot_point(), (3, 2), "snapshot_keeps_matching_suffix");
+        assert_eq!(s.last_index(), 5, "snapshot_keeps_matching_suffix");
+        assert_eq!(
+            s.entries(4, 6).unwrap(),
+            vec![entry(4, 2), entry(5, 3)],
+            "snapshot_keeps_matching_suffix"
+        );
+        assert!(
+            matches!(s.entries(3, 5), Err(StoreError::Compacted { .. })),
+            "snapshot_keeps_matching_suffix: the covered prefix is gone"
+        );
+        s.append(&[entry(6, 3)]).unwrap();
+        assert_eq!(s.last_index(), 6, "appending after a snapshot");
+    }
+
+    fn snapshot_replaces_conflicting_log<S: LogStore>(s: &mut S) {
+        s.append(&(1..=5).map(|i| entry(i, 1)).collect::<Vec<_>>())
+            .unwrap();
+        s.save_snapshot(&snapshot(3, 2)).unwrap();
+        assert_eq!(
+            s.snapshot_point(),
+            (3, 2),
+            "snapshot_replaces_conflicting_log"
+        );
+        assert_eq!(
+            s.last_index(),
+            3,
+            "snapshot_replaces_conflicting_log: entries after a conflicting point go"
+        );
+        s.append(&[entry(4, 2)]).unwrap();
+        assert_eq!(s.entries(4, 5).unwrap(), vec![entry(4, 2)]);
+    }
+
+    fn snapshot_past_the_log_replaces_it<S: LogStore>(s: &mut S) {
+        s.append(&[entry(1, 1), entry(2, 1)]).unwrap();
+        s.save_snapshot(&snapshot(10, 4)).unwrap();
+        assert_eq!(
+            s.snapshot_point(),
+            (10, 4),
+            "snapshot_past_the_log_replaces_it"
+        );
+        assert_eq!(s.last_index(), 10, "snapshot_past_the_log_replaces_it");
+        assert!(s.entries(11, 11).unwrap().is_empty());
+        assert!(
+            matches!(
+                s.append(&[entry(5, 4)]),
+                Err(StoreError::NotContiguous { .. })
+            ),
+            "snapshot_past_the_log_replaces_it: the covered range cannot be appended to"
+        );
+        s.append(&[entry(11, 4)]).unwrap();
+        assert_eq!(s.last_index(), 11, "snapshot_past_the_log_replaces_it");
+    }
+
+    fn older_snapshot_is_ignored<S: LogStore>(s: &mut S) {
+        s.append(&(1..=6).map(|i| entry(i, 1)).collect::<Vec<_>>())
+            .unwrap();
+        let newer = snapshot(5, 1);
+        s.save_snapshot(&newer).unwrap();
+        s.save_snapshot(&snapshot(3, 1)).unwrap();
+        assert_eq!(
+            s.snapshot().unwrap(),
+            Some(newer),
+            "older_snapshot_is_ignored"
+        );
+        assert_eq!(s.snapshot_point(), (5, 1), "older_snapshot_is_ignored");
+        assert_eq!(s.last_index(), 6, "older_snapshot_is_ignored");
     }
 
     fn empty_store_is_empty<S: LogStore>(s: &mut S) {
@@ -371,5 +533,6 @@ mod tests {
     #[test]
     fn mem_store_conforms() {
         conformance::run(MemStore::new);
+        conformance::run_snapshots(MemStore::new);
     }
 }

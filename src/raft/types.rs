@@ -117,3 +117,26 @@ pub enum Role {
     /// Accepts proposals and replicates the log.
     Leader,
 }
+
+/// What a snapshot covers: the log up to and including `index` (whose entry had `term`),
+/// and the membership at that point (raft-rs keeps the same triple).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SnapshotMeta {
+    /// Last log index the snapshot includes.
+    pub index: Index,
+    /// Term of the entry at `index`.
+    pub term: Term,
+    /// Every voting member when the snapshot was taken (fixed for a cluster's life here,
+    /// carried so that a restored node can tell).
+    pub voters: Vec<NodeId>,
+}
+
+/// A state-machine snapshot: its metadata and the state machine's own encoding, opaque to
+/// the core (shared, never copied by it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+    /// The state machine's encoding of itself at `meta.index`.
+    pub data: Bytes,
+}

@@ -193,6 +193,9 @@ pub enum ServerError {
     /// The core refused the configuration or the store.
     #[error(transparent)]
     Restore(#[from] crate::raft::RestoreError),
+    /// The store's snapshot could not be read or is not a key-value snapshot.
+    #[error("the stored snapshot cannot be restored: {0}")]
+    Snapshot(String),
 }
 
 impl<S: LogStore + Send + 'static> Server<S> {
@@ -201,6 +204,17 @@ impl<S: LogStore + Send + 'static> Server<S> {
         let now = Time::from_nanos(parts.epoch.elapsed().as_nanos() as u64);
         let id = parts.members.id;
         let raft = RaftNode::restore(parts.members, parts.raft, parts.seed, now, &parts.store)?;
+        // The state machine starts from the stored snapshot; the log after it is re-applied.
+        let kv = match parts
+            .store
+            .snapshot()
+            .map_err(|e| ServerError::Snapshot(e.to_string()))?
+        {
+            Some(snap) if snap.meta.index == raft.applied_index() => {
+                KvStore::restore(&snap.data).map_err(|e| ServerError::Snapshot(e.to_string()))?
+            }
+            _ => KvStore::new(),
+        };
         let mut store = parts.store;
         let last_index = store.last_index();
         let persist = persist::PersistPath::new(&mut store, last_index);
@@ -216,7 +230,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             raft,
             store,
             persist,
-            kv: KvStore::new(),
+            kv,
             transport: parts.transport,
             inbox: parts.inbox,
             requests: rx,
@@ -416,6 +430,20 @@ impl<S: LogStore + Send + 'static> Server<S> {
                     Event::RoleChanged { .. } | Event::LeaderChanged { .. } => {}
                 }
             }
+            if let Some(snap) = &rd.snapshot {
+                // A leader's snapshot: durable before anything that follows it, and the
+                // state machine replaced before the entries after it apply.
+                self.store.save_snapshot(snap)?;
+                self.kv = KvStore::restore(&snap.data).map_err(|e| {
+                    crate::raft::StoreError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("snapshot {} from the leader: {e}", snap.meta.index),
+                    ))
+                })?;
+                if let Some(o) = &self.observer {
+                    o.applied(id, self.raft.role(), snap.meta.index, now);
+                }
+            }
             self.persist_ready(
                 rd.messages,
                 rd.hard_state,
@@ -461,11 +489,25 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 }
                 self.applied = applied;
             }
+            if let Some(index) = self.raft.snapshot_due() {
+                self.take_snapshot(index)?;
+            }
             if let Some(upto) = rd.compact_to {
                 self.compact_when_durable(upto)?;
             }
         }
         Ok(())
+    }
+
+    /// Snapshots the key-value store at `index` (its applied index), discarding the log up
+    /// to it in the core and in the store.
+    fn take_snapshot(&mut self, index: Index) -> Result<(), crate::raft::StoreError> {
+        let data = self.kv.snapshot();
+        let snap = self
+            .raft
+            .snapshot_taken(index, data)
+            .map_err(|e| crate::raft::StoreError::Io(std::io::Error::other(e.to_string())))?;
+        self.store.save_snapshot(&snap)
     }
 
     /// Answers the pending requests up to `index` (committed at `committed`, applied at

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
 use crate::raft::{Entry, EntryKind, Index, NodeId, RaftLog, Role, Term, Time};
 
 /// What identifies an entry's payload: clients propose unique 8-byte ids.
@@ -53,6 +55,41 @@ impl Applied {
     }
 }
 
+/// Bytes per slot in a simulated snapshot: term and payload id (the index is the position).
+const SLOT_BYTES: usize = 16;
+
+/// The simulated state machine's snapshot: every slot it applied, in index order, as
+/// `[term u64][id u64]` each (big-endian).
+pub fn encode_state(state: &[Applied]) -> Bytes {
+    let mut b = BytesMut::with_capacity(state.len() * SLOT_BYTES);
+    for a in state {
+        b.put_u64(a.term);
+        b.put_u64(a.id);
+    }
+    b.freeze()
+}
+
+/// The state machine a snapshot made by [`encode_state`] holds; an error for bytes that
+/// are not a whole number of slots.
+pub fn decode_state(data: &Bytes) -> Result<Vec<Applied>, String> {
+    if !data.len().is_multiple_of(SLOT_BYTES) {
+        return Err(format!(
+            "snapshot of {} bytes is not a whole number of {SLOT_BYTES}-byte slots",
+            data.len()
+        ));
+    }
+    let mut rest = data.clone();
+    let mut out = Vec::with_capacity(data.len() / SLOT_BYTES);
+    while rest.has_remaining() {
+        out.push(Applied {
+            index: out.len() as Index + 1,
+            term: rest.get_u64(),
+            id: rest.get_u64(),
+        });
+    }
+    Ok(out)
+}
+
 /// The properties the checker enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Property {
@@ -71,6 +108,10 @@ pub enum Property {
     AcknowledgedDurability,
     /// Once faults heal, a leader is elected and new proposals commit on every node.
     Liveness,
+    /// A state machine restored from a snapshot at an index (installed from a leader, or
+    /// reloaded after a crash) equals the state of a node that applied the log up to that
+    /// index, and so does what every snapshot taken decodes to.
+    SnapshotFidelity,
     /// The core kept its side of the driver contract (well-formed messages and writes,
     /// no compaction of unapplied entries, no timer that fires forever).
     CoreContract,
@@ -453,6 +494,84 @@ impl StateMachineSafety {
     }
 }
 
+/// Snapshots hold what applying the log holds: a digest of the state machine after each
+/// index, built from the nodes that apply the log entry by entry (State Machine Safety
+/// makes it one sequence), against which every snapshot taken or restored is compared.
+#[derive(Debug, Default)]
+pub struct SnapshotFidelity {
+    /// digests[i - 1]: the state after applying the log through index i.
+    digests: Vec<u64>,
+}
+
+fn slot_digest(prev: u64, a: &Applied) -> u64 {
+    let mut h = FxHasher(prev);
+    h.write_u64(a.index);
+    h.write_u64(a.term);
+    h.write_u64(a.id);
+    h.finish()
+}
+
+impl SnapshotFidelity {
+    /// Some node applied `e` from its log (after the other checks accepted it).
+    pub fn applied(&mut self, e: &Entry) {
+        if e.index == self.digests.len() as Index + 1 {
+            let prev = self.digests.last().copied().unwrap_or(0);
+            self.digests.push(slot_digest(prev, &Applied::of(e)));
+        }
+    }
+
+    /// `node` holds `state` as its state machine at `index`, from a snapshot (`what` says
+    /// which: taken, installed, reloaded).
+    pub fn holds(
+        &self,
+        node: NodeId,
+        index: Index,
+        state: &[Applied],
+        what: &str,
+    ) -> Result<(), Breach> {
+        if state.len() as Index != index {
+            return breach(
+                vec![node],
+                format!(
+                    "node {node}'s {what} snapshot at index {index} holds {} slots",
+                    state.len()
+                ),
+            );
+        }
+        if index == 0 {
+            return Ok(());
+        }
+        let Some(&want) = self.digests.get(index as usize - 1) else {
+            return breach(
+                vec![node],
+                format!(
+                    "node {node}'s {what} snapshot covers index {index}, but the log was applied \
+                     only up to {}",
+                    self.digests.len()
+                ),
+            );
+        };
+        let mut d = 0;
+        for (k, a) in state.iter().enumerate() {
+            d = slot_digest(d, a);
+            if self.digests[k] != d {
+                return breach(
+                    vec![node],
+                    format!(
+                        "node {node}'s {what} snapshot at index {index} differs from the applied \
+                         log at index {} (holds term {}, payload {})",
+                        k + 1,
+                        a.term,
+                        a.id
+                    ),
+                );
+            }
+        }
+        debug_assert_eq!(d, want);
+        Ok(())
+    }
+}
+
 /// A proposal acknowledged to its client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ack {
@@ -537,6 +656,8 @@ pub struct Checker {
     pub state_machine_safety: StateMachineSafety,
     /// Acknowledged proposals survive.
     pub acknowledged_durability: AcknowledgedDurability,
+    /// Snapshots hold what applying the log holds.
+    pub snapshot_fidelity: SnapshotFidelity,
 }
 
 impl Checker {
@@ -550,6 +671,7 @@ impl Checker {
             leader_completeness: LeaderCompleteness,
             state_machine_safety: StateMachineSafety::default(),
             acknowledged_durability: AcknowledgedDurability::default(),
+            snapshot_fidelity: SnapshotFidelity::default(),
         }
     }
 
@@ -671,7 +793,38 @@ impl Checker {
     /// `node` applies `e` to its state machine.
     pub fn applied(&mut self, time: Time, node: NodeId, e: &Entry) -> Result<(), Violation> {
         let r = self.state_machine_safety.applied(node, e, &self.committed);
-        self.wrap(Property::StateMachineSafety, time, r)
+        self.wrap(Property::StateMachineSafety, time, r)?;
+        self.snapshot_fidelity.applied(e);
+        Ok(())
+    }
+
+    /// `node` took a snapshot at `index` whose data decodes to `state`.
+    pub fn snapshot_taken(
+        &mut self,
+        time: Time,
+        node: NodeId,
+        index: Index,
+        state: &[Applied],
+    ) -> Result<(), Violation> {
+        let r = self.snapshot_fidelity.holds(node, index, state, "taken");
+        self.wrap(Property::SnapshotFidelity, time, r)
+    }
+
+    /// `node` replaced its state machine with `state`, restored from a snapshot at `index`
+    /// (`what`: installed from a leader, or reloaded after a crash); it applies from
+    /// `index + 1` on.
+    pub fn restored(
+        &mut self,
+        time: Time,
+        node: NodeId,
+        index: Index,
+        state: &[Applied],
+        what: &str,
+    ) -> Result<(), Violation> {
+        let r = self.snapshot_fidelity.holds(node, index, state, what);
+        self.wrap(Property::SnapshotFidelity, time, r)?;
+        self.state_machine_safety.rolled_back(node, index);
+        Ok(())
     }
 
     /// `node` crashed and its state machine rolled back to its snapshot at `applied_to`.

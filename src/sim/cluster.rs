@@ -16,11 +16,13 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::raft::{
     Entry, Event, HardState, Index, LogStore, MemStore, Message, MessageBody, NodeId, ProposeError,
-    RaftNode, Role, Stats, StoreError, Term, Time,
+    RaftNode, Role, Snapshot, Stats, StoreError, Term, Time,
 };
 use crate::storage::{FileStore, SyncPolicy};
 
-use super::checker::{payload_id, Ack, Applied, Checker, Property, Violation};
+use super::checker::{
+    decode_state, encode_state, payload_id, Ack, Applied, Checker, Property, Violation,
+};
 use super::config::{Proposals, SimConfig, StoreKind};
 use super::{
     derive_seed, SimError, STREAM_CLIENT, STREAM_CLOCK, STREAM_FAULT, STREAM_NET, STREAM_NODE,
@@ -240,6 +242,18 @@ impl LogStore for NodeStore {
             NodeStore::File { store, .. } => store.entries(lo, hi),
         }
     }
+    fn save_snapshot(&mut self, snap: &Snapshot) -> Result<(), StoreError> {
+        match self {
+            NodeStore::Mem(s) => s.save_snapshot(snap),
+            NodeStore::File { store, .. } => store.save_snapshot(snap),
+        }
+    }
+    fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        match self {
+            NodeStore::Mem(s) => s.snapshot(),
+            NodeStore::File { store, .. } => store.snapshot(),
+        }
+    }
 }
 
 /// A node's clock: `offset + true_time * rate_ppm / 1e6`, so it may run fast or slow.
@@ -353,6 +367,9 @@ fn add_stats(acc: &mut Stats, s: &Stats) {
     acc.vote_requests += s.vote_requests;
     acc.vote_responses += s.vote_responses;
     acc.elections += s.elections;
+    acc.snapshot_chunks += s.snapshot_chunks;
+    acc.snapshot_bytes_sent += s.snapshot_bytes_sent;
+    acc.snapshots_installed += s.snapshots_installed;
 }
 
 impl Simulation {
@@ -615,6 +632,14 @@ impl Simulation {
                         ae.leader_commit,
                         ae.compact_floor
                     ),
+                    MessageBody::InstallSnapshot(is) => format!(
+                        "snapshot ({}, t{}) offset {} {} bytes done {}",
+                        is.meta.index,
+                        is.meta.term,
+                        is.offset,
+                        is.data.len(),
+                        is.done
+                    ),
                     other => format!("{other:?}"),
                 };
                 let stale = self.nodes[msg.to as usize - 1].epoch != *epoch;
@@ -717,7 +742,12 @@ impl Simulation {
             .nodes
             .iter()
             .filter_map(|sn| sn.raft.as_ref())
-            .any(|r| r.role() == Role::Leader && r.log().last_index() == commit);
+            .any(|r| {
+                // A proposal still lingering in the batcher has an index but no entry yet.
+                r.role() == Role::Leader
+                    && r.log().last_index() == commit
+                    && r.pending_proposals() == 0
+            });
         leader_done
             && self.nodes.iter().all(|sn| {
                 let r = sn.raft.as_ref().expect("checked above");
@@ -887,7 +917,9 @@ impl Simulation {
             for m in rd.messages {
                 self.send(m);
             }
-            if self.nodes[n].torn_crash && (rd.hard_state.is_some() || !rd.entries.is_empty()) {
+            if self.nodes[n].torn_crash
+                && (rd.hard_state.is_some() || rd.snapshot.is_some() || !rd.entries.is_empty())
+            {
                 self.report.torn_crashes += 1;
                 return self.crash(n);
             }
@@ -900,6 +932,15 @@ impl Simulation {
                 }
                 let r = self.nodes[n].store.save_hard_state(hs);
                 if !self.stored_or_stopped(n, id, r, "Ready.hard_state")? {
+                    return Ok(());
+                }
+            }
+            if let Some(snap) = &rd.snapshot {
+                if self.store_fails() {
+                    return self.stop_on_store_failure(n);
+                }
+                let r = self.nodes[n].store.save_snapshot(snap);
+                if !self.stored_or_stopped(n, id, r, "Ready.snapshot")? {
                     return Ok(());
                 }
             }
@@ -958,7 +999,10 @@ impl Simulation {
                 self.send(m);
             }
 
-            // 4. Apply.
+            // 4. Restore the state machine from a leader's snapshot, then apply.
+            if let Some(snap) = &rd.snapshot {
+                self.restore_state(n, snap, "installed")?;
+            }
             let mut refill = 0;
             for e in &rd.committed {
                 self.apply(n, e, &mut refill)?;
@@ -968,6 +1012,12 @@ impl Simulation {
             if let Some(last) = rd.committed.last() {
                 raft.applied(last.index);
             }
+            if let Some(index) = raft.snapshot_due() {
+                if !self.take_snapshot(n, index)? {
+                    return Ok(());
+                }
+            }
+            let sn = &mut self.nodes[n];
 
             // 5. Compact.
             if let Some(upto) = rd.compact_to {
@@ -990,6 +1040,67 @@ impl Simulation {
         }
         self.schedule_timer(n);
         Ok(())
+    }
+
+    /// Replaces node `n`'s state machine with the one `snap` holds (`what`: installed from
+    /// a leader, or reloaded after a crash), checking it against the applied log.
+    fn restore_state(&mut self, n: usize, snap: &Snapshot, what: &str) -> Result<(), Violation> {
+        if !self.cfg.checks {
+            return Ok(());
+        }
+        let id = self.nodes[n].id;
+        let state = match decode_state(&snap.data) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(self.violation(Property::SnapshotFidelity, vec![id], e));
+            }
+        };
+        self.checker
+            .restored(self.now, id, snap.meta.index, &state, what)?;
+        self.nodes[n].applied = state;
+        Ok(())
+    }
+
+    /// Node `n` snapshots its state machine at `index` (its applied index) and saves it;
+    /// false if the save failed and the node stopped.
+    fn take_snapshot(&mut self, n: usize, index: Index) -> Result<bool, Violation> {
+        let id = self.nodes[n].id;
+        let data = if self.cfg.checks {
+            let applied = &self.nodes[n].applied;
+            if applied.len() as Index != index {
+                let len = applied.len();
+                return Err(self.violation(
+                    Property::CoreContract,
+                    vec![id],
+                    format!("snapshot_due() says {index} but the state machine applied {len}"),
+                ));
+            }
+            encode_state(applied)
+        } else {
+            Bytes::new()
+        };
+        let raft = self.nodes[n].raft.as_mut().expect("up");
+        let snap = match raft.snapshot_taken(index, data) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(self.violation(
+                    Property::CoreContract,
+                    vec![id],
+                    format!("snapshot_due() offered {index} but snapshot_taken refused it: {e}"),
+                ))
+            }
+        };
+        if self.cfg.checks {
+            let state = decode_state(&snap.data)
+                .map_err(|e| self.violation(Property::SnapshotFidelity, vec![id], e))?;
+            self.checker.snapshot_taken(self.now, id, index, &state)?;
+        }
+        if self.store_fails() {
+            self.stop_on_store_failure(n)?;
+            return Ok(false);
+        }
+        let r = self.nodes[n].store.save_snapshot(&snap);
+        self.stored_or_stopped(n, id, r, "a snapshot taken")
     }
 
     fn observe(&mut self, n: usize, ev: &Event) -> Result<(), Violation> {
@@ -1208,6 +1319,18 @@ impl Simulation {
             let id = sn.id;
             return Err(self.violation(Property::CoreContract, vec![id], e.to_string()));
         }
+        let stored = match sn.store.snapshot() {
+            Ok(s) => s.filter(|s| s.meta.index == sn.store.snapshot_point().0),
+            Err(e) => {
+                let id = sn.id;
+                return Err(self.violation(Property::CoreContract, vec![id], e.to_string()));
+            }
+        };
+        if let Some(snap) = stored {
+            // The state machine is rebuilt from the stored snapshot, as a real driver's is.
+            return self.restore_state(n, &snap, "reloaded");
+        }
+        let sn = &mut self.nodes[n];
         if self.cfg.checks {
             let snap = sn.store.snapshot_point().0;
             if (sn.applied.len() as Index) < snap {

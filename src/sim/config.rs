@@ -235,9 +235,13 @@ impl SimConfig {
         net.hold = pick(r, &[0.0, 0.0, 0.001, 0.01, 0.05]);
         faults.store_failure = pick(r, &[0.0, 0.0, 0.001, 0.01]);
         faults.clock_drift = pick(r, &[0.0, 0.0, 0.001, 0.05, 0.2]);
+        // Half the runs snapshot (small thresholds, so that crashed and cut-off nodes catch
+        // up by InstallSnapshot), in chunks small enough that most transfers take several.
+        raft.snapshot_entries = pick(r, &[0, 0, 10, 50, 200]);
+        raft.snapshot_chunk_bytes = pick(r, &[4096, 65536, 1 << 20]);
 
         // A node cut off for the whole fault phase must fetch the whole log once it heals,
-        // entry by entry (there is no snapshot install yet), within the liveness bound. Size
+        // entry by entry when the run takes no snapshots, within the liveness bound. Size
         // the load so the log stays within what this configuration replicates in half the
         // bound; otherwise a starved configuration would fail liveness on throughput alone.
         let budget = replication_capacity(&raft, &net) * (election_timeout * 2 * 5).as_secs_f64();

@@ -12,8 +12,15 @@
 //! RAFTBENCH_SIM_SEED=1234 cargo test --test simulation replay -- --nocapture
 //! ```
 //!
+//! Half the mixed-fault runs take state-machine snapshots every few entries (the simulated
+//! state machine is the sequence of applied entries; its snapshot, their encoding), so that
+//! crashed and cut-off nodes catch up by InstallSnapshot in chunks and restart from their
+//! stored snapshot.
+//!
 //! After every event the [`checker`] verifies Raft's safety properties incrementally
-//! (Election Safety, Log Matching, Leader Completeness, State Machine Safety); at the end
+//! (Election Safety, Log Matching, Leader Completeness, State Machine Safety, and Snapshot
+//! Fidelity: every snapshot taken, installed or reloaded holds what applying the log up to
+//! its index holds); at the end
 //! it verifies that every acknowledged proposal is on every node exactly once. Each run ends
 //! with a liveness check: once the faults heal, a fresh proposal must commit on every node
 //! within ten maximum election timeouts.

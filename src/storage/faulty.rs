@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::raft::{DurableSink, Entry, HardState, Index, LogStore, MemStore, StoreError, Term};
+use crate::raft::{
+    DurableSink, Entry, HardState, Index, LogStore, MemStore, Snapshot, StoreError, Term,
+};
 
 /// The fault state of one node's disk, shared between the harness and the node's store.
 #[derive(Debug, Default)]
@@ -112,6 +114,17 @@ impl<S: LogStore> LogStore for FaultyStore<S> {
         self.inner.compact(upto)
     }
 
+    fn save_snapshot(&mut self, snap: &Snapshot) -> Result<(), StoreError> {
+        self.fault.check_room()?;
+        self.inner.save_snapshot(snap)?;
+        self.fault.delay();
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.snapshot()
+    }
+
     fn hard_state(&self) -> HardState {
         self.inner.hard_state()
     }
@@ -168,6 +181,12 @@ impl LogStore for SharedMemStore {
     }
     fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
         self.get().save_hard_state(hs)
+    }
+    fn save_snapshot(&mut self, snap: &Snapshot) -> Result<(), StoreError> {
+        self.get().save_snapshot(snap)
+    }
+    fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        self.get().snapshot()
     }
     fn compact(&mut self, upto: Index) -> Result<(), StoreError> {
         self.get().compact(upto)

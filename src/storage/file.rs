@@ -9,6 +9,7 @@
 //! | [`LOG_FILE`] (`raft.log`) | records, back to back, no header |
 //! | [`HARD_STATE_FILE`] (`hard_state`) | `[u32 crc][term u64][voted u8: 0 or 1][voted_for u64]` (21 bytes; crc of the 17 after it) |
 //! | [`META_FILE`] (`meta`) | `[u32 crc][snapshot_index u64][snapshot_term u64]` (20 bytes; crc of the 16 after it) |
+//! | [`SNAPSHOT_FILE`] (`snapshot`) | `[u32 crc][index u64][term u64][voter count u32][voters u64 each][data]` (crc of everything after it) |
 //!
 //! A log record is `[u32 len][u32 crc][body]`, where `body` is
 //! `[term u64][index u64][kind u8][data]`, `len` is the body's length (at least 17) and
@@ -44,6 +45,15 @@
 //!   are skipped on open. Because the meta file is replaced before the log is rewritten,
 //!   a crash between the two leaves a log that starts at or below the snapshot point, which
 //!   is fine; the other order could leave a hole.
+//!
+//! - **Snapshot** ([`LogStore::save_snapshot`]): the snapshot file is replaced atomically
+//!   (temporary file, sync, rename, directory sync); then, if the log's entry at the
+//!   snapshot's index does not have its term (a leader's snapshot over a short or divergent
+//!   log), the log file is cut to nothing and synced; then the meta file gets the snapshot
+//!   point; a log whose entry there matches loses its prefix as in a compaction. A crash
+//!   between these steps leaves a snapshot file ahead of the meta file, and the next open
+//!   finishes the job (the same cut, then the meta file), so the snapshot is never lost
+//!   and no log entry that contradicts it survives.
 //!
 //! # Recovery
 //!
@@ -93,7 +103,10 @@ use bytes::Bytes;
 use super::group::{timed_sync, SyncStats, Syncer};
 use super::SyncPolicy;
 use crate::raft::store;
-use crate::raft::{DurableSink, Entry, EntryKind, HardState, Index, LogStore, StoreError, Term};
+use crate::raft::{
+    DurableSink, Entry, EntryKind, HardState, Index, LogStore, Snapshot, SnapshotMeta, StoreError,
+    Term,
+};
 
 /// Name of the log file inside a store's directory.
 pub const LOG_FILE: &str = "raft.log";
@@ -101,6 +114,8 @@ pub const LOG_FILE: &str = "raft.log";
 pub const HARD_STATE_FILE: &str = "hard_state";
 /// Name of the file holding the snapshot point inside a store's directory.
 pub const META_FILE: &str = "meta";
+/// Name of the file holding the latest state-machine snapshot inside a store's directory.
+pub const SNAPSHOT_FILE: &str = "snapshot";
 /// Name of the lock file inside a store's directory: held (`flock`) while a store is open,
 /// it holds the owner's process id for the error message a second opener gets.
 pub const LOCK_FILE: &str = "LOCK";
@@ -160,6 +175,8 @@ pub struct FileStore {
     snapshot_term: Term,
     /// Every entry after the snapshot point, so that reads never touch the disk.
     entries: VecDeque<Entry>,
+    /// The latest snapshot saved (its data is shared with whoever reads it).
+    snapshot: Option<Snapshot>,
     /// File offset of each record in `entries`: where an overwrite cuts the file.
     offsets: VecDeque<u64>,
     recovery: Recovery,
@@ -186,7 +203,7 @@ impl FileStore {
         // Before anything is read or cut: a second writer on the same files would interleave
         // records the first never knew of.
         let lock = lock_dir(dir)?;
-        for name in [LOG_FILE, HARD_STATE_FILE, META_FILE] {
+        for name in [LOG_FILE, HARD_STATE_FILE, META_FILE, SNAPSHOT_FILE] {
             // A leftover temporary file is a replacement that never reached its rename:
             // the file it was meant to replace is still the valid one.
             match fs::remove_file(tmp_path(dir, name)) {
@@ -229,6 +246,7 @@ impl FileStore {
             snapshot_index,
             snapshot_term,
             entries: VecDeque::new(),
+            snapshot: None,
             offsets: VecDeque::new(),
             recovery: Recovery::default(),
             buf: Vec::new(),
@@ -236,7 +254,72 @@ impl FileStore {
             _lock: lock,
         };
         store.recover_log()?;
+        if let Some(snap) = read_snapshot(dir)? {
+            if snap.meta.index > store.snapshot_index {
+                // A save that crashed before its meta file was replaced: finish it.
+                tracing::warn!(
+                    dir = %dir.display(),
+                    snapshot_index = snap.meta.index,
+                    meta_index = store.snapshot_index,
+                    "snapshot file is ahead of the meta file; finishing the interrupted save"
+                );
+                store.cut_to_snapshot(&snap.meta)?;
+            }
+            store.snapshot = Some(snap);
+        }
         Ok(store)
+    }
+
+    /// Discards the log up to `meta`'s index and records it as the snapshot point, once the
+    /// snapshot file is durable (module docs: the log is cut before the meta file changes).
+    fn cut_to_snapshot(&mut self, meta: &SnapshotMeta) -> Result<(), StoreError> {
+        let (index, term) = (meta.index, meta.term);
+        if index < self.snapshot_index {
+            return Ok(());
+        }
+        let n = (index - self.snapshot_index) as usize;
+        let matches = n == 0 || self.entries.get(n - 1).is_some_and(|e| e.term == term);
+        if !matches {
+            self.log.set_len(0)?;
+            self.entries.clear();
+            self.offsets.clear();
+            self.log_len = 0;
+            self.sync.sync(&self.log)?;
+        }
+        let mut body = [0u8; META_BODY];
+        body[0..8].copy_from_slice(&index.to_be_bytes());
+        body[8..16].copy_from_slice(&term.to_be_bytes());
+        self.replace_small(META_FILE, &body)?;
+        self.snapshot_index = index;
+        self.snapshot_term = term;
+        if matches {
+            self.entries.drain(..n);
+            self.offsets.drain(..n);
+            self.maybe_reclaim()?;
+        }
+        Ok(())
+    }
+
+    fn save_snapshot_inner(&mut self, snap: &Snapshot) -> Result<(), StoreError> {
+        if snap.meta.index < self.snapshot_index {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(4 + 20 + 8 * snap.meta.voters.len() + snap.data.len());
+        bytes.extend_from_slice(&[0; 4]);
+        bytes.extend_from_slice(&snap.meta.index.to_be_bytes());
+        bytes.extend_from_slice(&snap.meta.term.to_be_bytes());
+        let voters = u32::try_from(snap.meta.voters.len())
+            .map_err(|_| invalid_data("snapshot names too many voters".into()))?;
+        bytes.extend_from_slice(&voters.to_be_bytes());
+        for v in &snap.meta.voters {
+            bytes.extend_from_slice(&v.to_be_bytes());
+        }
+        bytes.extend_from_slice(&snap.data);
+        let crc = crc32fast::hash(&bytes[4..]);
+        bytes[0..4].copy_from_slice(&crc.to_be_bytes());
+        self.replace_whole(SNAPSHOT_FILE, &bytes)?;
+        self.snapshot = Some(snap.clone());
+        self.cut_to_snapshot(&snap.meta)
     }
 
     /// The directory this store lives in.
@@ -448,9 +531,15 @@ impl FileStore {
         let mut bytes = Vec::with_capacity(4 + body.len());
         bytes.extend_from_slice(&crc32fast::hash(body).to_be_bytes());
         bytes.extend_from_slice(body);
+        self.replace_whole(name, &bytes)
+    }
+
+    /// Replaces file `name` atomically with `bytes`: temporary file, sync, rename, sync of
+    /// the directory (no syncs under [`SyncPolicy::None`]).
+    fn replace_whole(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         let tmp = tmp_path(&self.dir, name);
         let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         self.sync.sync(&f)?;
         drop(f);
         fs::rename(&tmp, self.dir.join(name))?;
@@ -687,6 +776,55 @@ impl LogStore for FileStore {
     fn entries(&self, lo: Index, hi: Index) -> Result<Vec<Entry>, StoreError> {
         store::read_range(&self.entries, self.snapshot_index, lo, hi)
     }
+
+    fn save_snapshot(&mut self, snap: &Snapshot) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let r = self.save_snapshot_inner(snap);
+        self.note(r)
+    }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.snapshot.clone())
+    }
+}
+
+/// Reads the snapshot file of `dir`: None if there is none, an error naming the file if it
+/// is damaged (it is replaced atomically, so damage is not a torn write).
+fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>, StoreError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let bad = |why: String| invalid_data(format!("{}: {why}", path.display()));
+    if bytes.len() < 4 + 20 {
+        return Err(bad(format!(
+            "{} bytes is shorter than a header",
+            bytes.len()
+        )));
+    }
+    if crc32fast::hash(&bytes[4..]) != be_u32(&bytes[0..4]) {
+        return Err(bad("checksum mismatch".into()));
+    }
+    let index = be_u64(&bytes[4..12]);
+    let term = be_u64(&bytes[12..20]);
+    let count = be_u32(&bytes[20..24]) as usize;
+    let data_at = count
+        .checked_mul(8)
+        .and_then(|v| v.checked_add(24))
+        .filter(|&at| at <= bytes.len())
+        .ok_or_else(|| bad(format!("{count} voters do not fit in the file")))?;
+    let voters = bytes[24..data_at].chunks_exact(8).map(be_u64).collect();
+    let data = Bytes::from(bytes).slice(data_at..);
+    Ok(Some(Snapshot {
+        meta: SnapshotMeta {
+            index,
+            term,
+            voters,
+        },
+        data,
+    }))
 }
 
 /// Appends `e`'s record to `buf`.

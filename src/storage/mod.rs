@@ -16,7 +16,9 @@ pub mod floor;
 pub mod group;
 
 pub use faulty::{DiskFault, FaultyStore, SharedMemStore};
-pub use file::{FileStore, Recovery, HARD_STATE_FILE, LOCK_FILE, LOG_FILE, META_FILE};
+pub use file::{
+    FileStore, Recovery, HARD_STATE_FILE, LOCK_FILE, LOG_FILE, META_FILE, SNAPSHOT_FILE,
+};
 pub use floor::SyncFloor;
 pub use group::{SyncSnapshot, SyncStats};
 
@@ -112,5 +114,14 @@ impl<S: crate::raft::LogStore> crate::raft::LogStore for InlineSync<S> {
         hi: crate::raft::Index,
     ) -> Result<Vec<crate::raft::Entry>, crate::raft::StoreError> {
         self.0.entries(lo, hi)
+    }
+    fn save_snapshot(
+        &mut self,
+        snap: &crate::raft::Snapshot,
+    ) -> Result<(), crate::raft::StoreError> {
+        self.0.save_snapshot(snap)
+    }
+    fn snapshot(&self) -> Result<Option<crate::raft::Snapshot>, crate::raft::StoreError> {
+        self.0.snapshot()
     }
 }
