@@ -332,7 +332,7 @@ fn durability(md: &mut String, run: &RunSummary) {
     let _ = writeln!(md, "## Durability (logs in files)\n");
     let _ = writeln!(
         md,
-        "The floor is a loop of write + sync of one record of the point's size per writer, one writer per node at once (the point's own concurrency), on the same file system, measured just before the point; the lone-writer loop is shown beside it, since an idle disk can be far slower. `x floor` is committed requests per second over one floor writer's syncs per second.\n"
+        "The floor is a loop of write + sync of one record of the point's size per writer, one writer per node at once (the point's own concurrency), on the same file system, measured just before the point; the lone-writer loop is shown beside it, since a disk can treat one writer and several very differently. `x floor` is committed requests per second over one floor writer's syncs per second.\n"
     );
     let _ = writeln!(
         md,

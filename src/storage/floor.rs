@@ -3,11 +3,14 @@
 //! than one such write plus sync, so durable figures are judged against this floor,
 //! measured in the same run, on the same file system, with records of the same size.
 //!
-//! The number of concurrent writers matters as much as the disk: on the VM this project
-//! was developed on, one writer alone got 177 write+fsync cycles/s (p50 4.1 ms), while
-//! three writers at once got about 3,600/s each (p50 0.17 ms): an idle flush path is slow,
-//! as an idle thread is slow to wake. A cluster of three nodes syncs three logs at once, so
-//! its floor is measured with one writer per node (and the lone writer is kept beside it).
+//! The conditions matter as much as the disk. On the VM this project was developed on,
+//! while other processes wrote heavily to the same file system, one writer alone got 177
+//! write+fsync cycles/s (p50 4.1 ms) and three writers at once about 3,600/s each (p50
+//! 0.17 ms): concurrent syncs share the file system's journal commits. On the same VM
+//! when quiet, one writer got about 5,500/s and three about 4,100/s each
+//! (`results/durable/`). A cluster of three nodes syncs three logs at once, so its floor is
+//! measured with one writer per node, in the same run, just before the point; the lone
+//! writer is kept beside it.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
