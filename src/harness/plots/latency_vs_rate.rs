@@ -8,25 +8,16 @@ use super::canvas::{
     PLOT_WIDTH, SATURATED,
 };
 use super::format::{micros, si};
-use super::series::group_by_other_params;
-use super::{pe, PlotError, RATE_KEY};
-use crate::harness::summary::{Baseline, LoadKind, RunSummary};
+use super::series::rate_groups;
+use super::{pe, PlotError};
+use crate::harness::summary::{Baseline, RunSummary};
 
 /// Client latency p50/p99/p99.9 against offered rate for every series sweeping
 /// `workload.rate` (log-log), saturated and invalid points ringed and labelled.
 pub fn latency_vs_rate(run: &RunSummary) -> Result<Option<String>, PlotError> {
-    let points = run.points.iter().filter(|p| {
-        p.params.contains_key(RATE_KEY)
-            && p.load == LoadKind::OpenLoop
-            && p.offered_rate > 0.0
-            && p.latency.count > 0
-    });
-    let mut groups = group_by_other_params(points, RATE_KEY);
+    let groups = rate_groups(run, |p| p.latency.count > 0);
     if groups.is_empty() {
         return Ok(None);
-    }
-    for (_, g) in &mut groups {
-        g.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
     }
     let all = || groups.iter().flat_map(|(_, g)| g.iter());
     // The raw floors only (plain quinn and TCP), when measured: five close lines with

@@ -7,9 +7,9 @@ use plotters::prelude::*;
 use super::axis::{decades, max_of, min_positive};
 use super::canvas::{color, figure_chart, styled, svg, with_legend, Legend, Mark, PLOT_WIDTH};
 use super::format::si;
-use super::series::group_by_other_params;
-use super::{pe, PlotError, RATE_KEY};
-use crate::harness::summary::{LoadKind, PointSummary, RunSummary};
+use super::series::rate_groups;
+use super::{pe, PlotError};
+use crate::harness::summary::{PointSummary, RunSummary};
 
 /// A quantity drawn: its legend label and how to read it from a point.
 type Quantity = (&'static str, fn(&PointSummary) -> f64);
@@ -30,18 +30,9 @@ const QUANTITIES: [Quantity; 3] = [
 /// Batch size, uncommitted entries and inbox depth (means) against offered rate for every
 /// series sweeping `workload.rate`.
 pub fn queues_vs_rate(run: &RunSummary) -> Result<Option<String>, PlotError> {
-    let points = run.points.iter().filter(|p| {
-        p.params.contains_key(RATE_KEY)
-            && p.load == LoadKind::OpenLoop
-            && p.offered_rate > 0.0
-            && p.queue_depth.count > 0
-    });
-    let mut groups = group_by_other_params(points, RATE_KEY);
+    let groups = rate_groups(run, |p| p.queue_depth.count > 0);
     if groups.is_empty() {
         return Ok(None);
-    }
-    for (_, g) in &mut groups {
-        g.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
     }
     let all = || groups.iter().flat_map(|(_, g)| g.iter());
     let values = || all().flat_map(|p| QUANTITIES.iter().map(move |(_, f)| f(p)));

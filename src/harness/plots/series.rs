@@ -31,6 +31,26 @@ pub fn group_by_other_params<'a>(
     groups
 }
 
+/// The open-loop points of every series sweeping the offered rate that also pass `keep`,
+/// one group per line (as [`group_by_other_params`]), each sorted by offered rate: what
+/// every plot against offered rate draws.
+pub fn rate_groups(
+    run: &RunSummary,
+    keep: impl Fn(&PointSummary) -> bool,
+) -> Vec<(String, Vec<&PointSummary>)> {
+    let points = run.points.iter().filter(|p| {
+        p.params.contains_key(super::RATE_KEY)
+            && p.load == super::super::summary::LoadKind::OpenLoop
+            && p.offered_rate > 0.0
+            && keep(p)
+    });
+    let mut groups = group_by_other_params(points, super::RATE_KEY);
+    for (_, g) in &mut groups {
+        g.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
+    }
+    groups
+}
+
 /// A point as a legend shows it: its series and swept values, short knob names.
 pub fn point_label(run: &RunSummary, name: &str) -> String {
     match run.points.iter().find(|p| p.name == name) {

@@ -9,9 +9,9 @@ use super::canvas::{
     SATURATED,
 };
 use super::format::si;
-use super::series::group_by_other_params;
-use super::{pe, PlotError, RATE_KEY};
-use crate::harness::summary::{LoadKind, RunSummary};
+use super::series::rate_groups;
+use super::{pe, PlotError};
+use crate::harness::summary::RunSummary;
 
 /// Fraction of the peak a point past the knee must still deliver (the line drawn).
 pub const PEAK_FRACTION: f64 = 0.9;
@@ -20,15 +20,9 @@ pub const PEAK_FRACTION: f64 = 0.9;
 /// against offered rate for every series sweeping `workload.rate`, with the ideal
 /// delivered = offered line and 90% of each series' peak.
 pub fn throughput_vs_rate(run: &RunSummary) -> Result<Option<String>, PlotError> {
-    let points = run.points.iter().filter(|p| {
-        p.params.contains_key(RATE_KEY) && p.load == LoadKind::OpenLoop && p.offered_rate > 0.0
-    });
-    let mut groups = group_by_other_params(points, RATE_KEY);
+    let groups = rate_groups(run, |_| true);
     if groups.is_empty() {
         return Ok(None);
-    }
-    for (_, g) in &mut groups {
-        g.sort_by(|a, b| a.offered_rate.total_cmp(&b.offered_rate));
     }
     let all = || groups.iter().flat_map(|(_, g)| g.iter());
     let overload_rate = |p: &crate::harness::summary::PointSummary| {
