@@ -1445,14 +1445,7 @@ impl RaftNode {
             return;
         }
         // term == self.term: there is a leader of our term, and it is `from`.
-        if self.role != Role::Follower {
-            self.become_follower(term, Some(from));
-        } else {
-            self.set_leader(Some(from));
-            self.leader_contact = Some(self.now);
-            self.prevotes = None;
-            self.reset_election_deadline();
-        }
+        self.heard_from_leader(from, term);
 
         let last = self.log.last_index();
         let prev = ae.prev_log_index;
@@ -1510,13 +1503,9 @@ impl RaftNode {
         self.respond_append(from, prev, match_index, None);
     }
 
-    fn on_install_snapshot(&mut self, from: NodeId, term: Term, m: InstallSnapshot) {
-        let (index, snap_term) = (m.meta.index, m.meta.term);
-        if term < self.term {
-            // A deposed leader's chunk: our answer carries the newer term.
-            self.respond_snapshot(from, index, snap_term, 0, None);
-            return;
-        }
+    /// `from` leads our term (an AppendEntries or a snapshot chunk of this term came from
+    /// it): follow it, and count the contact toward not starting an election.
+    fn heard_from_leader(&mut self, from: NodeId, term: Term) {
         if self.role != Role::Follower {
             self.become_follower(term, Some(from));
         } else {
@@ -1525,6 +1514,16 @@ impl RaftNode {
             self.prevotes = None;
             self.reset_election_deadline();
         }
+    }
+
+    fn on_install_snapshot(&mut self, from: NodeId, term: Term, m: InstallSnapshot) {
+        let (index, snap_term) = (m.meta.index, m.meta.term);
+        if term < self.term {
+            // A deposed leader's chunk: our answer carries the newer term.
+            self.respond_snapshot(from, index, snap_term, 0, None);
+            return;
+        }
+        self.heard_from_leader(from, term);
 
         if index <= self.commit {
             // Everything it covers is committed here, and committed entries match the leader's.
