@@ -93,6 +93,23 @@ enum Cmd {
         #[command(subcommand)]
         op: NetnsOp,
     },
+    /// Serves raw echoes for the floor of node processes (the harness starts it; prints
+    /// `listening ADDR`, then echoes until killed).
+    #[command(hide = true)]
+    Echo {
+        /// `quic` or `tcp`.
+        #[arg(long, default_value = "quic")]
+        transport: String,
+        /// Address to listen on (port 0: any free port).
+        #[arg(long)]
+        bind: std::net::SocketAddr,
+        /// Certificate directory of a 2-node cluster (this side is node 2).
+        #[arg(long)]
+        certs: PathBuf,
+        /// Bytes per ping.
+        #[arg(long, default_value_t = raftbench::harness::baseline::DEFAULT_PAYLOAD_BYTES)]
+        payload: usize,
+    },
     /// Talks to a cluster of node processes.
     Client {
         /// The cluster file.
@@ -293,6 +310,31 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Netns { op } => netns(op),
+        Cmd::Echo {
+            transport,
+            bind,
+            certs,
+            payload,
+        } => {
+            let kind = match transport.as_str() {
+                "quic" => raftbench::transport::TransportKind::Quic,
+                "tcp" => raftbench::transport::TransportKind::Tcp,
+                other => bail!("--transport {other}: expected quic or tcp"),
+            };
+            raftbench::harness::baseline::serve_echo(
+                kind,
+                bind,
+                &certs,
+                payload,
+                &raftbench::transport::QuicSettings::default(),
+                |addr| {
+                    use std::io::Write;
+                    println!("listening {addr}");
+                    let _ = std::io::stdout().flush();
+                },
+            )?;
+            Ok(())
+        }
         Cmd::Client {
             config,
             node,

@@ -54,6 +54,32 @@ pub enum NetnsError {
     /// The certificates could not be issued.
     #[error(transparent)]
     Certs(#[from] crate::tls::TlsError),
+    /// The calling thread could not enter a namespace.
+    #[error("cannot enter network namespace {netns}: {source}")]
+    Enter {
+        /// The namespace.
+        netns: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Moves the calling thread (only it: a network namespace is per thread) into network
+/// namespace `netns`, as `ip netns exec` does for a process. Sockets it makes afterwards
+/// live in that namespace, whichever thread later uses them.
+pub fn enter(netns: &str) -> Result<(), NetnsError> {
+    use std::os::fd::AsRawFd;
+    let err = |source| NetnsError::Enter {
+        netns: netns.to_string(),
+        source,
+    };
+    let f = std::fs::File::open(Path::new("/var/run/netns").join(netns)).map_err(err)?;
+    // SAFETY: setns(2) on a namespace file we hold open; CLONE_NEWNET changes only this
+    // thread's network namespace, which a multithreaded process may do.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// One host of the layout.

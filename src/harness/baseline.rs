@@ -344,6 +344,8 @@ const RATE_MATCHED_SAMPLES: usize = 2_000;
 /// What makes two points' floors the same measurement.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloorKey {
+    /// `in_process`, `processes` or `namespaces`: where the two endpoints run.
+    arrangement: String,
     transport: TransportKind,
     threading: Threading,
     pace: Option<Pace>,
@@ -356,6 +358,10 @@ impl FloorKey {
     pub fn of(c: &PointConfig) -> FloorKey {
         let w = &c.workload;
         FloorKey {
+            arrangement: match (c.cluster.target, &c.cluster.netns) {
+                (_, Some(_)) => "namespaces".into(),
+                (t, None) => t.name().into(),
+            },
             transport: c.cluster.transport,
             threading: c.cluster.threading,
             pace: (w.mode == LoadMode::OpenLoop).then_some(Pace {
@@ -577,6 +583,164 @@ fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// Where a pinger binds to reach `peer`: loopback for a loopback peer, else any address
+/// (a socket bound to 127.0.0.1 cannot reach another host's, or namespace's, address).
+fn client_bind(peer: SocketAddr) -> SocketAddr {
+    if peer.ip().is_loopback() {
+        loopback()
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    }
+}
+
+/// The echoing side of a raw floor in another process (`raftbench echo`), for the floor
+/// of node processes: the round trip crosses processes (and, with namespaces, veth pairs
+/// and a bridge) as the nodes' messages do.
+#[derive(Clone, Debug)]
+pub struct EchoPeer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The certificate directory it loaded node 2's identity from; the pinger is node 1.
+    pub certs: std::path::PathBuf,
+    /// The network namespace the pinger must enter to reach it.
+    pub netns: Option<String>,
+    /// How the floor is labelled in `threading`: `processes` or `namespaces`.
+    pub arrangement: String,
+}
+
+/// Serves raw echoes of `payload`-byte pings on `bind` (QUIC as node 2 of the cluster in
+/// `certs`, or plain TCP) until the process is killed; calls `ready` with the address it
+/// listens on. Each connection is echoed by a task of its own.
+pub fn serve_echo(
+    transport: TransportKind,
+    bind: SocketAddr,
+    certs: &std::path::Path,
+    payload: usize,
+    quic: &QuicSettings,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), BaselineError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match transport {
+            TransportKind::Quic => {
+                let identity = tls::load_identity(certs, 2)?;
+                let crypto = QuicServerConfig::try_from(tls::server_config(&identity)?)?;
+                let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+                server.transport_config(raw_quic_config(quic)?);
+                let endpoint = Endpoint::server(server, bind)?;
+                ready(endpoint.local_addr()?);
+                while let Some(incoming) = endpoint.accept().await {
+                    tokio::spawn(async move {
+                        let Ok(conn) = incoming.await else { return };
+                        let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+                            return;
+                        };
+                        let mut buf = vec![0u8; payload];
+                        while recv.read_exact(&mut buf).await.is_ok() {
+                            if send.write_all(&buf).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                Ok(())
+            }
+            TransportKind::Tcp => {
+                let listener = TcpListener::bind(bind).await?;
+                ready(listener.local_addr()?);
+                loop {
+                    let (mut stream, _) = listener.accept().await?;
+                    stream.set_nodelay(true)?;
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; payload];
+                        while stream.read_exact(&mut buf).await.is_ok() {
+                            if stream.write_all(&buf).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+            TransportKind::Mem => Err(BaselineError::Spec(
+                "the memory transport has no echo process",
+            )),
+        }
+    })
+}
+
+/// As [`rate_matched`], against an echo in another process: the floor of node processes.
+pub fn rate_matched_to(c: &PointConfig, peer: &EchoPeer) -> Option<Floor> {
+    let key = FloorKey::of(c);
+    let samples = match key.pace {
+        Some(p) => ((p.rate * RATE_MATCHED_SECONDS) as usize).clamp(100, RATE_MATCHED_SAMPLES),
+        None => RATE_MATCHED_SAMPLES,
+    };
+    let spec = BaselineSpec {
+        samples,
+        quic: c.cluster.quic.clone(),
+        pace: key.pace,
+        payload_bytes: key.payload_bytes,
+        ..BaselineSpec::new(key.transport, FloorLevel::Raw, Threading::PerNode)
+    };
+    let run = {
+        let (spec, peer) = (spec.clone(), peer.clone());
+        move || -> Result<Histogram<u64>, BaselineError> {
+            if let Some(ns) = &peer.netns {
+                crate::netns::enter(ns).map_err(|e| BaselineError::Runtime(e.to_string()))?;
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(guarded(spec.guard(), async {
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(peer.addr);
+                match spec.transport {
+                    TransportKind::Quic => {
+                        let id1 = tls::load_identity(&peer.certs, 1)?;
+                        let mut p = QuicRawPing::connect(id1, &spec, rx).await?;
+                        let h = time_loop(&mut p, &spec).await;
+                        p.conn.close(0u32.into(), b"done");
+                        h
+                    }
+                    _ => {
+                        let mut p = TcpRawPing::connect(spec.payload_bytes, rx).await?;
+                        time_loop(&mut p, &spec).await
+                    }
+                }
+            }))
+        }
+    };
+    // A thread of its own, like the timing endpoint in process (and so that entering a
+    // namespace changes no other thread).
+    let result = std::thread::Builder::new()
+        .name("raftbench-floor-1".into())
+        .spawn(run)
+        .map_err(BaselineError::from)
+        .and_then(|t| join(t));
+    match result {
+        Ok(h) => Some(Floor {
+            transport: spec.label(),
+            threading: peer.arrangement.clone(),
+            rate: key.pace.map_or(0.0, |p| p.rate),
+            arrival: key.pace.map_or(String::new(), |p| {
+                match p.arrival {
+                    Arrival::Constant => "constant",
+                    Arrival::Poisson => "poisson",
+                }
+                .to_string()
+            }),
+            payload_bytes: spec.payload_bytes,
+            rtt: Percentiles::of_nanos(&h),
+        }),
+        Err(e) => {
+            tracing::warn!(floor = %spec.label(), peer = %peer.addr, error = %e, "rate-matched floor not measured");
+            None
+        }
+    }
+}
+
 /// The cluster's QUIC transport parameters, plus the one bidirectional stream the
 /// ping-pong needs (the Raft transport refuses bidirectional streams).
 fn raw_quic_config(quic: &QuicSettings) -> Result<Arc<quinn::TransportConfig>, BaselineError> {
@@ -634,7 +798,7 @@ impl QuicRawPing {
         let crypto = QuicClientConfig::try_from(tls::client_config(&identity)?)?;
         let mut client = quinn::ClientConfig::new(Arc::new(crypto));
         client.transport_config(raw_quic_config(&spec.quic)?);
-        let endpoint = Endpoint::client(loopback())?;
+        let endpoint = Endpoint::client(client_bind(addr))?;
         let conn = endpoint
             .connect_with(client, addr, &tls::server_name(2))?
             .await?;

@@ -19,6 +19,7 @@ pub mod node_recorder;
 pub mod output;
 pub mod plots;
 pub mod point;
+pub mod processes;
 pub mod reply_recorder;
 pub mod report;
 pub mod run;

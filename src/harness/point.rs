@@ -21,8 +21,10 @@ use crate::harness::load::{
     GeneratorReport, GeneratorThread, Intended, OpenLoop,
 };
 use crate::harness::node_recorder::NodeRecorder;
+use crate::harness::output::sanitize;
+use crate::harness::processes::{NodeProcesses, ProcessSetup};
 use crate::harness::reply_recorder::ReplyRecorder;
-use crate::harness::scenario::{LoadMode, Point};
+use crate::harness::scenario::{LoadMode, Point, TargetKind};
 use crate::harness::summarize::{summarize, Recorded};
 use crate::harness::summary::{Correctness, Floor, PointSummary};
 use crate::harness::target::{InProcess, LoadPort, Target, TargetError};
@@ -113,8 +115,29 @@ pub fn run_point_in(
     } else {
         nodes.clone()
     };
-    let target_box: Box<dyn Target> =
-        Box::new(InProcess::start_in(c, observer, data_root).map_err(target_err)?);
+    let target_box: Box<dyn Target> = match c.cluster.target {
+        TargetKind::InProcess => {
+            Box::new(InProcess::start_in(c, observer, data_root).map_err(target_err)?)
+        }
+        TargetKind::Processes | TargetKind::Remote => {
+            // The nodes' cluster file, certificates and logs stay with the results.
+            let dir = match data_root.and_then(Path::parent) {
+                Some(out) => out.join("nodes").join(sanitize(&point.name)),
+                None => std::env::temp_dir()
+                    .join(format!("raftbench-nodes-{}", std::process::id()))
+                    .join(sanitize(&point.name)),
+            };
+            Box::new(
+                NodeProcesses::start(ProcessSetup {
+                    config: c,
+                    dir: &dir,
+                    data_root,
+                    observer: faulted.then(|| frec.clone() as Arc<dyn Observer>),
+                })
+                .map_err(target_err)?,
+            )
+        }
+    };
     // A point that pins its leader sends to it alone (and fails if leadership moves).
     let follower = match target_box.live_handles() {
         Some(h) if faulted && c.cluster.leader.is_none() => {
@@ -349,6 +372,7 @@ pub fn run_point_in(
     let leader = target.leader();
     let sync_floors = target.sync_floors();
     let moved = target.check_leader();
+    let target_info = target.info();
     // Every acknowledged write must be in the log: read each back from the leader now that
     // every fault is undone.
     let correctness = traced.then(|| {
@@ -377,6 +401,11 @@ pub fn run_point_in(
         });
     }
     match moved {
+        // A node that died by itself is named in the summary's target.failures, and the
+        // point counts as failed (see PointSummary::failed); its figures are still written.
+        Err(TargetError::NodeDied(d)) => {
+            tracing::error!(point = %point.name, "{d}: the point failed")
+        }
         Err(e) if c.cluster.leader.is_some() => return Err(target_err(e)),
         Err(_) if faulted => {}
         Err(e) => {
@@ -401,6 +430,7 @@ pub fn run_point_in(
     };
     let sent = rec.generator.sent;
     let (mut summary, hists) = summarize(point, rec, floor);
+    summary.target = target_info;
     if traced {
         summary.faults = log.analyse(&injected, &frec);
         summary.timeline = Some(log.timeline(&intended, sent, INTENDED_SLOTS));

@@ -12,9 +12,10 @@ use crate::harness::histograms::PointHistograms;
 use crate::harness::output::{self, OutputError};
 use crate::harness::plots;
 use crate::harness::point::{run_point_in, RunError};
+use crate::harness::processes::EchoProcess;
 use crate::harness::report;
 use crate::harness::saturation;
-use crate::harness::scenario::Scenario;
+use crate::harness::scenario::{Scenario, TargetKind};
 use crate::harness::summary::{Floor, RunSummary};
 
 /// Round trips per baseline floor.
@@ -29,6 +30,15 @@ pub enum ScenarioError {
     /// Results could not be written.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// A node process died during a point without a fault killing it: the run's results
+    /// are written (the point marked failed), but the run fails.
+    #[error("{dir}: node processes died during: {points} (their logs are under nodes/)")]
+    NodesDied {
+        /// The results directory.
+        dir: PathBuf,
+        /// Each failing point with the nodes that died.
+        points: String,
+    },
     /// A faulted point lost acknowledged writes, or could not read them all back: the run's
     /// results are written, but the run fails.
     #[error("{dir}: acknowledged writes lost or unverified after faults: {points}")]
@@ -113,7 +123,21 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, Scen
                 Some((_, f)) => f.clone(),
                 None => {
                     bar.set_message(format!("{}: its rate-matched floor", p.name));
-                    let f = baseline::rate_matched(&p.config);
+                    let f = match p.config.cluster.target {
+                        TargetKind::InProcess => baseline::rate_matched(&p.config),
+                        // Between two processes (and namespaces), as the nodes talk.
+                        TargetKind::Processes => {
+                            match EchoProcess::start(&p.config, &opts.out_dir.join("nodes")) {
+                                Ok(echo) => baseline::rate_matched_to(&p.config, &echo.peer),
+                                Err(e) => {
+                                    tracing::warn!(point = %p.name, error = %e, "floor not measured");
+                                    None
+                                }
+                            }
+                        }
+                        // The harness cannot start an echo on another host.
+                        TargetKind::Remote => None,
+                    };
                     floors.push((key, f.clone()));
                     f
                 }
@@ -149,6 +173,20 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Result<RunSummary, Scen
             })
         })
         .collect();
+    let died: Vec<String> = run
+        .points
+        .iter()
+        .filter_map(|p| {
+            let t = p.target.as_ref().filter(|t| !t.failures.is_empty())?;
+            Some(format!("{}: {}", p.name, t.failures.join(", ")))
+        })
+        .collect();
+    if !died.is_empty() {
+        return Err(ScenarioError::NodesDied {
+            dir: opts.out_dir.clone(),
+            points: died.join("; "),
+        });
+    }
     if !lost.is_empty() {
         return Err(ScenarioError::AcknowledgedLost {
             dir: opts.out_dir.clone(),

@@ -57,6 +57,42 @@ pub struct ClusterSection {
     /// Where the nodes keep their logs (`[base.cluster.storage]`): in memory (the default)
     /// or in files synced with group commit.
     pub storage: StorageSection,
+    /// Where the nodes run: `in_process` (default: threads of the harness), `processes`
+    /// (`raftbench node` processes the harness starts on this host) or `remote` (an
+    /// existing cluster of node processes, named by `remote`, that the harness only loads
+    /// and measures).
+    pub target: TargetKind,
+    /// With `target = "remote"`: the cluster file that names the nodes (relative to the
+    /// scenario file). Its certificate directory must hold a client certificate.
+    pub remote: Option<PathBuf>,
+    /// With `target = "processes"`: run node N in network namespace `<netns>-nN` and the
+    /// harness's clients in `<netns>-load` (as `raftbench netns up --prefix <netns>` makes
+    /// them; root only), so that every byte crosses veth pairs and a bridge.
+    pub netns: Option<String>,
+}
+
+/// Where a point's nodes run (see [`ClusterSection::target`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// Threads of the harness's own process.
+    #[default]
+    InProcess,
+    /// `raftbench node` processes on this host, started and stopped by the harness.
+    Processes,
+    /// Node processes someone else runs, named by a cluster file.
+    Remote,
+}
+
+impl TargetKind {
+    /// The name a scenario file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::InProcess => "in_process",
+            TargetKind::Processes => "processes",
+            TargetKind::Remote => "remote",
+        }
+    }
 }
 
 /// The kind of log store every node of a point uses.
@@ -127,6 +163,9 @@ impl Default for ClusterSection {
             leader: None,
             slow_apply: None,
             storage: StorageSection::default(),
+            target: TargetKind::InProcess,
+            remote: None,
+            netns: None,
         }
     }
 }
@@ -173,6 +212,10 @@ pub struct Workload {
     pub get_fraction: f64,
     /// Number of distinct keys (default 10,000).
     pub keys: u64,
+    /// Open loop against node processes: `raftbench load` processes that share the rate
+    /// (each `rate / n`, seed + i), their histograms merged exactly (default 0: the load
+    /// comes from the harness's own process).
+    pub load_processes: usize,
 }
 
 impl Default for Workload {
@@ -186,6 +229,7 @@ impl Default for Workload {
             payload_bytes: 64,
             get_fraction: 0.0,
             keys: 10_000,
+            load_processes: 0,
         }
     }
 }
@@ -712,12 +756,19 @@ impl Scenario {
                         format!("series[{si}] ({}){what}", fmt_params(&params))
                     }
                 };
-                let config: PointConfig =
+                let mut config: PointConfig =
                     toml::Value::Table(t)
                         .try_into()
                         .map_err(|e: toml::de::Error| {
                             invalid(path, key_of(String::new()), e.message().to_string())
                         })?;
+                // A remote cluster file is named relative to the scenario, as a cluster
+                // file names its certificates relative to itself.
+                if let Some(r) = config.cluster.remote.as_mut().filter(|r| r.is_relative()) {
+                    if let Some(dir) = path.parent() {
+                        *r = dir.join(&*r);
+                    }
+                }
                 validate_point(&config)
                     .map_err(|(k, r)| invalid(path, key_of(format!(": {k}")), r))?;
                 let name = if params.is_empty() {
@@ -996,6 +1047,130 @@ pub fn validate_point(c: &PointConfig) -> Result<(), (String, String)> {
                 }
             }
             _ => {}
+        }
+    }
+    validate_target(c)
+}
+
+/// What a point outside the harness's process can and cannot do: every refusal names
+/// the key, so that a scenario never silently measures something else than it says.
+fn validate_target(c: &PointConfig) -> Result<(), (String, String)> {
+    let bad = |k: &str, r: String| Err((k.to_string(), r));
+    let kind = c.cluster.target;
+    if kind == TargetKind::InProcess {
+        if c.cluster.remote.is_some() {
+            return bad("cluster.remote", "needs cluster.target = \"remote\"".into());
+        }
+        if c.cluster.netns.is_some() {
+            return bad(
+                "cluster.netns",
+                "needs cluster.target = \"processes\"".into(),
+            );
+        }
+        if c.workload.load_processes > 0 {
+            return bad(
+                "workload.load_processes",
+                "load processes need node processes: cluster.target = \"processes\" or \"remote\""
+                    .into(),
+            );
+        }
+        return Ok(());
+    }
+    let name = kind.name();
+    if c.cluster.transport == TransportKind::Mem {
+        return bad(
+            "cluster.transport",
+            format!("the memory transport exists only in process, not with target = \"{name}\""),
+        );
+    }
+    if c.cluster.slow_apply.is_some() {
+        return bad(
+            "cluster.slow_apply",
+            format!("only in process (target = \"{name}\" cannot slow a node's apply)"),
+        );
+    }
+    if c.cluster.leader.is_some() {
+        return bad(
+            "cluster.leader",
+            format!("only in process (target = \"{name}\" cannot favour a node in elections)"),
+        );
+    }
+    match kind {
+        TargetKind::Remote => {
+            if c.cluster.remote.is_none() {
+                return bad(
+                    "cluster.remote",
+                    "target = \"remote\" needs the cluster file of the running nodes".into(),
+                );
+            }
+            if c.cluster.netns.is_some() {
+                return bad(
+                    "cluster.netns",
+                    "needs cluster.target = \"processes\"".into(),
+                );
+            }
+            if !c.faults.is_empty() {
+                return bad(
+                    "faults",
+                    "target = \"remote\" only measures: the harness does not control the nodes"
+                        .into(),
+                );
+            }
+        }
+        TargetKind::Processes => {
+            if c.cluster.remote.is_some() {
+                return bad("cluster.remote", "needs cluster.target = \"remote\"".into());
+            }
+            if c.cluster.netns.is_some() && c.cluster.nodes != crate::netns::NODE_HOSTS as usize {
+                return bad(
+                    "cluster.nodes",
+                    format!(
+                        "cluster.netns has {} node hosts, the point asks for {} nodes",
+                        crate::netns::NODE_HOSTS,
+                        c.cluster.nodes
+                    ),
+                );
+            }
+            for (i, f) in c.faults.iter().enumerate() {
+                if !matches!(
+                    f,
+                    Fault::KillLeader { .. }
+                        | Fault::StopLeader { .. }
+                        | Fault::RestartFollower { .. }
+                ) {
+                    return bad(
+                        &format!("faults[{i}]"),
+                        "node processes take kill_leader, stop_leader and restart_follower \
+                         (signals); this kind needs target = \"in_process\""
+                            .into(),
+                    );
+                }
+                if f.restarts_a_node() && c.cluster.storage.kind == StorageKind::Memory {
+                    return bad(
+                        &format!("faults[{i}]"),
+                        "a node process restarted on memory storage comes back empty; \
+                         set cluster.storage.kind = \"file\""
+                            .into(),
+                    );
+                }
+            }
+        }
+        TargetKind::InProcess => {}
+    }
+    if c.workload.load_processes > 0 {
+        if c.workload.mode != LoadMode::OpenLoop {
+            return bad(
+                "workload.load_processes",
+                "load processes run open loops; set workload.mode = \"open_loop\"".into(),
+            );
+        }
+        if !c.faults.is_empty() {
+            return bad(
+                "workload.load_processes",
+                "a faulted point reads back every acknowledged write from the harness's own \
+                 clients; use load_processes = 0"
+                    .into(),
+            );
         }
     }
     Ok(())

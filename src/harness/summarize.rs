@@ -156,6 +156,7 @@ pub fn summarize(
     };
     let phase = |i: usize| Percentiles::of_nanos(&r.phases[i].total);
     let summary = PointSummary {
+        target: None,
         name: point.name.clone(),
         series: point.series.clone(),
         params: point.params.iter().cloned().collect(),

@@ -206,10 +206,52 @@ pub struct PointSummary {
     /// (QUIC points only).
     #[serde(default)]
     pub quic_stats: Option<QuicStats>,
+    /// Where the nodes ran (node processes and remote clusters; None in process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetInfo>,
     /// The sparse-load models of this point's design (follower commit lag and client
     /// latency), when its one-way delay d is known (a floor was measured).
     #[serde(default)]
     pub model: Option<Models>,
+}
+
+/// Where a point's nodes ran, when not in the harness's process.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// `processes` or `remote`.
+    pub kind: String,
+    /// The network namespaces' prefix, when each node ran in one of its own.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// The cluster file the nodes ran from.
+    pub cluster_file: String,
+    /// Every node: where it ran and how its clock relates to the harness's.
+    pub nodes: Vec<NodeHost>,
+    /// Nodes that died without a fault killing them: the point failed.
+    #[serde(default)]
+    pub failures: Vec<String>,
+}
+
+/// One node of a [`TargetInfo`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeHost {
+    /// The node.
+    pub id: crate::raft::NodeId,
+    /// Its host: its address, or its network namespace.
+    pub host: String,
+    /// Where peers reached it.
+    pub raft_addr: String,
+    /// Where clients reached it.
+    pub client_addr: String,
+    /// Its process id, when the harness started it.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Nanoseconds added to its timestamps to put them on the harness's clock.
+    #[serde(default)]
+    pub clock_offset_ns: Option<i64>,
+    /// The bound on that offset's error (0 on one host: one `CLOCK_MONOTONIC`).
+    #[serde(default)]
+    pub clock_error_ns: Option<u64>,
 }
 
 /// What the models say a point should measure (see `harness::model`): with
@@ -542,7 +584,12 @@ pub struct RunSummary {
 impl PointSummary {
     /// Whether the generator or the link emulator missed its schedule: not a valid point.
     pub fn invalid(&self) -> bool {
-        self.schedule_invalid || self.emulator_invalid
+        self.schedule_invalid || self.emulator_invalid || self.failed()
+    }
+
+    /// Whether a node died during the point without a fault killing it.
+    pub fn failed(&self) -> bool {
+        self.target.as_ref().is_some_and(|t| !t.failures.is_empty())
     }
 }
 

@@ -43,6 +43,9 @@ pub enum TargetError {
         /// What the cluster reports now.
         now: String,
     },
+    /// A node process died without a fault killing it.
+    #[error("{0}")]
+    NodeDied(String),
     /// The point's configuration cannot build this target.
     #[error("{key}: {reason}")]
     Config {
@@ -189,6 +192,15 @@ pub trait Target: Send + Sync {
     fn live_handles(&self) -> Option<LiveHandles> {
         None
     }
+    /// Where the nodes run, for the summary (None in process).
+    fn info(&self) -> Option<crate::harness::summary::TargetInfo> {
+        None
+    }
+    /// Every node that died without a fault killing it, described by name: the point
+    /// fails with these (node processes only; a thread in process cannot die alone).
+    fn failures(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Each node's commit index now (node id, commit index), for catch-up targets.
     fn commit_indexes(&self) -> Vec<(NodeId, u64)> {
         Vec::new()
@@ -248,14 +260,27 @@ fn data_dir(
                 parent.display()
             ),
         })?;
-    // One writer per node (the point's own concurrency) and a lone writer beside it.
+    let floors = sync_floors_in(c, dir.path())?;
+    let spec = FileStoreSpec::new(dir.path(), st.sync);
+    let data = DataDir {
+        _dir: dir,
+        stats: spec.stats.clone(),
+        floors,
+    };
+    Ok((data, spec))
+}
+
+/// The sync floors of point `c` measured in `dir` (one writer per node, the point's own
+/// concurrency, then a lone writer), when its nodes sync their logs; none otherwise.
+pub fn sync_floors_in(c: &PointConfig, dir: &Path) -> Result<Vec<SyncFloor>, TargetError> {
+    let st = &c.cluster.storage;
     let mut floors = Vec::new();
-    if st.floor_s > 0.0 && st.sync.is_durable() {
+    if st.kind == StorageKind::File && st.floor_s > 0.0 && st.sync.is_durable() {
         // One of the point's own commands, so the floor writes records of the point's size.
         let command = CommandMaker::new(&c.workload, c.seed).next_command().len();
         for writers in [c.cluster.nodes, 1] {
             let f = crate::storage::floor::measure(
-                dir.path(),
+                dir,
                 st.sync,
                 FileStore::record_bytes(command),
                 writers,
@@ -264,18 +289,12 @@ fn data_dir(
             )
             .map_err(|e| TargetError::Config {
                 key: "cluster.storage.dir".into(),
-                reason: format!("sync floor in {}: {e}", dir.path().display()),
+                reason: format!("sync floor in {}: {e}", dir.display()),
             })?;
             floors.push(f);
         }
     }
-    let spec = FileStoreSpec::new(dir.path(), st.sync);
-    let data = DataDir {
-        _dir: dir,
-        stats: spec.stats.clone(),
-        floors,
-    };
-    Ok((data, spec))
+    Ok(floors)
 }
 
 /// CPU time of this whole process so far.
