@@ -62,8 +62,8 @@ fn out_dir(name: &str) -> tempfile::TempDir {
 }
 
 fn run(p: &Point, out: &Path) -> PointSummary {
-    let (s, _) = run_point_in(p, None, &|_| {}, Some(&out.join("data")))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (s, _) =
+        run_point_in(p, None, &|_| {}, Some(&out.join("data"))).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "{}: ok {} errors {} unanswered {} p50 {} us p99 {} us missing phases {} target {:?}",
         s.name,
@@ -138,7 +138,10 @@ fn a_point_against_node_processes_has_the_same_outputs_as_in_process() {
     ))
     .unwrap();
     let s = run(&ps[0], out.path());
-    let t = s.target.as_ref().expect("a processes point says where it ran");
+    let t = s
+        .target
+        .as_ref()
+        .expect("a processes point says where it ran");
     assert_eq!(t.kind, "processes");
     assert_eq!(t.nodes.len(), 3);
     assert!(t.nodes.iter().all(|n| n.pid.is_some()), "{t:?}");
@@ -177,7 +180,9 @@ fn node_pids(config: &Path, id: u64) -> Vec<i32> {
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         let has = |a: &str, b: &str| args.windows(2).any(|w| w[0] == a && w[1] == b);
-        if has("--config", &want) && has("--id", &id.to_string()) && args.iter().any(|a| a == "node")
+        if has("--config", &want)
+            && has("--id", &id.to_string())
+            && args.iter().any(|a| a == "node")
         {
             pids.push(pid);
         }
@@ -256,5 +261,9 @@ restart_after_s = 0.5
     assert_eq!(s.faults.len(), 1);
     // A new leader was elected: clients saw a gap of at least an election timeout's order.
     assert!(s.faults[0].unavailability_ms.is_some(), "{:?}", s.faults[0]);
-    assert!(!s.failed(), "a killed node is not a failure: {:?}", s.target);
+    assert!(
+        !s.failed(),
+        "a killed node is not a failure: {:?}",
+        s.target
+    );
 }

@@ -78,15 +78,45 @@ struct NodeProc {
     died: Option<String>,
 }
 
-/// Status questions to the nodes, on a runtime of their own.
+/// Questions to the nodes, on a runtime of their own: a client per node for statuses (a
+/// client talks to one node at a time, and moving it would reconnect on every question),
+/// and one that follows redirects for writes.
 struct Control {
     rt: tokio::runtime::Runtime,
-    client: RemoteClient,
+    per_node: Vec<(NodeId, RemoteClient)>,
+    any: RemoteClient,
 }
 
 impl Control {
+    fn new(
+        rt: tokio::runtime::Runtime,
+        connector: Connector,
+        addrs: &HashMap<NodeId, SocketAddr>,
+    ) -> Control {
+        let mut ids: Vec<NodeId> = addrs.keys().copied().collect();
+        ids.sort_unstable();
+        let per_node = ids
+            .into_iter()
+            .map(|id| {
+                let mut c = RemoteClient::with_connector(addrs.clone(), connector.clone());
+                c.prefer(id);
+                (id, c)
+            })
+            .collect();
+        Control {
+            rt,
+            per_node,
+            any: RemoteClient::with_connector(addrs.clone(), connector),
+        }
+    }
+
     fn status(&mut self, id: NodeId) -> Result<NodeStatus, String> {
-        let Control { rt, client } = self;
+        let Control { rt, per_node, .. } = self;
+        let client = per_node
+            .iter_mut()
+            .find(|(n, _)| *n == id)
+            .map(|(_, c)| c)
+            .ok_or_else(|| format!("node {id} is not a member"))?;
         rt.block_on(async {
             match tokio::time::timeout(STATUS_TIMEOUT, client.status(id)).await {
                 Ok(Ok(s)) => Ok(s),
@@ -243,7 +273,7 @@ impl NodeProcesses {
         let connector = make_connector(&file, netns.as_ref(), rt.handle())?;
         let addrs: HashMap<NodeId, SocketAddr> =
             file.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
-        let client = RemoteClient::with_connector(addrs.clone(), connector);
+        let control = Control::new(rt, connector, &addrs);
         let epoch = Instant::now();
         let mut me = NodeProcesses {
             kind: c.cluster.target,
@@ -253,7 +283,7 @@ impl NodeProcesses {
             binary,
             netns,
             procs,
-            control: Mutex::new(Control { rt, client }),
+            control: Mutex::new(control),
             epoch,
             leader: 0,
             term: 0,
@@ -361,13 +391,7 @@ impl NodeProcesses {
                 .iter()
                 .map(|n| (n.id, n.client_addr))
                 .collect();
-            Some((
-                o,
-                Control {
-                    rt,
-                    client: RemoteClient::with_connector(addrs, connector),
-                },
-            ))
+            Some((o, Control::new(rt, connector, &addrs)))
         });
         let ids = self.file.ids();
         std::thread::Builder::new()
@@ -410,9 +434,9 @@ impl NodeProcesses {
         let until = Instant::now() + within;
         {
             let mut ctl = self.control();
-            let Control { rt, client } = &mut *ctl;
-            client.deadline = within;
-            rt.block_on(client.put("raftbench-warmup", "x"))
+            let Control { rt, any, .. } = &mut *ctl;
+            any.deadline = within;
+            rt.block_on(any.put("raftbench-warmup", "x"))
                 .map_err(|_| self.failed_or(TargetError::NoLeader(within)))?;
         }
         loop {
