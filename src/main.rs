@@ -367,18 +367,20 @@ fn main() -> Result<()> {
                         None => println!("(none)"),
                     },
                     ClientOp::Status => {
-                        println!("node  role       term  leader  commit  applied  last");
+                        println!("node  role       term  leader  commit  applied  last     cpu_s    rss_mb");
                         for id in file.ids() {
                             match client.status(id).await {
                                 Ok(s) => println!(
-                                    "{:<5} {:<10} {:<5} {:<7} {:<7} {:<8} {}",
+                                    "{:<5} {:<10} {:<5} {:<7} {:<7} {:<8} {:<8} {:<8.2} {:.1}",
                                     id,
                                     format!("{:?}", s.role),
                                     s.term,
                                     s.leader.map_or("-".to_string(), |l| l.to_string()),
                                     s.commit_index,
                                     s.applied_index,
-                                    s.last_index
+                                    s.last_index,
+                                    s.cpu_ns as f64 / 1e9,
+                                    s.rss_bytes as f64 / (1 << 20) as f64,
                                 ),
                                 Err(e) => println!("{id:<5} unreachable: {e}"),
                             }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::config::{ClusterFile, ConfigFileError, StorageKind};
 use crate::netem::LinkEmulator;
 use crate::raft::{LogStore, MemStore, NodeId, StoreError};
-use crate::remote::{ClientListener, ClientTransport};
+use crate::remote::{ClientListener, ClientTransport, NodeProbe, ObserverTee, ProcessRecorder};
 use crate::server::{AppendOrder, Server, ServerError, ServerParts};
 use crate::shutdown::{Shutdown, ShutdownController};
 use crate::storage::{FileStore, InlineSync, SyncPolicy};
@@ -98,9 +98,13 @@ pub async fn run_node(
     let metrics = metrics_listener
         .as_ref()
         .map(|_| Arc::new(crate::metrics::NodeMetrics::new(id, &file.ids())));
-    let observer = metrics
-        .clone()
-        .map(|m| m as Arc<dyn crate::server::Observer>);
+    // Idle until the harness arms it over the client port (see `remote::recording`).
+    let max_id = file.ids().last().copied().unwrap_or(id) as usize;
+    let recorder = Arc::new(ProcessRecorder::new(id, max_id));
+    let observer: Option<Arc<dyn crate::server::Observer>> = Some(match metrics.clone() {
+        Some(m) => Arc::new(ObserverTee(vec![m, recorder.clone()])),
+        None => recorder.clone(),
+    });
     let peers: HashMap<NodeId, std::net::SocketAddr> = file
         .nodes
         .iter()
@@ -226,10 +230,16 @@ pub async fn run_node(
             ClientListener::bind_tcp_insecure(me.client_addr, handle, limits).await?
         }
     };
+    let probe = NodeProbe::new(epoch, recorder).for_process(transport.clone());
+    let listener = listener.with_probe(Arc::new(probe));
+    let listener_monitor = listener.monitor();
     let metrics_task = match (metrics_listener, metrics) {
         (Some(l), Some(m)) => {
             let data_dir = (file.storage != StorageKind::Memory).then(|| data.clone());
-            let registry = m.registry(handle_status, transport.clone(), data_dir);
+            let mut registry = m.registry(handle_status, transport.clone(), data_dir);
+            registry.register_collector(Box::new(crate::metrics::ListenerCollector::new(
+                listener_monitor,
+            )));
             if let Some(addr) = me.metrics_addr {
                 tracing::info!(node = id, %addr, "serving Prometheus metrics at /metrics");
             }

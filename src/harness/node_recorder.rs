@@ -166,6 +166,100 @@ impl NodeRecorder {
     }
 }
 
+/// How far ahead of its time a leader's commit is replayed: a follower's event that a
+/// clock-offset error places just before the leader's commit still finds it. Far above any
+/// offset error on a network, and far below the time to commit 2^20 entries.
+pub const REPLAY_LEAD: Duration = Duration::from_secs(1);
+
+impl NodeRecorder {
+    /// Feeds node processes' recordings through this recorder as if its nodes had called
+    /// it: every commit and apply event, moved onto this recorder's clock by its node's
+    /// offset (`harness_ns = node_ns + offset`) and merged in time order, goes through
+    /// [`Observer::commit_advanced`] and [`Observer::applied`], so that follower commit
+    /// and apply lags come out as in process; the batch, pipeline, queue and inbox
+    /// histograms (only a leader records any) are merged into this recorder's, their
+    /// intervals rebased onto its window.
+    ///
+    /// Call it after [`NodeRecorder::set_window`] and before [`NodeRecorder::take`], on a
+    /// recorder that no in-process node feeds. A leader's commits are replayed
+    /// [`REPLAY_LEAD`] early (the lag is still measured from their own time), so that an
+    /// offset error smaller than that cannot lose a sample.
+    pub fn replay(&self, recordings: &[(crate::remote::Recording, i64)]) {
+        // (sort key, rank, recording, index, apply?): at equal keys leaders' commits come
+        // first, then followers' commits, then applies, as they happen in process.
+        let mut order: Vec<(i128, u8, usize, usize, bool)> = Vec::new();
+        let harness = |at: Time, off: i64| (at.as_nanos() as i128 + off as i128).max(0);
+        for (r, (rec, off)) in recordings.iter().enumerate() {
+            for (i, e) in rec.commits.iter().enumerate() {
+                let at = harness(e.at, *off);
+                if e.role == Role::Leader {
+                    order.push((at - REPLAY_LEAD.as_nanos() as i128, 0, r, i, false));
+                } else {
+                    order.push((at, 1, r, i, false));
+                }
+            }
+            for (i, e) in rec.applies.iter().enumerate() {
+                order.push((harness(e.at, *off), 2, r, i, true));
+            }
+        }
+        order.sort_unstable();
+        for (_, _, r, i, apply) in order {
+            let (rec, off) = &recordings[r];
+            let node = rec.node;
+            if apply {
+                let e = rec.applies[i];
+                let at = Time::from_nanos(harness(e.at, *off).min(u64::MAX as i128) as u64);
+                // Where this node's applies stood: exact even if earlier events were
+                // outside the window or past the node's cap.
+                if let Some(last) = self.last_applied.get(node as usize) {
+                    last.store(e.from, Relaxed);
+                }
+                self.applied(node, e.role, e.to, at);
+            } else {
+                let e = rec.commits[i];
+                let at = Time::from_nanos(harness(e.at, *off).min(u64::MAX as i128) as u64);
+                self.commit_advanced(node, e.role, e.from, e.to, at);
+            }
+        }
+        let start = self.window_start.load(Relaxed) as i128;
+        for (rec, off) in recordings {
+            // Where the node's window began, relative to this recorder's.
+            let shift = rec.window.0.as_nanos() as i128 + *off as i128 - start;
+            for (mine, theirs) in [
+                (&self.batch_size, &rec.batch_size),
+                (&self.pipeline_depth, &rec.pipeline_depth),
+            ] {
+                mine.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .merge(&rebased(theirs, shift, self.interval));
+            }
+            let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            q.0.merge(&rebased(&rec.queue_depth, shift, self.interval));
+            q.1.merge(&rebased(&rec.inbox_depth, shift, self.interval));
+        }
+    }
+}
+
+/// `h` with each interval moved by `shift_ns` and snapped to the start of the `interval`
+/// it then falls in (intervals before the window go to the first).
+fn rebased(h: &IntervalHistogram, shift_ns: i128, interval: Duration) -> IntervalHistogram {
+    let mut out = IntervalHistogram::new(h.unit, interval);
+    out.total = h.total.clone();
+    let len = interval.as_nanos().max(1) as i128;
+    for (start, _, hist) in &h.intervals {
+        let at = (start.as_nanos() as i128 + shift_ns).max(0);
+        let s = Duration::from_nanos(((at / len) * len).min(u64::MAX as i128) as u64);
+        match out.intervals.iter_mut().find(|(x, _, _)| *x == s) {
+            Some((_, _, mine)) => {
+                let _ = mine.add(hist);
+            }
+            None => out.intervals.push((s, interval, hist.clone())),
+        }
+    }
+    out.intervals.sort_by_key(|(s, _, _)| *s);
+    out
+}
+
 /// The histograms a [`NodeRecorder`] collected.
 pub struct NodeHistograms {
     /// (follower, commit lag, apply lag) for every node id.

@@ -24,9 +24,12 @@
 //!   committed to the node having applied it to its key-value store.
 
 mod http;
+mod listener;
 mod proc_stats;
 
 pub use http::{serve, MetricsBindError, MetricsListener, CONNECTION_LIFETIME};
+pub use listener::ListenerCollector;
+pub use proc_stats::{process_cpu_ns, process_rss_bytes};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

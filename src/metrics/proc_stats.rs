@@ -16,6 +16,27 @@ pub(super) fn read() -> Option<ProcStats> {
     parse(&stat, &statm, page_size()?, clock_ticks()?)
 }
 
+/// This process's CPU time so far, user plus system, in ns (`CLOCK_PROCESS_CPUTIME_ID`:
+/// finer than `stat`'s clock ticks); 0 if the clock is unavailable.
+pub fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// This process's resident memory in bytes, from `/proc/self/statm`.
+pub fn process_rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(resident * page_size()?)
+}
+
 fn page_size() -> Option<u64> {
     // SAFETY: sysconf reads a constant of the system and has no preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -60,5 +81,7 @@ mod tests {
     fn reads_this_process() {
         let p = read().expect("/proc/self on Linux");
         assert!(p.rss_bytes > 0);
+        assert!(process_rss_bytes().unwrap() > 0);
+        assert!(process_cpu_ns() > 0);
     }
 }

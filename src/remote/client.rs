@@ -3,17 +3,19 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connector::{Connector, Link};
 use super::{
-    encode_request, encode_status_request, try_decode, ClientFrame, RemoteReplyError, WireError,
+    decode_recording, encode_arm, encode_clock_request, encode_request, encode_status_request,
+    encode_take, try_decode, ArmSpec, ClientFrame, ClockSample, Recording, RecordingError,
+    RemoteReplyError, WireError, CHUNK_BYTES, MAX_RECORDING_BYTES,
 };
 use crate::kv::{Command, Output};
-use crate::raft::NodeId;
+use crate::raft::{NodeId, Time};
 use crate::redirect::{Failure, Redirects};
 use crate::server::NodeStatus;
 
@@ -26,11 +28,98 @@ pub enum RemoteError {
     /// The node refused the command itself.
     #[error("bad command: {0}")]
     BadCommand(String),
+    /// The node refused a clock, arm or take request (not a node process, nothing armed,
+    /// an unusable window).
+    #[error("node {0} refused: {1}")]
+    Refused(NodeId, String),
+    /// The node's recording could not be received or read.
+    #[error("recording from node {0}: {1}")]
+    Recording(NodeId, RecordingError),
+    /// The node answered with a frame that does not answer the request.
+    #[error("node {0} answered out of protocol: {1}")]
+    Protocol(NodeId, String),
 }
+
+/// Most clock samples one call takes.
+pub const MAX_CLOCK_SAMPLES: usize = 10_000;
+/// How long taking a recording may last in all (it may be hundreds of MB).
+const TAKE_LIMIT: Duration = Duration::from_secs(120);
+/// How long any other exchange may last.
+const EXCHANGE_LIMIT: Duration = Duration::from_secs(5);
 
 enum Answer {
     Reply(Result<Output, RemoteReplyError>),
     Status(NodeStatus),
+    /// t1, t2, t3 as the node echoed and stamped them, and t4 as the client saw it arrive.
+    Clock(ClockSample),
+    Armed,
+    Refused(String),
+    Recording(Vec<u8>),
+}
+
+impl Answer {
+    fn kind(&self) -> &'static str {
+        match self {
+            Answer::Reply(_) => "a reply",
+            Answer::Status(_) => "a status",
+            Answer::Clock(_) => "a clock answer",
+            Answer::Armed => "an armed answer",
+            Answer::Refused(_) => "a refusal",
+            Answer::Recording(_) => "a recording",
+        }
+    }
+}
+
+/// The id a frame carries.
+fn frame_id(f: &ClientFrame) -> u64 {
+    match f {
+        ClientFrame::Request(id, _)
+        | ClientFrame::Reply(id, ..)
+        | ClientFrame::StatusRequest(id)
+        | ClientFrame::Status(id, _)
+        | ClientFrame::ClockRequest(id, _)
+        | ClientFrame::Clock(id, ..)
+        | ClientFrame::Arm(id, _)
+        | ClientFrame::Armed(id)
+        | ClientFrame::Take(id)
+        | ClientFrame::RecordingChunk(id, ..)
+        | ClientFrame::Error(id, _) => *id,
+    }
+}
+
+/// Gathers a recording's chunks in order, within [`MAX_RECORDING_BYTES`].
+#[derive(Default)]
+struct Chunks {
+    buf: Vec<u8>,
+    total: Option<u64>,
+}
+
+impl Chunks {
+    /// Adds one chunk; the whole recording once it is complete.
+    fn add(&mut self, total: u64, offset: u64, data: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        if total > MAX_RECORDING_BYTES as u64 {
+            return Err(RecordingError::TooLarge(total).to_string());
+        }
+        if *self.total.get_or_insert(total) != total {
+            return Err("recording chunks disagree on the total length".into());
+        }
+        if offset != self.buf.len() as u64
+            || data.len() > CHUNK_BYTES
+            || offset + data.len() as u64 > total
+            || data.is_empty()
+        {
+            return Err(format!(
+                "recording chunk at {offset} of {} bytes does not follow the {} received of {total}",
+                data.len(),
+                self.buf.len()
+            ));
+        }
+        if self.buf.is_empty() {
+            self.buf.reserve(total.min(64 << 20) as usize);
+        }
+        self.buf.extend_from_slice(data);
+        Ok((self.buf.len() as u64 == total).then(|| std::mem::take(&mut self.buf)))
+    }
 }
 
 struct Conn {
@@ -166,14 +255,138 @@ impl RemoteClient {
         let mut out = BytesMut::new();
         encode_status_request(rid, &mut out);
         let r = self
-            .exchange(out, rid)
+            .exchange(out, rid, &mut simple_answer, EXCHANGE_LIMIT)
             .await
-            .map_err(|e| RemoteError::Timeout(Duration::from_secs(5), e))?;
+            .map_err(|e| RemoteError::Timeout(EXCHANGE_LIMIT, e))?;
         match r {
             Answer::Status(st) => Ok(st),
-            Answer::Reply(_) => Err(RemoteError::Timeout(
+            a => Err(RemoteError::Timeout(
                 Duration::ZERO,
-                "answered a status request with a reply".into(),
+                format!("answered a status request with {}", a.kind()),
+            )),
+        }
+    }
+
+    /// Takes `n` four-timestamp clock samples from node `id` (see
+    /// [`super::ClockOffset::estimate`]); the client's stamps are ns since `epoch`.
+    pub async fn clock_samples(
+        &mut self,
+        id: NodeId,
+        n: usize,
+        epoch: Instant,
+    ) -> Result<Vec<ClockSample>, RemoteError> {
+        self.prefer(id);
+        let mut samples = Vec::with_capacity(n.min(MAX_CLOCK_SAMPLES));
+        for _ in 0..n.min(MAX_CLOCK_SAMPLES) {
+            let rid = self.next_id;
+            self.next_id += 1;
+            let mut out = BytesMut::new();
+            encode_clock_request(rid, epoch.elapsed().as_nanos() as u64, &mut out);
+            let mut on_frame = |f: ClientFrame| -> Result<Option<Answer>, String> {
+                let t4 = epoch.elapsed().as_nanos() as u64;
+                Ok(match f {
+                    ClientFrame::Clock(_, t1, t2, t3) => {
+                        Some(Answer::Clock(ClockSample { t1, t2, t3, t4 }))
+                    }
+                    f => simple_answer(f)?,
+                })
+            };
+            match self
+                .exchange(out, rid, &mut on_frame, EXCHANGE_LIMIT)
+                .await
+                .map_err(|e| RemoteError::Timeout(EXCHANGE_LIMIT, e))?
+            {
+                Answer::Clock(s) => samples.push(s),
+                Answer::Refused(why) => return Err(RemoteError::Refused(id, why)),
+                a => {
+                    return Err(RemoteError::Protocol(
+                        id,
+                        format!("{} to a clock request", a.kind()),
+                    ))
+                }
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Arms a recording on node `id` over `[start, end)` of the node's clock, with
+    /// histogram intervals `interval` long, within the node's own cap on events.
+    pub async fn arm_recording(
+        &mut self,
+        id: NodeId,
+        start: Time,
+        end: Time,
+        interval: Duration,
+    ) -> Result<(), RemoteError> {
+        self.arm_recording_spec(
+            id,
+            ArmSpec {
+                start,
+                end,
+                interval,
+                max_records: 0,
+            },
+        )
+        .await
+    }
+
+    /// Arms a recording on node `id` as `spec` says (`max_records` lowers the node's cap).
+    pub async fn arm_recording_spec(
+        &mut self,
+        id: NodeId,
+        spec: ArmSpec,
+    ) -> Result<(), RemoteError> {
+        self.prefer(id);
+        let rid = self.next_id;
+        self.next_id += 1;
+        let mut out = BytesMut::new();
+        encode_arm(rid, &spec, &mut out);
+        match self
+            .exchange(out, rid, &mut simple_answer, EXCHANGE_LIMIT)
+            .await
+            .map_err(|e| RemoteError::Timeout(EXCHANGE_LIMIT, e))?
+        {
+            Answer::Armed => Ok(()),
+            Answer::Refused(why) => Err(RemoteError::Refused(id, why)),
+            a => Err(RemoteError::Protocol(
+                id,
+                format!("{} to an arm request", a.kind()),
+            )),
+        }
+    }
+
+    /// Takes node `id`'s armed recording, which ends it. Over a fresh connection and
+    /// without a retry: a second take would find nothing armed.
+    pub async fn take_recording(&mut self, id: NodeId) -> Result<Recording, RemoteError> {
+        self.prefer(id);
+        self.conn = None;
+        let rid = self.next_id;
+        self.next_id += 1;
+        let mut out = BytesMut::new();
+        encode_take(rid, &mut out);
+        let mut chunks = Chunks::default();
+        let mut on_frame = |f: ClientFrame| -> Result<Option<Answer>, String> {
+            match f {
+                ClientFrame::RecordingChunk(_, total, offset, data) => {
+                    Ok(chunks.add(total, offset, &data)?.map(Answer::Recording))
+                }
+                f => simple_answer(f),
+            }
+        };
+        let r = self
+            .exchange_once(&out, rid, &mut on_frame, TAKE_LIMIT)
+            .await;
+        match r.map_err(|e| match e.strip_prefix(RECORDING_PREFIX) {
+            Some(why) => RemoteError::Protocol(id, why.to_string()),
+            None => RemoteError::Timeout(TAKE_LIMIT, e),
+        })? {
+            Answer::Recording(bytes) => {
+                decode_recording(&bytes).map_err(|e| RemoteError::Recording(id, e))
+            }
+            Answer::Refused(why) => Err(RemoteError::Refused(id, why)),
+            a => Err(RemoteError::Protocol(
+                id,
+                format!("{} to a take request", a.kind()),
             )),
         }
     }
@@ -186,26 +399,43 @@ impl RemoteClient {
         self.next_id += 1;
         let mut out = BytesMut::new();
         encode_request(id, payload, &mut out);
-        match self.exchange(out, id).await? {
+        match self
+            .exchange(out, id, &mut simple_answer, EXCHANGE_LIMIT)
+            .await?
+        {
             Answer::Reply(r) => Ok(r),
-            Answer::Status(_) => Err("answered a request with a status".into()),
+            a => Err(format!("answered a request with {}", a.kind())),
         }
     }
 
     /// Sends one frame and waits for the answer with id `id`. A cached connection that
     /// turns out closed (a node closes idle ones) is replaced once before this fails.
-    async fn exchange(&mut self, out: BytesMut, id: u64) -> Result<Answer, String> {
+    async fn exchange(
+        &mut self,
+        out: BytesMut,
+        id: u64,
+        on_frame: &mut OnFrame<'_>,
+        limit: Duration,
+    ) -> Result<Answer, String> {
         let reused = self.conn.is_some();
-        match self.exchange_once(&out, id).await {
+        match self.exchange_once(&out, id, on_frame, limit).await {
             Err(e) if reused && self.conn.is_none() => {
                 tracing::debug!(error = %e, "cached client connection failed; reconnecting");
-                self.exchange_once(&out, id).await
+                self.exchange_once(&out, id, on_frame, limit).await
             }
             r => r,
         }
     }
 
-    async fn exchange_once(&mut self, out: &[u8], id: u64) -> Result<Answer, String> {
+    /// Sends one frame and hands every frame with id `id` to `on_frame` until it has the
+    /// answer, all within `limit`.
+    async fn exchange_once(
+        &mut self,
+        out: &[u8],
+        id: u64,
+        on_frame: &mut OnFrame<'_>,
+        limit: Duration,
+    ) -> Result<Answer, String> {
         if self.conn.is_none() {
             let (node, addr) = self.nodes[self.current];
             let link = self.connector.connect(node, addr).await?;
@@ -224,12 +454,11 @@ impl RemoteClient {
             conn.link.wr.flush().await.map_err(|e| e.to_string())?;
             loop {
                 match try_decode(&mut conn.buf).map_err(|e: WireError| e.to_string())? {
-                    Some(ClientFrame::Reply(rid, r, _)) if rid == id => {
-                        return Ok(Answer::Reply(r))
-                    }
-                    Some(ClientFrame::Status(rid, st)) if rid == id => {
-                        return Ok(Answer::Status(st))
-                    }
+                    Some(f) if frame_id(&f) == id => match on_frame(f) {
+                        Ok(Some(a)) => return Ok(a),
+                        Ok(None) => continue,
+                        Err(e) => return Err(format!("{RECORDING_PREFIX}{e}")),
+                    },
                     Some(_) => continue, // an answer to an abandoned earlier request
                     None => {}
                 }
@@ -244,7 +473,7 @@ impl RemoteClient {
                 }
             }
         };
-        match tokio::time::timeout(Duration::from_secs(5), res).await {
+        match tokio::time::timeout(limit, res).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 self.conn = None;
@@ -252,8 +481,25 @@ impl RemoteClient {
             }
             Err(_) => {
                 self.conn = None;
-                Err("no reply within 5 s".into())
+                Err(format!("no complete answer within {limit:?}"))
             }
         }
     }
+}
+
+/// What turns the frames answering one request into its answer (None: more to come).
+type OnFrame<'a> = dyn FnMut(ClientFrame) -> Result<Option<Answer>, String> + Send + 'a;
+
+/// Marks an error that an answer's frames themselves caused (not the connection).
+const RECORDING_PREFIX: &str = "bad answer: ";
+
+/// The answer one frame makes by itself.
+fn simple_answer(f: ClientFrame) -> Result<Option<Answer>, String> {
+    Ok(Some(match f {
+        ClientFrame::Reply(_, r, _) => Answer::Reply(r),
+        ClientFrame::Status(_, st) => Answer::Status(st),
+        ClientFrame::Armed(_) => Answer::Armed,
+        ClientFrame::Error(_, why) => Answer::Refused(why),
+        f => return Err(format!("unexpected frame {:?}", std::mem::discriminant(&f))),
+    }))
 }

@@ -28,7 +28,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::{encode_answer, encode_status, frame_len, try_decode, ClientFrame, WireError};
+use super::{
+    encode_answer, encode_armed, encode_clock, encode_error, encode_recording_chunk, encode_status,
+    frame_len, try_decode, ClientFrame, NodeProbe, WireError, CHUNK_BYTES,
+};
 use crate::kv::Command;
 use crate::server::{ClientError, ReplyTo, Request, ServerHandle};
 use crate::shutdown::Shutdown;
@@ -183,6 +186,8 @@ struct Shared {
     budget: Arc<Semaphore>,
     /// Connection slots of [`ClientLimits::max_connections`].
     slots: Arc<Semaphore>,
+    /// The node's clock and recorder, for the harness's clock and recording frames.
+    probe: std::sync::OnceLock<Arc<NodeProbe>>,
 }
 
 /// A view of a running listener's counters and budget.
@@ -276,7 +281,16 @@ impl ClientListener {
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             limits,
             stats: ListenerStats::default(),
+            probe: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Answers clock exchanges and recording requests with `probe`, and fills statuses
+    /// with what it knows (without one they are refused with an error frame).
+    pub fn with_probe(self, probe: Arc<NodeProbe>) -> ClientListener {
+        // A fresh listener's cell is empty; a second probe would be a caller's bug.
+        let _ = self.shared.probe.set(probe);
+        self
     }
 
     /// The bound address.
@@ -497,10 +511,20 @@ impl Conn {
     }
 }
 
-/// An answer for the writer: a request's (by sequence number) or a status.
+/// An answer for the writer: a request's (by sequence number), or one of the node's own
+/// (by the client's id).
 enum Out {
     Answer(crate::server::Answer),
     Status(u64, Box<crate::server::NodeStatus>),
+    /// A clock exchange: the client's `t1` and the node's receive time `t2` (the send time
+    /// is stamped as the answer is encoded).
+    Clock(u64, u64, u64),
+    /// A recording is armed.
+    Armed(u64),
+    /// A request the node refused, and why.
+    Error(u64, String),
+    /// An encoded recording, written in chunks.
+    Recording(u64, bytes::Bytes),
 }
 
 async fn serve<R, W>(
@@ -604,10 +628,66 @@ where
                     slot.forget();
                     record_inflight(&shared, &conn);
                     drop(bytes);
-                    let st = Box::new(shared.server.status());
+                    let mut st = Box::new(shared.server.status());
+                    if let Some(p) = shared.probe.get() {
+                        p.fill(&mut st);
+                    }
                     let _ = status_tx.send(Out::Status(client_id, st));
                 }
-                ClientFrame::Reply(..) | ClientFrame::Status(..) => {
+                ClientFrame::ClockRequest(client_id, t1) => {
+                    slot.forget();
+                    drop(bytes);
+                    let out = match shared.probe.get() {
+                        Some(p) => Out::Clock(client_id, t1, p.now().as_nanos()),
+                        None => Out::Error(client_id, NO_PROBE.into()),
+                    };
+                    let _ = status_tx.send(out);
+                }
+                ClientFrame::Arm(client_id, spec) => {
+                    slot.forget();
+                    drop(bytes);
+                    let out = match shared.probe.get().map(|p| p.recorder().arm(spec)) {
+                        Some(Ok(())) => Out::Armed(client_id),
+                        Some(Err(e)) => Out::Error(client_id, e.to_string()),
+                        None => Out::Error(client_id, NO_PROBE.into()),
+                    };
+                    let _ = status_tx.send(out);
+                }
+                ClientFrame::Take(client_id) => {
+                    slot.forget();
+                    drop(bytes);
+                    match shared.probe.get() {
+                        Some(p) => {
+                            // Encoding a large recording takes a while: off the runtime.
+                            let (p, tx) = (p.clone(), status_tx.clone());
+                            tokio::spawn(async move {
+                                let enc = tokio::task::spawn_blocking(move || {
+                                    match p.recorder().take() {
+                                        None => Err("no recording is armed".to_string()),
+                                        Some(r) => {
+                                            super::encode_recording(&r).map_err(|e| e.to_string())
+                                        }
+                                    }
+                                })
+                                .await
+                                .unwrap_or_else(|e| Err(format!("encoding failed: {e}")));
+                                let _ = tx.send(match enc {
+                                    Ok(b) => Out::Recording(client_id, b),
+                                    Err(why) => Out::Error(client_id, why),
+                                });
+                            });
+                        }
+                        None => {
+                            let _ = status_tx.send(Out::Error(client_id, NO_PROBE.into()));
+                        }
+                    }
+                }
+                ClientFrame::Reply(..)
+                | ClientFrame::Status(..)
+                | ClientFrame::Clock(..)
+                | ClientFrame::Armed(..)
+                | ClientFrame::RecordingChunk(..)
+                | ClientFrame::Error(..) => {
                     break 'conn Err(WireError::Unknown(2).into());
                 }
             }
@@ -695,6 +775,9 @@ fn extend(conn: &Conn, shared: &Shared, timeout: Duration) -> Option<Instant> {
     }
 }
 
+/// Why a clock or recording request is refused by a listener without a [`NodeProbe`].
+const NO_PROBE: &str = "this node keeps no clock exchange or recordings (not a node process)";
+
 fn record_inflight(shared: &Shared, conn: &Conn) {
     let n = shared.limits.max_inflight_per_connection - conn.inflight.available_permits();
     shared.stats.max_inflight.fetch_max(n, Ordering::Relaxed);
@@ -712,6 +795,7 @@ async fn write_answers<W: AsyncWrite + Unpin>(
     let write_timeout = shared.limits.write_timeout();
     let mut answers_open = true;
     let mut status_open = true;
+    let probe = shared.probe.get().cloned();
     let encode = |o: Out, out: &mut BytesMut| match o {
         Out::Answer(a) => {
             let held = conn.held.lock().expect("not poisoned").remove(&a.id);
@@ -720,6 +804,14 @@ async fn write_answers<W: AsyncWrite + Unpin>(
             }
         }
         Out::Status(id, st) => encode_status(id, &st, out),
+        Out::Clock(id, t1, t2) => {
+            // As late as it can be stamped: the node's send time.
+            let t3 = probe.as_ref().map_or(t2, |p| p.now().as_nanos());
+            encode_clock(id, t1, t2, t3, out);
+        }
+        Out::Armed(id) => encode_armed(id, out),
+        Out::Error(id, why) => encode_error(id, &why, out),
+        Out::Recording(..) => unreachable!("recordings are written in chunks"),
     };
     loop {
         let mut n = 0usize;
@@ -729,6 +821,27 @@ async fn write_answers<W: AsyncWrite + Unpin>(
                 None => answers_open = false,
             },
             s = status_rx.recv(), if status_open => match s {
+                Some(Out::Recording(id, rec)) => {
+                    // Chunk by chunk, each its own write: a large recording never sits in
+                    // the write buffer whole.
+                    let total = rec.len() as u64;
+                    for (i, chunk) in rec.chunks(CHUNK_BYTES).enumerate() {
+                        encode_recording_chunk(id, total, (i * CHUNK_BYTES) as u64, chunk, &mut out);
+                        match tokio::time::timeout(write_timeout, wr.write_all(&out)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                let _ = failed.send(ConnError::Io(e));
+                                return;
+                            }
+                            Err(_) => {
+                                let _ = failed.send(ConnError::WriteTimeout);
+                                return;
+                            }
+                        }
+                        out.clear();
+                    }
+                    n += 1;
+                }
                 Some(s) => { encode(s, &mut out); n += 1; }
                 None => status_open = false,
             },

@@ -9,24 +9,34 @@
 //! make it hold ([`ClientLimits`]).
 
 mod client;
+mod clock;
 mod connector;
 mod listener;
 mod pipeline;
+mod recording;
 
 pub use client::{RemoteClient, RemoteError};
+pub use clock::{instant_to_monotonic_ns, monotonic_now_ns, ClockOffset, ClockSample};
 pub use connector::{ClientTransport, ConnectError, Connector};
 pub use listener::{ClientLimits, ClientListener, ListenerError, ListenerMonitor, ListenerStats};
 pub use pipeline::{Answers, Pipeline, PipelineOptions, RemoteAnswer, SubmitError, Submitter};
+pub use recording::{
+    decode_recording, encode_recording, ArmSpec, EventRecord, NodeProbe, ObserverTee,
+    ProcessRecorder, Recording, RecordingError, CHUNK_BYTES, DEFAULT_MAX_RECORDS,
+    MAX_RECORDING_BYTES, RECORDING_TAIL,
+};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::kv::Output;
 use crate::raft::Time;
-use crate::raft::{NodeId, Role};
+use crate::raft::{NodeId, Role, Stats};
 use crate::server::{ClientError, NodeStatus, Reply, Trace};
 
-/// Wire format version of the client protocol (2: replies may carry a [`Trace`]).
-pub const VERSION: u8 = 2;
+/// Wire format version of the client protocol (2: replies may carry a [`Trace`]; 3: the
+/// status carries counters, clock origin and process figures, and the clock exchange and
+/// recording frames exist).
+pub const VERSION: u8 = 3;
 /// Largest frame either side accepts (a command or a value plus headers).
 pub const MAX_FRAME: usize = 4 << 20;
 
@@ -34,6 +44,19 @@ const T_REQUEST: u8 = 1;
 const T_REPLY: u8 = 2;
 const T_STATUS_REQUEST: u8 = 3;
 const T_STATUS: u8 = 4;
+const T_CLOCK_REQUEST: u8 = 5;
+const T_CLOCK: u8 = 6;
+const T_ARM: u8 = 7;
+const T_ARMED: u8 = 8;
+const T_TAKE: u8 = 9;
+const T_CHUNK: u8 = 10;
+const T_ERROR: u8 = 11;
+
+/// Bytes of a status frame's body: role, six indexes and ids, the core's twelve counters,
+/// clock origin, CPU, RSS, transport bytes.
+const STATUS_LEN: usize = 1 + 6 * 8 + 12 * 8 + 4 * 8;
+/// Bytes of a recording chunk's header (total length, offset).
+const CHUNK_HEADER: usize = 16;
 
 const S_DONE: u8 = 0;
 const S_NONE: u8 = 1;
@@ -78,12 +101,17 @@ pub fn encode_status_request(id: u64, buf: &mut BytesMut) {
     buf.put_u64(id);
 }
 
+/// Appends a frame header for a body of `body` bytes.
+fn put_header(ty: u8, id: u64, body: usize, buf: &mut BytesMut) {
+    buf.put_u32((10 + body) as u32);
+    buf.put_u8(VERSION);
+    buf.put_u8(ty);
+    buf.put_u64(id);
+}
+
 /// Appends a status frame.
 pub fn encode_status(id: u64, st: &NodeStatus, buf: &mut BytesMut) {
-    buf.put_u32(10 + 1 + 6 * 8);
-    buf.put_u8(VERSION);
-    buf.put_u8(T_STATUS);
-    buf.put_u64(id);
+    put_header(T_STATUS, id, STATUS_LEN, buf);
     buf.put_u8(match st.role {
         Role::Follower => 0,
         Role::Candidate => 1,
@@ -95,6 +123,77 @@ pub fn encode_status(id: u64, st: &NodeStatus, buf: &mut BytesMut) {
     buf.put_u64(st.commit_index);
     buf.put_u64(st.applied_index);
     buf.put_u64(st.last_index);
+    let s = &st.stats;
+    for v in [
+        s.appends,
+        s.heartbeats,
+        s.commit_notices,
+        s.entries_sent,
+        s.entry_bytes_sent,
+        s.append_responses,
+        s.vote_requests,
+        s.vote_responses,
+        s.elections,
+        s.snapshot_chunks,
+        s.snapshot_bytes_sent,
+        s.snapshots_installed,
+    ] {
+        buf.put_u64(v);
+    }
+    buf.put_u64(st.clock_origin_ns);
+    buf.put_u64(st.cpu_ns);
+    buf.put_u64(st.rss_bytes);
+    buf.put_u64(st.transport_bytes_sent);
+}
+
+/// Appends a clock request: the client's send time `t1` on its own clock.
+pub fn encode_clock_request(id: u64, t1: u64, buf: &mut BytesMut) {
+    put_header(T_CLOCK_REQUEST, id, 8, buf);
+    buf.put_u64(t1);
+}
+
+/// Appends a clock answer: the client's `t1` echoed, the node's receive time `t2` and send
+/// time `t3` on its `Time` clock.
+pub fn encode_clock(id: u64, t1: u64, t2: u64, t3: u64, buf: &mut BytesMut) {
+    put_header(T_CLOCK, id, 24, buf);
+    buf.put_u64(t1);
+    buf.put_u64(t2);
+    buf.put_u64(t3);
+}
+
+/// Appends a request to arm a recording.
+pub fn encode_arm(id: u64, spec: &ArmSpec, buf: &mut BytesMut) {
+    put_header(T_ARM, id, 32, buf);
+    buf.put_u64(spec.start.as_nanos());
+    buf.put_u64(spec.end.as_nanos());
+    buf.put_u64(spec.interval.as_nanos().min(u64::MAX as u128) as u64);
+    buf.put_u64(spec.max_records);
+}
+
+/// Appends the answer that a recording is armed.
+pub fn encode_armed(id: u64, buf: &mut BytesMut) {
+    put_header(T_ARMED, id, 0, buf);
+}
+
+/// Appends a request to take the armed recording.
+pub fn encode_take(id: u64, buf: &mut BytesMut) {
+    put_header(T_TAKE, id, 0, buf);
+}
+
+/// Appends one chunk (at most [`CHUNK_BYTES`]) of an encoded recording of `total` bytes
+/// that starts `offset` bytes into it.
+pub fn encode_recording_chunk(id: u64, total: u64, offset: u64, data: &[u8], buf: &mut BytesMut) {
+    put_header(T_CHUNK, id, CHUNK_HEADER + data.len(), buf);
+    buf.put_u64(total);
+    buf.put_u64(offset);
+    buf.put_slice(data);
+}
+
+/// Appends a refusal of a clock, arm or take request, with the reason as text.
+pub fn encode_error(id: u64, why: &str, buf: &mut BytesMut) {
+    let why = &why.as_bytes()[..why.len().min(4096)];
+    put_header(T_ERROR, id, why.len(), buf);
+    buf.put_slice(why);
 }
 
 /// Appends a reply frame without a trace.
@@ -157,6 +256,20 @@ pub enum ClientFrame {
     StatusRequest(u64),
     /// The node's status.
     Status(u64, NodeStatus),
+    /// A clock exchange's request: id, the client's send time `t1`.
+    ClockRequest(u64, u64),
+    /// A clock exchange's answer: id, `t1` echoed, the node's receive and send times.
+    Clock(u64, u64, u64, u64),
+    /// A request to arm a recording.
+    Arm(u64, ArmSpec),
+    /// The recording is armed.
+    Armed(u64),
+    /// A request to take the armed recording.
+    Take(u64),
+    /// One chunk of an encoded recording: id, total length, offset, bytes.
+    RecordingChunk(u64, u64, u64, Bytes),
+    /// The node refused a clock, arm or take request: id, why.
+    Error(u64, String),
 }
 
 /// A failure as it arrives over the wire.
@@ -281,7 +394,7 @@ pub fn try_decode(buf: &mut BytesMut) -> Result<Option<ClientFrame>, WireError> 
         }
         T_STATUS_REQUEST => Ok(Some(ClientFrame::StatusRequest(id))),
         T_STATUS => {
-            if f.remaining() < 1 + 6 * 8 {
+            if f.remaining() < STATUS_LEN {
                 return Err(WireError::Truncated);
             }
             let role = match f.get_u8() {
@@ -293,18 +406,78 @@ pub fn try_decode(buf: &mut BytesMut) -> Result<Option<ClientFrame>, WireError> 
             let node = f.get_u64();
             let term = f.get_u64();
             let leader = f.get_u64();
+            let commit_index = f.get_u64();
+            let applied_index = f.get_u64();
+            let last_index = f.get_u64();
+            let stats = Stats {
+                appends: f.get_u64(),
+                heartbeats: f.get_u64(),
+                commit_notices: f.get_u64(),
+                entries_sent: f.get_u64(),
+                entry_bytes_sent: f.get_u64(),
+                append_responses: f.get_u64(),
+                vote_requests: f.get_u64(),
+                vote_responses: f.get_u64(),
+                elections: f.get_u64(),
+                snapshot_chunks: f.get_u64(),
+                snapshot_bytes_sent: f.get_u64(),
+                snapshots_installed: f.get_u64(),
+            };
             let st = NodeStatus {
                 id: node,
                 role,
                 term,
                 leader: (leader != 0).then_some(leader),
-                commit_index: f.get_u64(),
-                applied_index: f.get_u64(),
-                last_index: f.get_u64(),
-                stats: Default::default(),
+                commit_index,
+                applied_index,
+                last_index,
+                stats,
+                clock_origin_ns: f.get_u64(),
+                cpu_ns: f.get_u64(),
+                rss_bytes: f.get_u64(),
+                transport_bytes_sent: f.get_u64(),
             };
             Ok(Some(ClientFrame::Status(id, st)))
         }
+        T_CLOCK_REQUEST => {
+            if f.remaining() < 8 {
+                return Err(WireError::Truncated);
+            }
+            Ok(Some(ClientFrame::ClockRequest(id, f.get_u64())))
+        }
+        T_CLOCK => {
+            if f.remaining() < 24 {
+                return Err(WireError::Truncated);
+            }
+            let (t1, t2, t3) = (f.get_u64(), f.get_u64(), f.get_u64());
+            Ok(Some(ClientFrame::Clock(id, t1, t2, t3)))
+        }
+        T_ARM => {
+            if f.remaining() < 32 {
+                return Err(WireError::Truncated);
+            }
+            let spec = ArmSpec {
+                start: Time::from_nanos(f.get_u64()),
+                end: Time::from_nanos(f.get_u64()),
+                interval: std::time::Duration::from_nanos(f.get_u64()),
+                max_records: f.get_u64(),
+            };
+            Ok(Some(ClientFrame::Arm(id, spec)))
+        }
+        T_ARMED => Ok(Some(ClientFrame::Armed(id))),
+        T_TAKE => Ok(Some(ClientFrame::Take(id))),
+        T_CHUNK => {
+            if f.remaining() < CHUNK_HEADER {
+                return Err(WireError::Truncated);
+            }
+            let total = f.get_u64();
+            let offset = f.get_u64();
+            Ok(Some(ClientFrame::RecordingChunk(id, total, offset, f)))
+        }
+        T_ERROR => Ok(Some(ClientFrame::Error(
+            id,
+            String::from_utf8_lossy(&f).into_owned(),
+        ))),
         t => Err(WireError::Unknown(t)),
     }
 }
@@ -374,7 +547,24 @@ mod tests {
             commit_index: 10,
             applied_index: 9,
             last_index: 11,
-            stats: Default::default(),
+            stats: Stats {
+                appends: 1,
+                heartbeats: 2,
+                commit_notices: 3,
+                entries_sent: 4,
+                entry_bytes_sent: 5,
+                append_responses: 6,
+                vote_requests: 7,
+                vote_responses: 8,
+                elections: 9,
+                snapshot_chunks: 10,
+                snapshot_bytes_sent: 11,
+                snapshots_installed: u64::MAX,
+            },
+            clock_origin_ns: 123_456_789,
+            cpu_ns: 42,
+            rss_bytes: 7 << 20,
+            transport_bytes_sent: 99,
         };
         encode_status_request(41, &mut buf);
         encode_status(42, &st, &mut buf);
@@ -396,13 +586,92 @@ mod tests {
         assert_eq!(try_decode(&mut b), Err(WireError::Truncated));
         let mut b = BytesMut::from(&[0, 0, 0, 10, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0][..]);
         assert_eq!(try_decode(&mut b), Err(WireError::Version(9)));
-        let mut b = BytesMut::from(&[0, 0, 0, 10, VERSION, 9, 0, 0, 0, 0, 0, 0, 0, 0][..]);
-        assert_eq!(try_decode(&mut b), Err(WireError::Unknown(9)));
+        let mut b = BytesMut::from(&[0, 0, 0, 10, VERSION, 99, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+        assert_eq!(try_decode(&mut b), Err(WireError::Unknown(99)));
         let mut b = BytesMut::from(&[0, 0, 0][..]);
         assert_eq!(
             try_decode(&mut b),
             Ok(None),
             "a partial prefix waits for more"
         );
+    }
+
+    /// The frames of protocol version 3 come back as they went, each on its own.
+    #[test]
+    fn v3_frames_round_trip() {
+        use std::time::Duration;
+        let spec = ArmSpec {
+            start: Time::from_nanos(5),
+            end: Time::from_nanos(u64::MAX - 1),
+            interval: Duration::from_millis(250),
+            max_records: 10,
+        };
+        let data = Bytes::from(vec![7u8; CHUNK_BYTES]);
+        let mut buf = BytesMut::new();
+        encode_clock_request(1, 11, &mut buf);
+        encode_clock(2, 11, 22, 33, &mut buf);
+        encode_arm(3, &spec, &mut buf);
+        encode_armed(4, &mut buf);
+        encode_take(5, &mut buf);
+        encode_recording_chunk(
+            6,
+            3 * CHUNK_BYTES as u64,
+            CHUNK_BYTES as u64,
+            &data,
+            &mut buf,
+        );
+        encode_error(7, "not armed", &mut buf);
+        let want = [
+            ClientFrame::ClockRequest(1, 11),
+            ClientFrame::Clock(2, 11, 22, 33),
+            ClientFrame::Arm(3, spec),
+            ClientFrame::Armed(4),
+            ClientFrame::Take(5),
+            ClientFrame::RecordingChunk(6, 3 * CHUNK_BYTES as u64, CHUNK_BYTES as u64, data),
+            ClientFrame::Error(7, "not armed".into()),
+        ];
+        for w in want {
+            assert_eq!(try_decode(&mut buf).unwrap(), Some(w));
+        }
+        assert!(buf.is_empty());
+    }
+
+    /// A frame whose length prefix stops short of its fixed fields is refused, never read
+    /// past its end.
+    #[test]
+    fn truncated_v3_frames_are_errors() {
+        let encoders: Vec<Box<dyn Fn(&mut BytesMut)>> = vec![
+            Box::new(|b| encode_status(1, &NodeStatus::default(), b)),
+            Box::new(|b| encode_clock_request(1, 2, b)),
+            Box::new(|b| encode_clock(1, 2, 3, 4, b)),
+            Box::new(|b| {
+                encode_arm(
+                    1,
+                    &ArmSpec {
+                        start: Time::ZERO,
+                        end: Time::from_nanos(1),
+                        interval: std::time::Duration::from_secs(1),
+                        max_records: 0,
+                    },
+                    b,
+                )
+            }),
+            Box::new(|b| encode_recording_chunk(1, 0, 0, &[], b)),
+        ];
+        for (i, enc) in encoders.iter().enumerate() {
+            let mut full = BytesMut::new();
+            enc(&mut full);
+            let body = full.len() - 4;
+            for cut in 10..body {
+                let mut b = BytesMut::new();
+                b.put_u32(cut as u32);
+                b.put_slice(&full[4..4 + cut]);
+                assert_eq!(
+                    try_decode(&mut b),
+                    Err(WireError::Truncated),
+                    "encoder {i} cut to {cut} of {body} bytes"
+                );
+            }
+        }
     }
 }

@@ -121,6 +121,15 @@ pub struct NodeStatus {
     pub last_index: Index,
     /// What its core has sent so far.
     pub stats: Stats,
+    /// The node's `Time` zero (its epoch) as a `CLOCK_MONOTONIC` reading in ns: processes
+    /// on one host put each other's timestamps on one clock with it.
+    pub clock_origin_ns: u64,
+    /// The node process's CPU time so far, user plus system, in ns (0: not a node process).
+    pub cpu_ns: u64,
+    /// The node process's resident memory now, in bytes (0: not a node process).
+    pub rss_bytes: u64,
+    /// Bytes the node's Raft transport has sent (0: not measured).
+    pub transport_bytes_sent: u64,
 }
 
 impl Default for NodeStatus {
@@ -134,6 +143,10 @@ impl Default for NodeStatus {
             applied_index: 0,
             last_index: 0,
             stats: Stats::default(),
+            clock_origin_ns: 0,
+            cpu_ns: 0,
+            rss_bytes: 0,
+            transport_bytes_sent: 0,
         }
     }
 }

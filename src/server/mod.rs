@@ -176,6 +176,8 @@ pub struct Server<S = MemStore> {
     /// that in-process senders can see the pushback before they send
     /// ([`ServerHandle::overloaded`]).
     full: Arc<std::sync::atomic::AtomicBool>,
+    /// `epoch` as a `CLOCK_MONOTONIC` reading (see [`NodeStatus::clock_origin_ns`]).
+    clock_origin_ns: u64,
 }
 
 /// Out-of-band instructions to a server, for experiments.
@@ -220,8 +222,10 @@ impl<S: LogStore + Send + 'static> Server<S> {
         let persist = persist::PersistPath::new(&mut store, last_index);
         let (tx, rx) = mpsc::channel(INBOX);
         let (control_tx, control) = mpsc::unbounded_channel();
+        let clock_origin_ns = crate::remote::instant_to_monotonic_ns(parts.epoch);
         let (status, status_rx) = tokio::sync::watch::channel(NodeStatus {
             id,
+            clock_origin_ns,
             ..NodeStatus::default()
         });
         let server = Server {
@@ -240,6 +244,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             full: Arc::default(),
             epoch: parts.epoch,
             observer: parts.observer,
+            clock_origin_ns,
         };
         let handle = ServerHandle::new(id, tx, status_rx, control_tx, server.full.clone());
         Ok((server, handle))
@@ -348,6 +353,8 @@ impl<S: LogStore + Send + 'static> Server<S> {
             applied_index: r.applied_index(),
             last_index: r.log().last_index(),
             stats: r.stats().clone(),
+            clock_origin_ns: self.clock_origin_ns,
+            ..NodeStatus::default()
         };
         // Only wake watchers on change: this runs once per loop round.
         self.status.send_if_modified(|s| {
