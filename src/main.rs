@@ -93,6 +93,9 @@ enum Cmd {
         #[command(subcommand)]
         op: NetnsOp,
     },
+    /// Offers an open-loop load to a cluster of node processes from this process and writes
+    /// its counts and histograms (several such processes merge into one result).
+    Load(raftbench::harness::load_process::LoadArgs),
     /// Talks to a cluster of node processes.
     Client {
         /// The cluster file.
@@ -293,6 +296,11 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Netns { op } => netns(op),
+        Cmd::Load(args) => {
+            let part = raftbench::harness::load_process::run_load(&args)?;
+            println!("{}  (part: {})", part.one_line(), args.out.display());
+            Ok(())
+        }
         Cmd::Client {
             config,
             node,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::{ClusterError, ClusterSpec, FileStoreSpec, LocalCluster, SyncStatsByNode};
 use crate::harness::follow::{FollowPort, LiveHandles};
 use crate::harness::load::CommandMaker;
+use crate::harness::remote_port::RemotePort;
 use crate::harness::scenario::{Fault, PointConfig, StorageKind};
 use crate::harness::summary::QuicStats;
 use crate::netem::LinkEmulator;
@@ -82,6 +83,8 @@ pub enum LoadPort {
     Local(ServerHandle),
     /// A router that follows the leader across faults ([`crate::harness::follow`]).
     Following(FollowPort),
+    /// Nodes in other processes, through the pipelined client ([`RemotePort`]).
+    Remote(RemotePort),
 }
 
 impl LoadPort {
@@ -91,6 +94,7 @@ impl LoadPort {
         match self {
             LoadPort::Local(h) => h.blocking_send(req),
             LoadPort::Following(p) => p.blocking_send(req),
+            LoadPort::Remote(p) => p.blocking_send(req),
         }
     }
 
@@ -101,6 +105,7 @@ impl LoadPort {
         match self {
             LoadPort::Local(h) => h.offer(req),
             LoadPort::Following(p) => p.offer(req),
+            LoadPort::Remote(p) => p.offer(req),
         }
     }
 
@@ -110,6 +115,7 @@ impl LoadPort {
             LoadPort::Local(h) => h.overloaded(),
             // The router holds requests across leaders; a refusal comes back as an answer.
             LoadPort::Following(_) => false,
+            LoadPort::Remote(p) => p.overloaded(),
         }
     }
 
@@ -118,6 +124,7 @@ impl LoadPort {
         match self {
             LoadPort::Local(h) => h.send(req).await,
             LoadPort::Following(p) => p.send(req).await,
+            LoadPort::Remote(p) => p.send(req).await,
         }
     }
 }
