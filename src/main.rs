@@ -110,6 +110,9 @@ enum Cmd {
         #[arg(long, default_value_t = raftbench::harness::baseline::DEFAULT_PAYLOAD_BYTES)]
         payload: usize,
     },
+    /// Offers an open-loop load to a cluster of node processes from this process and writes
+    /// its counts and histograms (several such processes merge into one result).
+    Load(raftbench::harness::load_process::LoadArgs),
     /// Talks to a cluster of node processes.
     Client {
         /// The cluster file.
@@ -333,6 +336,11 @@ fn main() -> Result<()> {
                     let _ = std::io::stdout().flush();
                 },
             )?;
+            Ok(())
+        }
+        Cmd::Load(args) => {
+            let part = raftbench::harness::load_process::run_load(&args)?;
+            println!("{}  (part: {})", part.one_line(), args.out.display());
             Ok(())
         }
         Cmd::Client {

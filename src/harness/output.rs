@@ -409,6 +409,104 @@ fn interval_log(
     Ok(buf)
 }
 
+/// Writes one interval histogram as an interval log (`.hlog`) at `path`: its intervals,
+/// untagged, with timestamps in seconds since `base` (the start of the measured window
+/// they count from), under a comment line `title`.
+pub fn write_interval_histogram(
+    path: &Path,
+    title: &str,
+    base: SystemTime,
+    ih: &IntervalHistogram,
+) -> Result<(), OutputError> {
+    let fail = |message: String| OutputError::Histogram {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut head = String::new();
+    let _ = writeln!(head, "#[{title}: {}]", unit_words(ih.unit));
+    let _ = writeln!(
+        head,
+        "#[Timestamps: seconds since BaseTime (the measured window's start)]"
+    );
+    let _ = writeln!(head, "#[Histogram log format version 1.3]");
+    let base_secs = base
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let _ = writeln!(
+        head,
+        "#[StartTime: {base_secs:.3} (seconds since epoch), {}]",
+        humantime::format_rfc3339_millis(base)
+    );
+    let _ = writeln!(head, "#[BaseTime: {base_secs:.3} (seconds since epoch)]");
+    let _ = writeln!(
+        head,
+        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    );
+    buf.extend_from_slice(head.as_bytes());
+    let mut serializer = V2DeflateSerializer::new();
+    let mut builder = IntervalLogWriterBuilder::new();
+    builder.with_max_value_divisor(scaling_ratio(ih.unit));
+    let mut writer = builder
+        .begin_log_with(&mut buf, &mut serializer)
+        .map_err(|e| fail(e.to_string()))?;
+    for (start, len, h) in &ih.intervals {
+        writer
+            .write_histogram(h, *start, *len, None)
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    drop(writer);
+    write_file(path, &buf)
+}
+
+/// Reads back what [`write_interval_histogram`] wrote: the histogram (its total the sum of
+/// its intervals, interval starts and lengths rounded to the millisecond the file keeps)
+/// and the BaseTime, if the log names one.
+pub fn read_interval_histogram(
+    path: &Path,
+    unit: Unit,
+    interval: Duration,
+) -> Result<(IntervalHistogram, Option<Duration>), OutputError> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+
+    let bad = |message: String| OutputError::Histogram {
+        path: path.to_path_buf(),
+        message,
+    };
+    let ms = |d: Duration| Duration::from_millis((d.as_secs_f64() * 1e3).round() as u64);
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let mut deserializer = Deserializer::new();
+    let mut ih = IntervalHistogram::new(unit, interval);
+    let mut base = None;
+    for entry in IntervalLogIterator::new(&bytes) {
+        let interval = match entry.map_err(|e| bad(format!("{e:?}")))? {
+            LogEntry::BaseTime(t) => {
+                base = Some(t);
+                continue;
+            }
+            LogEntry::StartTime(_) => continue,
+            LogEntry::Interval(i) => i,
+        };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(interval.encoded_histogram())
+            .map_err(|e| bad(e.to_string()))?;
+        let h: Histogram<u64> = deserializer
+            .deserialize(&mut raw.as_slice())
+            .map_err(|e| bad(e.to_string()))?;
+        ih.total.add(&h).map_err(|e| bad(format!("{e:?}")))?;
+        ih.intervals.push((
+            ms(interval.start_timestamp()),
+            ms(interval.duration()),
+            h,
+        ));
+    }
+    ih.intervals.sort_by_key(|(s, _, _)| *s);
+    Ok((ih, base))
+}
+
 /// Formats an optional number for CSV: empty when absent.
 fn opt(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()

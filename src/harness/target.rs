@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::{ClusterError, ClusterSpec, FileStoreSpec, LocalCluster, SyncStatsByNode};
 use crate::harness::follow::{FollowPort, LiveHandles};
 use crate::harness::load::CommandMaker;
+use crate::harness::remote_port::RemotePort;
 use crate::harness::scenario::{Fault, PointConfig, StorageKind};
 use crate::harness::summary::QuicStats;
 use crate::netem::LinkEmulator;
@@ -85,6 +86,8 @@ pub enum LoadPort {
     Local(ServerHandle),
     /// A router that follows the leader across faults ([`crate::harness::follow`]).
     Following(FollowPort),
+    /// Nodes in other processes, through the pipelined client ([`RemotePort`]).
+    Remote(RemotePort),
 }
 
 impl LoadPort {
@@ -94,6 +97,7 @@ impl LoadPort {
         match self {
             LoadPort::Local(h) => h.blocking_send(req),
             LoadPort::Following(p) => p.blocking_send(req),
+            LoadPort::Remote(p) => p.blocking_send(req),
         }
     }
 
@@ -104,6 +108,7 @@ impl LoadPort {
         match self {
             LoadPort::Local(h) => h.offer(req),
             LoadPort::Following(p) => p.offer(req),
+            LoadPort::Remote(p) => p.offer(req),
         }
     }
 
@@ -113,6 +118,7 @@ impl LoadPort {
             LoadPort::Local(h) => h.overloaded(),
             // The router holds requests across leaders; a refusal comes back as an answer.
             LoadPort::Following(_) => false,
+            LoadPort::Remote(p) => p.overloaded(),
         }
     }
 
@@ -121,6 +127,7 @@ impl LoadPort {
         match self {
             LoadPort::Local(h) => h.send(req).await,
             LoadPort::Following(p) => p.send(req).await,
+            LoadPort::Remote(p) => p.send(req).await,
         }
     }
 }
