@@ -180,6 +180,8 @@ pub fn run_point_in(
         Time::from_nanos(window.end.as_nanos() as u64),
     );
 
+    // Node processes record inside themselves; in process the recorder is in the nodes.
+    let unarmed = target_box.arm_recordings(win_start, end, interval);
     let intended = Arc::new(Intended::new(INTENDED_SLOTS));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut replies = ReplyRecorder::new(window, intended.clone(), interval);
@@ -366,13 +368,22 @@ pub fn run_point_in(
         cpu.process_seconds += g - cpu.generator_seconds;
         cpu.generator_seconds = g;
     }
+    // Node processes spend their CPU outside this process: theirs joins the nodes' share.
+    let node_cpu = after.node_cpu.saturating_sub(before.node_cpu).as_secs_f64();
+    cpu.node_seconds += node_cpu;
+    cpu.process_seconds += node_cpu;
     if cpu.process_seconds > 0.0 {
         cpu.harness_share = cpu.harness_seconds() / cpu.process_seconds;
     }
     let leader = target.leader();
     let sync_floors = target.sync_floors();
     let moved = target.check_leader();
-    let target_info = target.info();
+    let (unrecorded, events_dropped) = target.collect_recordings(&nodes);
+    let target_info = target.info().map(|mut t| {
+        t.recordings_missing = unarmed.into_iter().chain(unrecorded).collect();
+        t.node_events_dropped = events_dropped;
+        t
+    });
     // Every acknowledged write must be in the log: read each back from the leader now that
     // every fault is undone.
     let correctness = traced.then(|| {

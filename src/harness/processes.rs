@@ -22,12 +22,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::ClusterFile;
+use crate::harness::node_recorder::NodeRecorder;
+use crate::harness::remote_port::{ClockMap, MakeConnector, RemotePort};
 use crate::harness::scenario::{PointConfig, StorageKind, TargetKind};
 use crate::harness::summary::{NodeHost, TargetInfo};
 use crate::harness::target::{Counters, LoadPort, Target, TargetError};
 use crate::netem::LinkEmulator;
 use crate::raft::{NodeId, Role};
-use crate::remote::{Connector, RemoteClient};
+use crate::remote::{Connector, PipelineOptions, RemoteClient};
 use crate::server::{NodeStatus, Observer};
 use crate::storage::SyncFloor;
 
@@ -39,6 +41,9 @@ const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 const WATCH_EVERY: Duration = Duration::from_millis(10);
 /// First ports of the nodes inside network namespaces (each host has its own address).
 const NETNS_PORT_BASE: (u16, u16, u16) = (7100, 7200, 7300);
+/// Four-timestamp exchanges per node for a remote clock estimate (the one with the
+/// smallest round trip counts).
+const CLOCK_SAMPLES: usize = 32;
 
 /// The `raftbench` binary that runs nodes and load processes: `$RAFTBENCH_BIN`, else this
 /// executable if it is `raftbench`, else `raftbench` beside the test binary's directory
@@ -139,6 +144,11 @@ pub struct NodeProcesses {
     procs: Arc<Mutex<Vec<NodeProc>>>,
     control: Mutex<Control>,
     epoch: Instant,
+    /// Each node's clock against the harness's: offset (node ns + offset = harness ns since
+    /// `epoch`) and its error bound, measured at start and refreshed at the end.
+    clocks: Mutex<HashMap<NodeId, (i64, u64)>>,
+    /// The offsets the load port moves answers' traces by.
+    offsets: Arc<ClockMap>,
     leader: NodeId,
     term: u64,
     /// Set once a leader is found (start fails otherwise).
@@ -285,6 +295,8 @@ impl NodeProcesses {
             procs,
             control: Mutex::new(control),
             epoch,
+            clocks: Mutex::new(HashMap::new()),
+            offsets: Arc::new(ClockMap::new()),
             leader: 0,
             term: 0,
             port: None,
@@ -303,6 +315,7 @@ impl NodeProcesses {
         let (leader, term) = me.find_leader(within)?;
         me.leader = leader;
         me.term = term;
+        me.measure_clocks()?;
         me.port = Some(me.connect_port(addrs)?);
         Ok(me)
     }
@@ -394,6 +407,11 @@ impl NodeProcesses {
             Some((o, Control::new(rt, connector, &addrs)))
         });
         let ids = self.file.ids();
+        // A restarted node has a new clock origin: its answers' traces must move by the
+        // new offset from its first answer on (one host only; a remote target has no
+        // restarts).
+        let offsets = (self.kind == TargetKind::Processes).then(|| self.offsets.clone());
+        let harness_origin = crate::remote::instant_to_monotonic_ns(self.epoch) as i64;
         std::thread::Builder::new()
             .name("node-watcher".into())
             .spawn(move || {
@@ -411,6 +429,12 @@ impl NodeProcesses {
                     if let Some((o, ctl)) = poller.as_mut() {
                         for &id in &ids {
                             let Ok(s) = ctl.status(id) else { continue };
+                            if let Some(offsets) = &offsets {
+                                let off = s.clock_origin_ns as i64 - harness_origin;
+                                if offsets.get(id) != Some(off) {
+                                    offsets.set(id, off);
+                                }
+                            }
                             let at =
                                 crate::raft::Time::from_nanos(epoch.elapsed().as_nanos() as u64);
                             let before = seen.insert(id, (s.role, s.term, s.commit_index));
@@ -481,16 +505,97 @@ impl NodeProcesses {
         self.failures().into_iter().next()
     }
 
+    /// The load port: a pipelined client of its own thread (inside the load host's
+    /// namespace, if any), whose answers' traces move onto the harness's clock.
     fn connect_port(&self, addrs: HashMap<NodeId, SocketAddr>) -> Result<LoadPort, TargetError> {
-        let _ = addrs;
-        Err(TargetError::Config {
-            key: "cluster.target".into(),
-            reason: "the remote load port is not built yet".into(),
-        })
+        let file = self.file.clone();
+        let ns = self.netns.as_ref().map(|l| l.load_host().netns.clone());
+        let make: MakeConnector = Box::new(move || {
+            if let Some(ns) = &ns {
+                crate::netns::enter(ns).map_err(|e| {
+                    crate::remote::ConnectError::Bind(std::io::Error::other(e.to_string()))
+                })?;
+            }
+            Connector::for_cluster(&file, "")
+        });
+        let opts = PipelineOptions {
+            prefer: Some(self.leader),
+            ..PipelineOptions::default()
+        };
+        let port = RemotePort::start(addrs, make, opts, self.offsets.clone()).map_err(|e| {
+            TargetError::Config {
+                key: "cluster.target".into(),
+                reason: format!("load port: {e}"),
+            }
+        })?;
+        Ok(LoadPort::Remote(port))
+    }
+
+    /// Puts every node's clock against the harness's: on one host (namespaces included:
+    /// they share the kernel's clocks) exactly, from the nodes' `CLOCK_MONOTONIC` origins;
+    /// on other hosts by a four-timestamp exchange whose error bound goes with it.
+    fn measure_clocks(&self) -> Result<(), TargetError> {
+        let mut found = HashMap::new();
+        let harness_origin = crate::remote::instant_to_monotonic_ns(self.epoch) as i64;
+        let mut ctl = self.control();
+        for id in self.file.ids() {
+            let clock = match self.kind {
+                TargetKind::Remote => {
+                    let Control { rt, per_node, .. } = &mut *ctl;
+                    let Some((_, client)) = per_node.iter_mut().find(|(n, _)| *n == id) else {
+                        continue;
+                    };
+                    let samples = rt
+                        .block_on(client.clock_samples(id, CLOCK_SAMPLES, self.epoch))
+                        .map_err(|e| TargetError::Config {
+                            key: "cluster.remote".into(),
+                            reason: format!("clock of node {id}: {e}"),
+                        })?;
+                    crate::remote::ClockOffset::estimate(&samples)
+                        .map(|o| (o.offset_ns, o.error_ns))
+                }
+                _ => ctl
+                    .status(id)
+                    .ok()
+                    .map(|s| (s.clock_origin_ns as i64 - harness_origin, 0)),
+            };
+            if let Some(c) = clock {
+                found.insert(id, c);
+            }
+        }
+        drop(ctl);
+        let mut clocks = self.clocks.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, (off, err)) in found {
+            // A second estimate widens the bound by how far it moved (drift, or a node
+            // that restarted with a new origin).
+            let (off, err) = match clocks.get(&id) {
+                Some(&(o0, e0)) if self.kind == TargetKind::Remote => {
+                    (o0, e0.max(err).max(o0.abs_diff(off)))
+                }
+                _ => (off, err),
+            };
+            clocks.insert(id, (off, err));
+            self.offsets.set(id, off);
+        }
+        Ok(())
+    }
+
+    /// Node `id`'s offset onto the harness's clock, if known.
+    fn offset(&self, id: NodeId) -> Option<i64> {
+        self.clocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .map(|c| c.0)
     }
 
     /// Where the nodes run and how their clocks relate to the harness's, for the summary.
     pub fn info(&self) -> TargetInfo {
+        let clocks = self
+            .clocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let procs = self.procs();
         TargetInfo {
             kind: self.kind.name().to_string(),
@@ -516,11 +621,13 @@ impl NodeProcesses {
                         .iter()
                         .find(|p| p.id == n.id)
                         .and_then(|p| p.child.as_ref().map(Child::id)),
-                    clock_offset_ns: None,
-                    clock_error_ns: None,
+                    clock_offset_ns: clocks.get(&n.id).map(|c| c.0),
+                    clock_error_ns: clocks.get(&n.id).map(|c| c.1),
                 })
                 .collect(),
             failures: procs.iter().filter_map(|p| p.died.clone()).collect(),
+            recordings_missing: Vec::new(),
+            node_events_dropped: 0,
         }
     }
 
@@ -732,6 +839,8 @@ impl Target for NodeProcesses {
         let mut ctl = self.control();
         for id in self.file.ids() {
             let Ok(st) = ctl.status(id) else { continue };
+            c.wire_bytes += st.transport_bytes_sent;
+            c.node_cpu += Duration::from_nanos(st.cpu_ns);
             let s = &st.stats;
             c.raft_messages +=
                 s.append_messages() + s.append_responses + s.vote_requests + s.vote_responses;
@@ -741,8 +850,58 @@ impl Target for NodeProcesses {
                 c.leader_notices = s.commit_notices;
             }
         }
-        c.cpu = crate::harness::target::process_cpu_time();
+        c.cpu = crate::harness::target::process_cpu_time() + c.node_cpu;
         c
+    }
+
+    fn arm_recordings(&self, start: Instant, end: Instant, interval: Duration) -> Vec<String> {
+        let mut failed = Vec::new();
+        let mut ctl = self.control();
+        for id in self.file.ids() {
+            let Some(off) = self.offset(id) else {
+                failed.push(format!("node {id}: clock unknown"));
+                continue;
+            };
+            let node_time = |t: Instant| {
+                let ns = t.saturating_duration_since(self.epoch).as_nanos() as i64 - off;
+                crate::raft::Time::from_nanos(ns.max(0) as u64)
+            };
+            let Control { rt, per_node, .. } = &mut *ctl;
+            let Some((_, client)) = per_node.iter_mut().find(|(n, _)| *n == id) else {
+                continue;
+            };
+            let armed =
+                rt.block_on(client.arm_recording(id, node_time(start), node_time(end), interval));
+            if let Err(e) = armed {
+                failed.push(format!("node {id}: {e}"));
+            }
+        }
+        failed
+    }
+
+    fn collect_recordings(&self, into: &NodeRecorder) -> (Vec<String>, u64) {
+        // Clocks once more, so that a remote estimate's bound covers the whole run.
+        let _ = self.measure_clocks();
+        let mut failed = Vec::new();
+        let mut got = Vec::new();
+        let mut dropped = 0;
+        let mut ctl = self.control();
+        for id in self.file.ids() {
+            let Control { rt, per_node, .. } = &mut *ctl;
+            let Some((_, client)) = per_node.iter_mut().find(|(n, _)| *n == id) else {
+                continue;
+            };
+            match (rt.block_on(client.take_recording(id)), self.offset(id)) {
+                (Ok(r), Some(off)) => {
+                    dropped += r.events_dropped;
+                    got.push((r, off));
+                }
+                (Ok(_), None) => failed.push(format!("node {id}: clock unknown")),
+                (Err(e), _) => failed.push(format!("node {id}: {e}")),
+            }
+        }
+        into.replay(&got);
+        (failed, dropped)
     }
 
     fn stall_leader(&self, d: Duration) {

@@ -230,6 +230,14 @@ pub struct TargetInfo {
     /// Nodes that died without a fault killing them: the point failed.
     #[serde(default)]
     pub failures: Vec<String>,
+    /// Nodes whose recording (follower lags, batches, queues) could not be armed or
+    /// taken, described: their figures are missing from the point, not invented.
+    #[serde(default)]
+    pub recordings_missing: Vec<String>,
+    /// Commit and apply events the nodes could not keep (past their cap): lag samples
+    /// missing from the point, counted.
+    #[serde(default)]
+    pub node_events_dropped: u64,
 }
 
 /// One node of a [`TargetInfo`].

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::{ClusterError, ClusterSpec, FileStoreSpec, LocalCluster, SyncStatsByNode};
 use crate::harness::follow::{FollowPort, LiveHandles};
 use crate::harness::load::CommandMaker;
+use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::remote_port::RemotePort;
 use crate::harness::scenario::{Fault, PointConfig, StorageKind};
 use crate::harness::summary::QuicStats;
@@ -73,6 +74,8 @@ pub struct Counters {
     pub wire_bytes: u64,
     /// CPU time of the processes that run the target (and, in process, the harness).
     pub cpu: Duration,
+    /// Of `cpu`, the node processes' own (outside the harness's process).
+    pub node_cpu: Duration,
     /// Each node's log syncs so far, when the nodes keep their logs in files.
     pub syncs: Vec<(NodeId, SyncSnapshot)>,
     /// QUIC's own counters summed over every node's connections (None off QUIC).
@@ -198,6 +201,20 @@ pub trait Target: Send + Sync {
     /// A load port that follows the leader across faults, if the target has one.
     fn live_handles(&self) -> Option<LiveHandles> {
         None
+    }
+    /// Asks every node to record its commit and apply events and its histograms over
+    /// `[start, end)` (node processes; in process the recorder is inside the nodes).
+    /// Returns the nodes that could not be armed, described.
+    fn arm_recordings(&self, start: Instant, end: Instant, interval: Duration) -> Vec<String> {
+        let _ = (start, end, interval);
+        Vec::new()
+    }
+    /// Takes every node's recording and replays it into `into`, on the harness's clock.
+    /// Returns the nodes whose recording was lost, described, and the events the nodes
+    /// could not keep (past their cap).
+    fn collect_recordings(&self, into: &NodeRecorder) -> (Vec<String>, u64) {
+        let _ = into;
+        (Vec::new(), 0)
     }
     /// Where the nodes run, for the summary (None in process).
     fn info(&self) -> Option<crate::harness::summary::TargetInfo> {

@@ -114,7 +114,11 @@ impl Connector {
         let crypto = QuicClientConfig::try_from(tls::client_identity_config(identity)?)?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         let mut tc = quinn::TransportConfig::default();
-        tc.keep_alive_interval(Some(Duration::from_secs(2)))
+        // A node that dies without closing (SIGKILL, a lost host) is noticed after the idle
+        // timeout: 2 s, so that a pipeline resends its requests to the new leader within
+        // the deadline instead of waiting into a connection nobody answers.
+        tc.keep_alive_interval(Some(Duration::from_millis(500)))
+            .max_idle_timeout(Duration::from_secs(2).try_into().ok())
             .max_concurrent_uni_streams(0u32.into())
             .max_concurrent_bidi_streams(0u32.into());
         config.transport_config(Arc::new(tc));

@@ -404,7 +404,7 @@ impl Drop for QuicTransport {
 /// (after a crash, with the same identity) then answers its peers' packets on their old
 /// connections with resets they recognize, so they drop those connections and redial at
 /// once, rather than waiting out the idle timeout while the node is unreachable.
-fn endpoint_config(identity: &NodeIdentity) -> quinn::EndpointConfig {
+pub(crate) fn endpoint_config(identity: &NodeIdentity) -> quinn::EndpointConfig {
     let mut d = ring::digest::Context::new(&ring::digest::SHA256);
     d.update(b"raftbench QUIC stateless reset key v1");
     d.update(identity.key.secret_der());
