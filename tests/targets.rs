@@ -267,3 +267,51 @@ restart_after_s = 0.5
         s.target
     );
 }
+
+/// Why this machine cannot make network namespaces, if it cannot.
+fn no_namespaces() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root: creating network namespaces needs root".into());
+    }
+    match std::process::Command::new("ip").arg("-V").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("`ip` (iproute2) is not installed".into()),
+    }
+}
+
+#[test]
+fn a_point_runs_across_network_namespaces_and_removes_them() {
+    if let Some(why) = no_namespaces() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _one = one_at_a_time();
+    use_our_binary();
+    let out = out_dir("netns");
+    let prefix = "rbtgt";
+    let ps = points(&format!(
+        "{}\n[[series]]\nname = \"p\"\nset = {{ \"cluster.netns\" = \"{prefix}\" }}\n",
+        scenario(200.0, 2.0, "")
+    ))
+    .unwrap();
+    let s = run(&ps[0], out.path());
+    let t = s.target.as_ref().unwrap();
+    assert_eq!(t.netns.as_deref(), Some(prefix));
+    // Each node on a host of its own: its namespace, its address on the bridge.
+    for (i, n) in t.nodes.iter().enumerate() {
+        assert_eq!(n.host, format!("{prefix}-n{}", i + 1));
+        assert!(n.client_addr.starts_with("10.213.0."), "{n:?}");
+    }
+    assert!(s.ok > 200, "{}", s.ok);
+    assert_eq!(s.errors + s.unanswered, 0);
+    assert_eq!(s.phase_samples_missing, 0);
+    assert_eq!(s.followers.len(), 2);
+    // The namespaces the point made are gone with it.
+    let list = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(!list.contains(prefix), "left behind: {list}");
+}

@@ -141,6 +141,8 @@ pub struct NodeProcesses {
     log_dir: PathBuf,
     binary: Option<PathBuf>,
     netns: Option<crate::netns::Layout>,
+    /// The namespaces did not exist before this target made them: it removes them.
+    made_netns: bool,
     procs: Arc<Mutex<Vec<NodeProc>>>,
     control: Mutex<Control>,
     epoch: Instant,
@@ -186,19 +188,12 @@ impl NodeProcesses {
                 format!("cannot make {}: {e}", setup.dir.display()),
             )
         })?;
-        let netns = match &c.cluster.netns {
+        let (netns, made_netns) = match &c.cluster.netns {
             Some(prefix) => {
-                let layout = crate::netns::Layout::new(prefix)
-                    .map_err(|e| cfg_err("cluster.netns", e.to_string()))?;
-                crate::netns::up(&layout).map_err(|e| {
-                    cfg_err(
-                        "cluster.netns",
-                        format!("the namespaces could not be made (root needed): {e}"),
-                    )
-                })?;
-                Some(layout)
+                let (layout, made) = netns_up(prefix).map_err(|e| cfg_err("cluster.netns", e))?;
+                (Some(layout), made)
             }
-            None => None,
+            None => (None, false),
         };
         let (file_path, data, floors, binary) = match c.cluster.target {
             TargetKind::Remote => {
@@ -292,6 +287,7 @@ impl NodeProcesses {
             log_dir: setup.dir.to_path_buf(),
             binary,
             netns,
+            made_netns,
             procs,
             control: Mutex::new(control),
             epoch,
@@ -652,6 +648,18 @@ impl NodeProcesses {
     }
 }
 
+/// Makes the namespaces of `prefix` where missing; says whether none existed before (then
+/// the caller removes them when done).
+fn netns_up(prefix: &str) -> Result<(crate::netns::Layout, bool), String> {
+    let layout = crate::netns::Layout::new(prefix).map_err(|e| e.to_string())?;
+    let none_before = crate::netns::status(&layout)
+        .map(|st| st.iter().all(|s| !s.exists))
+        .unwrap_or(false);
+    crate::netns::up(&layout)
+        .map_err(|e| format!("the namespaces could not be made (root needed): {e}"))?;
+    Ok((layout, none_before))
+}
+
 fn unsupported(id: NodeId, what: &str) -> TargetError {
     TargetError::Config {
         key: "faults".into(),
@@ -971,6 +979,12 @@ impl Target for NodeProcesses {
         }
         // The nodes' files go only once every node has stopped; the logs stay.
         drop(me.data);
+        drop(procs);
+        if let (Some(l), true) = (&me.netns, me.made_netns) {
+            if let Err(e) = crate::netns::down(l, false) {
+                tracing::warn!(prefix = %l.prefix, error = %e, "namespaces not removed");
+            }
+        }
     }
 
     fn current_leader(&self, within: Duration) -> Option<NodeId> {
@@ -1059,6 +1073,8 @@ impl Target for NodeProcesses {
 /// or in node 1's namespace. Killed on drop.
 pub struct EchoProcess {
     child: Child,
+    /// Namespaces this echo made (none existed before): removed on drop.
+    made_netns: Option<crate::netns::Layout>,
     /// How to reach it.
     pub peer: crate::harness::baseline::EchoPeer,
 }
@@ -1073,13 +1089,14 @@ impl EchoProcess {
         };
         let bin = raftbench_binary()?;
         let certs = dir.join("floor-certs");
+        let mut made_netns = None;
         if crate::tls::existing_cluster_files(&certs, 2).len() < 6 {
             crate::tls::write_cluster(&certs, 2).map_err(|e| err(e.to_string()))?;
         }
         let (mut cmd, bind, netns) = match &c.cluster.netns {
             Some(prefix) => {
-                let l = crate::netns::Layout::new(prefix).map_err(|e| err(e.to_string()))?;
-                crate::netns::up(&l).map_err(|e| err(e.to_string()))?;
+                let (l, made) = netns_up(prefix).map_err(err)?;
+                made_netns = made.then(|| l.clone());
                 let host = l
                     .hosts
                     .iter()
@@ -1129,6 +1146,7 @@ impl EchoProcess {
         };
         Ok(EchoProcess {
             child,
+            made_netns,
             peer: crate::harness::baseline::EchoPeer {
                 addr,
                 certs,
@@ -1147,5 +1165,8 @@ impl Drop for EchoProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(l) = &self.made_netns {
+            let _ = crate::netns::down(l, false);
+        }
     }
 }
