@@ -640,7 +640,8 @@ mod tests {
     /// past its end.
     #[test]
     fn truncated_v3_frames_are_errors() {
-        let encoders: Vec<Box<dyn Fn(&mut BytesMut)>> = vec![
+        type Encoder = Box<dyn Fn(&mut BytesMut)>;
+        let encoders: Vec<Encoder> = vec![
             Box::new(|b| encode_status(1, &NodeStatus::default(), b)),
             Box::new(|b| encode_clock_request(1, 2, b)),
             Box::new(|b| encode_clock(1, 2, 3, 4, b)),
