@@ -7,6 +7,13 @@
 //! on one connection; answers carry the id they answer, in whatever order they complete,
 //! and a successful one carries the leader's [`Trace`]. A node bounds what each client can
 //! make it hold ([`ClientLimits`]).
+//!
+//! Beyond requests, a node process answers the harness (version 3): its status with the
+//! core's counters, its clock origin on `CLOCK_MONOTONIC`, its CPU time, RSS and transport
+//! bytes; a four-timestamp clock exchange ([`ClockOffset`]); and a recording of its commit
+//! and apply events and histograms that a client arms over a window of the node's clock
+//! and takes back in chunks of at most [`CHUNK_BYTES`] ([`Recording`]). A listener without
+//! a [`NodeProbe`] (an in-process node) refuses those with an error frame.
 
 mod client;
 mod clock;
