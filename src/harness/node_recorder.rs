@@ -185,30 +185,39 @@ impl NodeRecorder {
     /// [`REPLAY_LEAD`] early (the lag is still measured from their own time), so that an
     /// offset error smaller than that cannot lose a sample.
     pub fn replay(&self, recordings: &[(crate::remote::Recording, i64)]) {
-        // (sort key, rank, recording, index, apply?): at equal keys leaders' commits come
-        // first, then followers' commits, then applies, as they happen in process.
-        let mut order: Vec<(i128, u8, usize, usize, bool)> = Vec::new();
-        let harness = |at: Time, off: i64| (at.as_nanos() as i128 + off as i128).max(0);
+        // (harness time, rank << 60 | recording << 40 | index), 16 bytes an event: at equal
+        // times leaders' commits come first, then followers' commits, then applies, as
+        // they happen in process.
+        const RANK: u32 = 60;
+        const REC: u32 = 40;
+        let mut order: Vec<(i64, u64)> = Vec::new();
+        let harness = |at: Time, off: i64| {
+            (at.as_nanos() as i128 + off as i128).clamp(0, i64::MAX as i128) as i64
+        };
+        let lead = REPLAY_LEAD.as_nanos() as i64;
         for (r, (rec, off)) in recordings.iter().enumerate() {
+            let r = (r as u64) << REC;
             for (i, e) in rec.commits.iter().enumerate() {
                 let at = harness(e.at, *off);
                 if e.role == Role::Leader {
-                    order.push((at - REPLAY_LEAD.as_nanos() as i128, 0, r, i, false));
+                    order.push((at - lead, r | i as u64));
                 } else {
-                    order.push((at, 1, r, i, false));
+                    order.push((at, 1 << RANK | r | i as u64));
                 }
             }
-            for (i, e) in rec.applies.iter().enumerate() {
-                order.push((harness(e.at, *off), 2, r, i, true));
+            for i in 0..rec.applies.len() {
+                order.push((harness(rec.applies[i].at, *off), 2 << RANK | r | i as u64));
             }
         }
         order.sort_unstable();
-        for (_, _, r, i, apply) in order {
-            let (rec, off) = &recordings[r];
+        for (_, tag) in order {
+            let (rank, r) = (tag >> RANK, (tag >> REC) & ((1 << (RANK - REC)) - 1));
+            let i = (tag & ((1 << REC) - 1)) as usize;
+            let (rec, off) = &recordings[r as usize];
             let node = rec.node;
-            if apply {
+            if rank == 2 {
                 let e = rec.applies[i];
-                let at = Time::from_nanos(harness(e.at, *off).min(u64::MAX as i128) as u64);
+                let at = Time::from_nanos(harness(e.at, *off) as u64);
                 // Where this node's applies stood: exact even if earlier events were
                 // outside the window or past the node's cap.
                 if let Some(last) = self.last_applied.get(node as usize) {
@@ -217,7 +226,7 @@ impl NodeRecorder {
                 self.applied(node, e.role, e.to, at);
             } else {
                 let e = rec.commits[i];
-                let at = Time::from_nanos(harness(e.at, *off).min(u64::MAX as i128) as u64);
+                let at = Time::from_nanos(harness(e.at, *off) as u64);
                 self.commit_advanced(node, e.role, e.from, e.to, at);
             }
         }

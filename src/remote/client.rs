@@ -41,7 +41,7 @@ pub enum RemoteError {
 }
 
 /// Most clock samples one call takes.
-pub const MAX_CLOCK_SAMPLES: usize = 10_000;
+const MAX_CLOCK_SAMPLES: usize = 10_000;
 /// How long taking a recording may last in all (it may be hundreds of MB).
 const TAKE_LIMIT: Duration = Duration::from_secs(120);
 /// How long any other exchange may last.
@@ -67,6 +67,23 @@ impl Answer {
             Answer::Refused(_) => "a refusal",
             Answer::Recording(_) => "a recording",
         }
+    }
+}
+
+/// A frame's kind, for errors.
+fn frame_kind(f: &ClientFrame) -> &'static str {
+    match f {
+        ClientFrame::Request(..) => "request",
+        ClientFrame::Reply(..) => "reply",
+        ClientFrame::StatusRequest(..) => "status request",
+        ClientFrame::Status(..) => "status",
+        ClientFrame::ClockRequest(..) => "clock request",
+        ClientFrame::Clock(..) => "clock answer",
+        ClientFrame::Arm(..) => "arm request",
+        ClientFrame::Armed(..) => "armed answer",
+        ClientFrame::Take(..) => "take request",
+        ClientFrame::RecordingChunk(..) => "recording chunk",
+        ClientFrame::Error(..) => "error",
     }
 }
 
@@ -267,8 +284,9 @@ impl RemoteClient {
         }
     }
 
-    /// Takes `n` four-timestamp clock samples from node `id` (see
-    /// [`super::ClockOffset::estimate`]); the client's stamps are ns since `epoch`.
+    /// Takes `n` (at most 10,000) four-timestamp clock samples from node `id`, one after
+    /// another (see [`super::ClockOffset::estimate`]); the client's stamps are ns since
+    /// `epoch`.
     pub async fn clock_samples(
         &mut self,
         id: NodeId,
@@ -500,6 +518,6 @@ fn simple_answer(f: ClientFrame) -> Result<Option<Answer>, String> {
         ClientFrame::Status(_, st) => Answer::Status(st),
         ClientFrame::Armed(_) => Answer::Armed,
         ClientFrame::Error(_, why) => Answer::Refused(why),
-        f => return Err(format!("unexpected frame {:?}", std::mem::discriminant(&f))),
+        f => return Err(format!("unexpected frame {}", frame_kind(&f))),
     }))
 }

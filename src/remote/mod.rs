@@ -7,6 +7,13 @@
 //! on one connection; answers carry the id they answer, in whatever order they complete,
 //! and a successful one carries the leader's [`Trace`]. A node bounds what each client can
 //! make it hold ([`ClientLimits`]).
+//!
+//! Beyond requests, a node process answers the harness (version 3): its status with the
+//! core's counters, its clock origin on `CLOCK_MONOTONIC`, its CPU time, RSS and transport
+//! bytes; a four-timestamp clock exchange ([`ClockOffset`]); and a recording of its commit
+//! and apply events and histograms that a client arms over a window of the node's clock
+//! and takes back in chunks of at most [`CHUNK_BYTES`] ([`Recording`]). A listener without
+//! a [`NodeProbe`] (an in-process node) refuses those with an error frame.
 
 mod client;
 mod clock;
@@ -640,7 +647,8 @@ mod tests {
     /// past its end.
     #[test]
     fn truncated_v3_frames_are_errors() {
-        let encoders: Vec<Box<dyn Fn(&mut BytesMut)>> = vec![
+        type Encoder = Box<dyn Fn(&mut BytesMut)>;
+        let encoders: Vec<Encoder> = vec![
             Box::new(|b| encode_status(1, &NodeStatus::default(), b)),
             Box::new(|b| encode_clock_request(1, 2, b)),
             Box::new(|b| encode_clock(1, 2, 3, 4, b)),
