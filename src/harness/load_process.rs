@@ -495,7 +495,7 @@ pub fn run_load(args: &LoadArgs) -> Result<LoadPartSummary, LoadProcessError> {
     if port.blocking_send(probe).is_err() {
         return Err(no_leader("the client pipeline stopped".into()));
     }
-    match rt.block_on(tokio::time::timeout(probe_within, prx.recv())) {
+    match rt.block_on(async { tokio::time::timeout(probe_within, prx.recv()).await }) {
         Ok(Some(a)) => {
             if let Err(e) = a.reply {
                 let why = port.stats().last_unreachable.unwrap_or_default();
