@@ -150,7 +150,9 @@ fn two_load_processes_merge_into_one_result() {
         out.path(),
     );
     spawn.bin = BIN.into();
-    let parts = spawn.run().unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let parts = spawn
+        .run()
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     assert_eq!(parts.len(), 2);
     let merged = merge_parts(&parts).unwrap();
 

@@ -245,7 +245,10 @@ fn every_request_is_answered_under_its_id_with_its_phases_on_the_harness_clock()
         unreachable!()
     };
     let stats = p.stats();
-    assert_eq!((stats.answered, stats.ok, stats.untraced), (n + 20, n + 20, 10));
+    assert_eq!(
+        (stats.answered, stats.ok, stats.untraced),
+        (n + 20, n + 20, 10)
+    );
     assert_eq!(stats.last_node, Some(leader));
     drop(port);
     nodes.shutdown();
@@ -279,7 +282,8 @@ fn an_unreachable_cluster_answers_errors_and_a_full_port_refuses() {
         reply: ReplyTo::Channel(tx.clone()),
     };
     for id in 0..4 {
-        port.offer(req(id)).unwrap_or_else(|_| panic!("{id} refused"));
+        port.offer(req(id))
+            .unwrap_or_else(|_| panic!("{id} refused"));
     }
     assert!(port.overloaded(), "4 of 4 outstanding");
     match port.offer(req(4)) {
@@ -309,7 +313,8 @@ fn a_stopped_port_answers_what_waits_and_refuses_the_rest() {
         reply: ReplyTo::Channel(tx.clone()),
     };
     for id in 0..3 {
-        port.offer(req(id)).unwrap_or_else(|_| panic!("{id} refused"));
+        port.offer(req(id))
+            .unwrap_or_else(|_| panic!("{id} refused"));
     }
     let clone = port.clone();
     port.stop();

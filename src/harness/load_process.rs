@@ -506,10 +506,8 @@ pub fn run_load(args: &LoadArgs) -> Result<LoadPartSummary, LoadProcessError> {
         Err(_) => return Err(no_leader("no answer".into())),
     }
 
-    let start = instant_of(start_at).map_err(|late_ms| LoadProcessError::StartPassed {
-        start_at,
-        late_ms,
-    })?;
+    let start = instant_of(start_at)
+        .map_err(|late_ms| LoadProcessError::StartPassed { start_at, late_ms })?;
     let epoch = start;
     offsets.set_all(node_offsets(&port, &file, epoch));
     let offsets_known = {
@@ -686,12 +684,11 @@ impl LoadPart {
             source,
         })?;
         let path = dir.join(PART_FILE);
-        let json = serde_json::to_string_pretty(&self.summary).map_err(|source| {
-            OutputError::Json {
+        let json =
+            serde_json::to_string_pretty(&self.summary).map_err(|source| OutputError::Json {
                 path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
         std::fs::write(&path, json).map_err(|source| OutputError::Io {
             path: path.clone(),
             source,
@@ -1184,7 +1181,12 @@ mod tests {
 
     #[test]
     fn merged_parts_hold_exactly_the_histogram_of_all_samples() {
-        let a_samples = [(10, 1_000), (900, 5_000), (1_500, 70_000), (2_999, 3_000_000)];
+        let a_samples = [
+            (10, 1_000),
+            (900, 5_000),
+            (1_500, 70_000),
+            (2_999, 3_000_000),
+        ];
         let b_samples = [(20, 2_000), (1_001, 5_000), (1_999, 123_456), (2_500, 9)];
         let a = part("a", 1, &a_samples, &[(10, 100), (2_000, 2_000_000)]);
         let b = part("b", 2, &b_samples, &[(30, 300)]);
@@ -1209,7 +1211,11 @@ mod tests {
             assert_eq!((s1, l1), (s2, l2));
             assert_eq!(h1, h2, "interval at {s1:?}");
         }
-        assert_eq!(m.replies.phases[2].total.len(), 4, "2 samples from each part");
+        assert_eq!(
+            m.replies.phases[2].total.len(),
+            4,
+            "2 samples from each part"
+        );
         assert_eq!(m.generator.sent, 10);
         assert_eq!(m.generator.schedule_error.total.len(), 3);
         assert_eq!(m.generator.cpu_seconds, Some(1.0));
@@ -1239,7 +1245,10 @@ mod tests {
             h.record(v).unwrap();
         }
         assert_eq!(late_fraction(&h, Duration::from_millis(1)), 0.25);
-        assert_eq!(late_fraction(&hdrhistogram::Histogram::new(3).unwrap(), SCHEDULE_LIMIT), 0.0);
+        assert_eq!(
+            late_fraction(&hdrhistogram::Histogram::new(3).unwrap(), SCHEDULE_LIMIT),
+            0.0
+        );
     }
 
     #[test]
@@ -1263,7 +1272,11 @@ mod tests {
         };
         assert!(a.check().is_ok());
         a.interval_s = 0.0005;
-        assert!(a.check().unwrap_err().to_string().starts_with("--interval-s"));
+        assert!(a
+            .check()
+            .unwrap_err()
+            .to_string()
+            .starts_with("--interval-s"));
         a.interval_s = 1.0;
         a.rate = 0.0;
         assert!(a.check().unwrap_err().to_string().starts_with("--rate"));

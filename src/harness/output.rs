@@ -497,11 +497,8 @@ pub fn read_interval_histogram(
             .deserialize(&mut raw.as_slice())
             .map_err(|e| bad(e.to_string()))?;
         ih.total.add(&h).map_err(|e| bad(format!("{e:?}")))?;
-        ih.intervals.push((
-            ms(interval.start_timestamp()),
-            ms(interval.duration()),
-            h,
-        ));
+        ih.intervals
+            .push((ms(interval.start_timestamp()), ms(interval.duration()), h));
     }
     ih.intervals.sort_by_key(|(s, _, _)| *s);
     Ok((ih, base))

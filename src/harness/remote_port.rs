@@ -536,7 +536,10 @@ mod tests {
                 ClientError::NotLeader { leader: None },
             ),
             (RemoteReplyError::Overloaded, ClientError::Overloaded),
-            (RemoteReplyError::LeadershipLost, ClientError::LeadershipLost),
+            (
+                RemoteReplyError::LeadershipLost,
+                ClientError::LeadershipLost,
+            ),
             (RemoteReplyError::ShuttingDown, ClientError::ShuttingDown),
             (
                 RemoteReplyError::Unreachable("connect refused".into()),
