@@ -205,7 +205,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "NAME", default_value = "")]
     pub cert: String,
     /// When the schedule starts, in milliseconds since the Unix epoch (wall clock), shared
-    /// by every load process of a run (default: one second from now).
+    /// by every load process of a run (default: one second after a leader first answered).
     #[arg(long)]
     pub start_at_unix_ms: Option<u64>,
     /// Length of the histograms' intervals in seconds (a whole number of milliseconds).
@@ -454,9 +454,6 @@ pub fn run_load(args: &LoadArgs) -> Result<LoadPartSummary, LoadProcessError> {
     let file = ClusterFile::load(&args.config)?;
     let addrs: HashMap<NodeId, SocketAddr> =
         file.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
-    let start_at = args
-        .start_at_unix_ms
-        .unwrap_or_else(|| start_at_after(Duration::from_secs(1)));
     let interval = args.interval();
     let warmup = Duration::from_secs_f64(args.warmup_s);
     let measure = Duration::from_secs_f64(args.measure_s);
@@ -495,7 +492,7 @@ pub fn run_load(args: &LoadArgs) -> Result<LoadPartSummary, LoadProcessError> {
     if port.blocking_send(probe).is_err() {
         return Err(no_leader("the client pipeline stopped".into()));
     }
-    match rt.block_on(tokio::time::timeout(probe_within, prx.recv())) {
+    match rt.block_on(async { tokio::time::timeout(probe_within, prx.recv()).await }) {
         Ok(Some(a)) => {
             if let Err(e) = a.reply {
                 let why = port.stats().last_unreachable.unwrap_or_default();
@@ -506,6 +503,10 @@ pub fn run_load(args: &LoadArgs) -> Result<LoadPartSummary, LoadProcessError> {
         Err(_) => return Err(no_leader("no answer".into())),
     }
 
+    // Without a shared start, one second after a leader answered.
+    let start_at = args
+        .start_at_unix_ms
+        .unwrap_or_else(|| start_at_after(Duration::from_secs(1)));
     let start = instant_of(start_at)
         .map_err(|late_ms| LoadProcessError::StartPassed { start_at, late_ms })?;
     let epoch = start;
@@ -931,6 +932,9 @@ pub struct LoadSpawn {
     pub cert: String,
     /// Process `i` writes into `out_dir/load-i/`.
     pub out_dir: PathBuf,
+    /// Beyond the window's end: how long the processes may take (to find a leader, drain
+    /// and write) before they count as hung and are killed.
+    pub grace: Duration,
 }
 
 impl LoadSpawn {
@@ -958,6 +962,7 @@ impl LoadSpawn {
             seed,
             cert: String::new(),
             out_dir: out_dir.to_path_buf(),
+            grace: PROBE_TIMEOUT + DRAIN_GRACE + SPAWN_GRACE,
         }
     }
 
@@ -993,14 +998,14 @@ impl LoadSpawn {
         a
     }
 
-    /// How long the processes are given from now: until the window ends, plus the probe,
-    /// the drain and a grace.
+    /// How long the processes are given from now: until the window ends, plus
+    /// [`LoadSpawn::grace`].
     pub fn deadline(&self) -> Duration {
         let until_start = UNIX_EPOCH + Duration::from_millis(self.start_at_unix_ms);
         let to_start = until_start
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
-        to_start.max(PROBE_TIMEOUT) + self.warmup + self.measure + DRAIN_GRACE + SPAWN_GRACE
+        to_start + self.warmup + self.measure + self.grace
     }
 
     /// Starts the processes, waits for them (killing any still running at
@@ -1280,6 +1285,57 @@ mod tests {
         a.interval_s = 1.0;
         a.rate = 0.0;
         assert!(a.check().unwrap_err().to_string().starts_with("--rate"));
+    }
+
+    /// A spawn of `n` copies of the shell script `script` instead of raftbench.
+    fn fake_spawn(dir: &Path, n: usize, script: &str) -> LoadSpawn {
+        let bin = dir.join("fake-raftbench");
+        std::fs::write(&bin, format!("#!/bin/sh\n{script}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut s = LoadSpawn::new(
+            Path::new("c.toml"),
+            n,
+            &Workload::default(),
+            unix_ms_now(),
+            Duration::ZERO,
+            Duration::from_millis(100),
+            1,
+            &dir.join("out"),
+        );
+        s.bin = bin;
+        s.grace = Duration::from_millis(500);
+        s
+    }
+
+    #[test]
+    fn a_hung_load_process_is_killed_and_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = fake_spawn(
+            tmp.path(),
+            2,
+            "case \"$*\" in *load-1*) exec sleep 30;; esac",
+        );
+        let started = Instant::now();
+        let e = s.run().err().unwrap();
+        assert!(
+            matches!(&e, LoadProcessError::Hung { hung, .. } if hung == &[1]),
+            "{e}"
+        );
+        // Killed, not waited out (30 s).
+        assert!(started.elapsed() < Duration::from_secs(25));
+    }
+
+    #[test]
+    fn a_failed_load_process_is_named_with_its_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = fake_spawn(tmp.path(), 1, "echo 'no leader of c.toml' >&2; exit 3");
+        let e = s.run().err().unwrap();
+        assert!(
+            matches!(&e, LoadProcessError::ChildFailed { index: 0, log_tail, .. }
+                if log_tail.contains("no leader of c.toml")),
+            "{e}"
+        );
     }
 
     #[test]
