@@ -315,3 +315,32 @@ fn a_point_runs_across_network_namespaces_and_removes_them() {
     let list = String::from_utf8_lossy(&list.stdout);
     assert!(!list.contains(prefix), "left behind: {list}");
 }
+
+#[test]
+fn load_from_two_load_processes_merges_into_one_point() {
+    let _one = one_at_a_time();
+    use_our_binary();
+    let out = out_dir("loadprocs");
+    let ps = points(&format!(
+        "{}\n[[series]]\nname = \"p\"\nset = {{ \"workload.load_processes\" = 2 }}\n",
+        scenario(1000.0, 2.0, "")
+    ))
+    .unwrap();
+    let (s, h) = run_point_in(&ps[0], None, &|_| {}, Some(&out.path().join("data")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "ok {} errors {} unanswered {} missing {} generators {:?}",
+        s.ok, s.errors, s.unanswered, s.phase_samples_missing, s.load_processes
+    );
+    assert_eq!(s.load_processes.len(), 2, "{:?}", s.load_processes);
+    // Each offered half the rate, with a seed of its own.
+    assert!(s.load_processes.iter().all(|g| g.rate == 500.0));
+    assert_ne!(s.load_processes[0].seed, s.load_processes[1].seed);
+    let sent: u64 = s.load_processes.iter().map(|g| g.sent).sum();
+    assert!(sent > 1500, "{sent}");
+    assert_eq!(s.errors + s.unanswered, 0);
+    assert!(s.ok > 1500, "{}", s.ok);
+    // The merged latency histogram holds exactly one sample per successful answer.
+    assert_eq!(h["latency"].total.len(), s.ok);
+    assert_eq!(s.followers.len(), 2);
+}

@@ -432,12 +432,43 @@ fn instant_of(unix_ms: u64) -> Result<Instant, u64> {
 /// Each node's clock offset to this load process's clock, such that
 /// `epoch_ns = node_ns + offset` where `epoch_ns` counts from `epoch`.
 ///
-/// NOT WIRED YET: the clock exchange over the client protocol comes with h-noderec; until
-/// the lead wires it in here this returns no offsets, so every answer's phases count as
-/// missing (honestly) rather than being attributed on unrelated clocks.
-fn node_offsets(port: &RemotePort, file: &ClusterFile, epoch: Instant) -> HashMap<NodeId, i64> {
-    let _ = (port, file, epoch);
-    HashMap::new()
+/// Each node's clock offset onto this process's clock (ns since `epoch`), by the
+/// four-timestamp exchange of the client protocol: a load process cannot tell whether the
+/// nodes share its host, so it estimates on every host (its error is half the best round
+/// trip, tens of microseconds on one host). A node that does not answer gets no offset:
+/// its answers' phases then count as missing rather than being invented.
+fn node_offsets(file: &ClusterFile, cert: &str, epoch: Instant) -> HashMap<NodeId, i64> {
+    const SAMPLES: usize = 32;
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return HashMap::new();
+    };
+    rt.block_on(async {
+        let mut out = HashMap::new();
+        let Ok(mut client) = crate::remote::RemoteClient::for_cluster(file, cert) else {
+            return out;
+        };
+        // Stamps count from now; `epoch` may lie ahead (the shared start).
+        let reference = Instant::now();
+        let shift = epoch.saturating_duration_since(reference).as_nanos() as i64
+            - reference.saturating_duration_since(epoch).as_nanos() as i64;
+        for id in file.ids() {
+            let samples = tokio::time::timeout(
+                Duration::from_secs(5),
+                client.clock_samples(id, SAMPLES, reference),
+            )
+            .await;
+            if let Ok(Ok(samples)) = samples {
+                if let Some(o) = crate::remote::ClockOffset::estimate(&samples) {
+                    out.insert(id, o.offset_ns - shift);
+                }
+            }
+        }
+        client.close().await;
+        out
+    })
 }
 
 /// The host's name, for the part's record.
@@ -510,7 +541,7 @@ pub fn run_load(args: &LoadArgs) -> Result<LoadPartSummary, LoadProcessError> {
     let start = instant_of(start_at)
         .map_err(|late_ms| LoadProcessError::StartPassed { start_at, late_ms })?;
     let epoch = start;
-    offsets.set_all(node_offsets(&port, &file, epoch));
+    offsets.set_all(node_offsets(&file, &args.cert, epoch));
     let offsets_known = {
         let mut ids: Vec<NodeId> = offsets.snapshot().into_keys().collect();
         ids.sort_unstable();

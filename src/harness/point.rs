@@ -20,9 +20,10 @@ use crate::harness::load::{
     client_threads, clients_of_thread, run_client_thread, wait_until, CommandMaker,
     GeneratorReport, GeneratorThread, Intended, OpenLoop,
 };
+use crate::harness::load_process::{merge_parts, LoadSpawn};
 use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::output::sanitize;
-use crate::harness::processes::{NodeProcesses, ProcessSetup};
+use crate::harness::processes::{raftbench_binary, NodeProcesses, ProcessSetup};
 use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{LoadMode, Point, TargetKind};
 use crate::harness::summarize::{summarize, Recorded};
@@ -39,6 +40,9 @@ const DRAIN_GRACE: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(20);
 /// Room for this many requests in flight at once (ids wrap around a ring of intended times).
 const INTENDED_SLOTS: usize = 1 << 21;
+/// How far ahead load processes' shared schedule starts: each must start, find the
+/// leader and measure the nodes' clocks first.
+const LOAD_PROCESS_LEAD: Duration = Duration::from_secs(3);
 /// How long the read-back of a faulted point's acknowledged writes may take.
 const READ_BACK_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -168,7 +172,15 @@ pub fn run_point_in(
     let warmup = Duration::from_secs_f64(c.timing.warmup_s);
     let measure = Duration::from_secs_f64(c.timing.measure_s);
     let epoch = target_box.epoch();
-    let start = Instant::now() + Duration::from_millis(5);
+    // Load processes start, find the leader and measure the nodes' clocks before their
+    // shared schedule begins: give them that long.
+    let load_processes = if closed { 0 } else { c.workload.load_processes };
+    let lead = if load_processes > 0 {
+        LOAD_PROCESS_LEAD
+    } else {
+        Duration::from_millis(5)
+    };
+    let start = Instant::now() + lead;
     let window = Window {
         epoch,
         start: (start + warmup).duration_since(epoch),
@@ -192,8 +204,44 @@ pub fn run_point_in(
     // client threads.
     let recorder_tid = cpu::current_tid();
 
+    let cluster_file = target_box.cluster_file();
     let scoped = std::thread::scope(|s| {
-        let open = if closed {
+        // Several load processes of their own, sharing one schedule start (wall clock).
+        let procs = if load_processes > 0 {
+            let file = cluster_file.clone().ok_or_else(|| {
+                harness_err("workload.load_processes: the target has no cluster file".into())
+            })?;
+            let out = file
+                .parent()
+                .map(|d| d.join("load"))
+                .unwrap_or_else(|| std::env::temp_dir().join("raftbench-load"));
+            let start_at = crate::harness::load_process::unix_ms_now()
+                + start.saturating_duration_since(Instant::now()).as_millis() as u64;
+            let w = c.workload.clone();
+            let bin = raftbench_binary().map_err(target_err)?;
+            let h = std::thread::Builder::new()
+                .name("rb-load-procs".into())
+                .spawn_scoped(s, move || {
+                    let mut spawn = LoadSpawn::new(
+                        &file,
+                        load_processes,
+                        &w,
+                        start_at,
+                        warmup,
+                        measure,
+                        c.seed,
+                        &out,
+                    );
+                    spawn.bin = bin;
+                    spawn.interval = interval;
+                    spawn.run()
+                })
+                .map_err(|e| harness_err(format!("load process thread: {e}")))?;
+            Some(h)
+        } else {
+            None
+        };
+        let open = if closed || procs.is_some() {
             None
         } else {
             let gen = OpenLoop {
@@ -282,7 +330,22 @@ pub fn run_point_in(
             }
         };
         let mut client_cpu = 0.0;
-        let generator = if let Some(open) = open {
+        let mut generators = Vec::new();
+        let generator = if let Some(procs) = procs {
+            while Instant::now() < end {
+                progress(((Instant::now() - start).as_secs_f64() / total_len).clamp(0.0, 1.0));
+                std::thread::sleep(Duration::from_millis(100).min(end - Instant::now()));
+            }
+            let parts = procs
+                .join()
+                .expect("the load process thread does not panic")
+                .map_err(|e| harness_err(format!("load processes: {e}")))?;
+            let merged =
+                merge_parts(&parts).map_err(|e| harness_err(format!("load processes: {e}")))?;
+            replies.merge(&merged.replies);
+            generators = merged.generators;
+            merged.generator
+        } else if let Some(open) = open {
             // Until the window ends: record every answer.
             rt.block_on(async {
                 while Instant::now() < end {
@@ -351,9 +414,11 @@ pub fn run_point_in(
             cpu.process_seconds += client_cpu - cpu.client_seconds;
             cpu.client_seconds = client_cpu;
         }
-        Ok((generator, before, after, emulator, cpu, injected))
+        Ok((
+            generator, before, after, emulator, cpu, injected, generators,
+        ))
     });
-    let (generator, before, after, emulator, mut cpu, injected) = match scoped {
+    let (generator, before, after, emulator, mut cpu, injected, generators) = match scoped {
         Ok(v) => v,
         Err(e) => {
             drop(port);
@@ -442,6 +507,7 @@ pub fn run_point_in(
     let sent = rec.generator.sent;
     let (mut summary, hists) = summarize(point, rec, floor);
     summary.target = target_info;
+    summary.load_processes = generators;
     if traced {
         summary.faults = log.analyse(&injected, &frec);
         summary.timeline = Some(log.timeline(&intended, sent, INTENDED_SLOTS));

@@ -1064,6 +1064,10 @@ impl Target for NodeProcesses {
         NodeProcesses::failures(self)
     }
 
+    fn cluster_file(&self) -> Option<PathBuf> {
+        Some(self.file_path.clone())
+    }
+
     fn info(&self) -> Option<TargetInfo> {
         Some(NodeProcesses::info(self))
     }

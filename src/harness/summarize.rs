@@ -157,6 +157,7 @@ pub fn summarize(
     let phase = |i: usize| Percentiles::of_nanos(&r.phases[i].total);
     let summary = PointSummary {
         target: None,
+        load_processes: Vec::new(),
         name: point.name.clone(),
         series: point.series.clone(),
         params: point.params.iter().cloned().collect(),

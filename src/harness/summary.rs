@@ -206,6 +206,10 @@ pub struct PointSummary {
     /// (QUIC points only).
     #[serde(default)]
     pub quic_stats: Option<QuicStats>,
+    /// Each `raftbench load` process that offered this point's load (empty: the harness
+    /// offered it), with its own schedule error and CPU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_processes: Vec<crate::harness::load_process::GeneratorSummary>,
     /// Where the nodes ran (node processes and remote clusters; None in process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetInfo>,

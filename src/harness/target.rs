@@ -216,6 +216,10 @@ pub trait Target: Send + Sync {
         let _ = into;
         (Vec::new(), 0)
     }
+    /// The cluster file the nodes run from (node processes), for load processes.
+    fn cluster_file(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Where the nodes run, for the summary (None in process).
     fn info(&self) -> Option<crate::harness::summary::TargetInfo> {
         None
