@@ -718,7 +718,7 @@ pub fn rate_matched_to(c: &PointConfig, peer: &EchoPeer) -> Option<Floor> {
         .name("raftbench-floor-1".into())
         .spawn(run)
         .map_err(BaselineError::from)
-        .and_then(|t| join(t));
+        .and_then(join);
     match result {
         Ok(h) => Some(Floor {
             transport: spec.label(),
