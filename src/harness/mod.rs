@@ -14,6 +14,7 @@ pub mod faults;
 pub mod follow;
 pub mod histograms;
 pub mod load;
+pub mod memory;
 pub mod model;
 pub mod node_recorder;
 pub mod output;

@@ -396,11 +396,11 @@ fn interval_log(
     for (tag, p, ih) in entries {
         let tag = Tag::new(tag).ok_or_else(|| format!("invalid tag {tag:?}"))?;
         let mut end = Duration::ZERO;
-        for (start, len, h) in &ih.intervals {
+        for (start, len, h) in ih.intervals() {
             writer
-                .write_histogram(h, offset + *start, *len, Some(tag))
+                .write_histogram(&h, offset + start, len, Some(tag))
                 .map_err(|e| e.to_string())?;
-            end = end.max(*start + *len);
+            end = end.max(start + len);
         }
         let measured = Duration::try_from_secs_f64(p.measured_seconds).unwrap_or(Duration::ZERO);
         offset += end.max(measured);

@@ -20,6 +20,7 @@ use crate::harness::load::{
     client_threads, clients_of_thread, run_client_thread, wait_until, CommandMaker,
     GeneratorReport, GeneratorThread, Intended, OpenLoop,
 };
+use crate::harness::memory::RssSampler;
 use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{LoadMode, Point};
@@ -225,13 +226,16 @@ pub fn run_point_in(
         let counters = s.spawn(move || {
             wait_until(win_start);
             let cpu_before = cpu::snapshot();
+            let mut rss = RssSampler::start();
             let b = target.counters();
             // The emulator's error counts from the window's start, as every figure does.
             if let Some(e) = target.emulator() {
                 e.take_delivery_error();
             }
+            rss.sample_until(end);
             wait_until(end);
             let cpu_after = cpu::snapshot();
+            rss.sample();
             let emulator = target
                 .emulator()
                 .map(|e| (e.take_delivery_error(), e.stats().realtime));
@@ -240,6 +244,7 @@ pub fn run_point_in(
                 target.counters(),
                 emulator,
                 CpuShares::between(&cpu_before, &cpu_after, recorder_tid),
+                rss,
             )
         });
         let total_len = (end - start).as_secs_f64();
@@ -315,7 +320,7 @@ pub fn run_point_in(
             }
             generator
         };
-        let (before, after, emulator, mut cpu) =
+        let (before, after, emulator, mut cpu, rss) =
             counters.join().expect("the counter thread does not panic");
         let injected = fault_thread
             .map(|t| t.join().expect("the fault thread does not panic"))
@@ -326,9 +331,9 @@ pub fn run_point_in(
             cpu.process_seconds += client_cpu - cpu.client_seconds;
             cpu.client_seconds = client_cpu;
         }
-        Ok((generator, before, after, emulator, cpu, injected))
+        Ok((generator, before, after, emulator, cpu, injected, rss))
     });
-    let (generator, before, after, emulator, mut cpu, injected) = match scoped {
+    let (generator, before, after, emulator, mut cpu, injected, rss) = match scoped {
         Ok(v) => v,
         Err(e) => {
             drop(port);
@@ -401,6 +406,7 @@ pub fn run_point_in(
     };
     let sent = rec.generator.sent;
     let (mut summary, hists) = summarize(point, rec, floor);
+    summary.memory = rss.figures(summary.ok + summary.errors);
     if traced {
         summary.faults = log.analyse(&injected, &frec);
         summary.timeline = Some(log.timeline(&intended, sent, INTENDED_SLOTS));

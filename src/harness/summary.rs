@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::harness::cpu::CpuShares;
 use crate::harness::load::GeneratorThread;
+use crate::harness::memory::Memory;
 use crate::harness::scenario::PointConfig;
 
 /// Percentiles of one histogram, in microseconds.
@@ -210,6 +211,10 @@ pub struct PointSummary {
     /// latency), when its one-way delay d is known (a floor was measured).
     #[serde(default)]
     pub model: Option<Models>,
+    /// The harness process's resident memory over the window (start, end, sampled peak,
+    /// growth per request), where it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 }
 
 /// What the models say a point should measure (see `harness::model`): with
