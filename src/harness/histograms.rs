@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 /// Significant digits of every histogram (the measurement rules: three).
@@ -32,17 +32,18 @@ impl Unit {
 /// A histogram of a whole measured window plus one per fixed interval.
 ///
 /// Closed intervals are kept encoded (HdrHistogram's V2 format, which run-length encodes
-/// empty buckets): a nanosecond histogram that saw values up to 100 ms holds about 140 KB
-/// of counters, almost all zero, and a point keeps about fifteen of them per interval, so
-/// holding them decoded grew the process by about 1.5 MB per second of window whatever
-/// the rate. Encoded, one interval takes a few KB.
+/// empty buckets, deflated as the `.hlog` files hold them): a nanosecond histogram that
+/// saw values up to 100 ms holds about 140 KB of counters, almost all zero, and a point
+/// keeps about fifteen of them per interval, so holding them decoded grew the process by
+/// about 1.5 MB per second of window whatever the rate. Encoded, one interval takes a few
+/// KB.
 #[derive(Clone, Debug)]
 pub struct IntervalHistogram {
     /// What the values are.
     pub unit: Unit,
     /// Every sample of the window.
     pub total: Histogram<u64>,
-    /// (start since the window began, length, V2-encoded samples) per interval that had any.
+    /// (start since the window began, length, encoded samples) per interval that had any.
     closed: Vec<(Duration, Duration, Vec<u8>)>,
     interval: Duration,
     current_start: Duration,
@@ -57,7 +58,7 @@ fn encode(h: &Histogram<u64>) -> Vec<u8> {
     let mut buf = Vec::new();
     // Writing into a Vec cannot fail, and every count of an auto-resizing u64 histogram
     // fits the format's 64-bit counts.
-    V2Serializer::new()
+    V2DeflateSerializer::new()
         .serialize(h, &mut buf)
         .expect("a histogram encodes into memory");
     buf

@@ -17,7 +17,7 @@ use crate::harness::faults::{read_back, run_faults, ClientLog, FaultRecorder, Te
 use crate::harness::follow::{self, Follower};
 use crate::harness::histograms::PointHistograms;
 use crate::harness::load::{
-    client_threads, clients_of_thread, run_client_thread, wait_until, CommandMaker,
+    client_threads, clients_of_thread, run_client_thread_with, wait_until, Backoff, CommandMaker,
     GeneratorReport, GeneratorThread, Intended, OpenLoop,
 };
 use crate::harness::memory::RssSampler;
@@ -25,8 +25,8 @@ use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{LoadMode, Point};
 use crate::harness::summarize::{summarize, Recorded};
-use crate::harness::summary::{Correctness, Floor, PointSummary};
-use crate::harness::target::{InProcess, LoadPort, Target, TargetError};
+use crate::harness::summary::{Correctness, Floor, PointSummary, Snapshots};
+use crate::harness::target::{snapshot_entries, InProcess, LoadPort, Target, TargetError};
 use crate::harness::window::Window;
 use crate::raft::Time;
 use crate::server::Answer;
@@ -205,7 +205,9 @@ pub fn run_point_in(
                 let h = std::thread::Builder::new()
                     .name(format!("{CLIENT_THREAD_PREFIX}{i}"))
                     .spawn_scoped(s, move || {
-                        run_client_thread(
+                        run_client_thread_with(
+                            Backoff::DEFAULT,
+                            c.seed.wrapping_add(i as u64),
                             port,
                             n,
                             i,
@@ -391,6 +393,14 @@ pub fn run_point_in(
     }
     progress(1.0);
     replies.finish();
+    let every_entries = snapshot_entries(c);
+    let snapshots = (every_entries > 0).then(|| Snapshots {
+        every_entries,
+        installed: after
+            .snapshots_installed
+            .saturating_sub(before.snapshots_installed),
+        chunks_sent: after.snapshot_chunks.saturating_sub(before.snapshot_chunks),
+    });
     let rec = Recorded {
         replies,
         nodes: nodes.take(),
@@ -407,6 +417,7 @@ pub fn run_point_in(
     let sent = rec.generator.sent;
     let (mut summary, hists) = summarize(point, rec, floor);
     summary.memory = rss.figures(summary.ok + summary.errors);
+    summary.snapshots = snapshots;
     if traced {
         summary.faults = log.analyse(&injected, &frec);
         summary.timeline = Some(log.timeline(&intended, sent, INTENDED_SLOTS));

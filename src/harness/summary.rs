@@ -215,6 +215,22 @@ pub struct PointSummary {
     /// growth per request), where it could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<Memory>,
+    /// State-machine snapshots over the window, when the nodes take them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Snapshots>,
+}
+
+/// State-machine snapshots over a point's measured window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshots {
+    /// Applied entries between two snapshots of a node (`raft.snapshot_entries`, or the
+    /// compaction threshold for points whose faults restart a node or move the leader).
+    pub every_entries: u64,
+    /// Snapshots that nodes installed from a leader (a node behind the discarded prefix
+    /// caught up by InstallSnapshot).
+    pub installed: u64,
+    /// InstallSnapshot chunks sent.
+    pub chunks_sent: u64,
 }
 
 /// What the models say a point should measure (see `harness::model`): with
