@@ -161,6 +161,103 @@ name = "restart"
 }
 
 #[test]
+fn a_restarted_follower_behind_the_snapshots_catches_up_by_one_and_nothing_is_lost() {
+    // 600 writes/s with a snapshot every 50 entries: while the follower is down for a
+    // second, the leader snapshots a dozen times and discards the log the follower lacks.
+    let ps = points(&scenario(
+        3.0,
+        r#"
+[[base.faults]]
+kind = "restart_follower"
+at_s = 0.5
+down_s = 1.0
+[[series]]
+name = "restart-snapshots"
+set = { "raft.snapshot_entries" = 50, "raft.snapshot_chunk_bytes" = 4096 }
+"#,
+    ))
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let s = run(&ps[0], data.path());
+    eprintln!("snapshots {:?}", s.snapshots);
+    let f = &s.faults[0];
+    assert_eq!(f.kind, "restart_follower");
+    assert!(f.catch_up_ms.is_some(), "the follower caught up: {f:?}");
+    let snaps = s.snapshots.as_ref().expect("the nodes snapshot");
+    assert_eq!(snaps.every_entries, 50);
+    assert!(
+        snaps.installed > 0,
+        "the restarted follower caught up without a snapshot: {snaps:?}"
+    );
+    assert!(snaps.chunks_sent > 0, "{snaps:?}");
+    let c = s.correctness.as_ref().unwrap();
+    assert!(c.acknowledged_writes > 1000, "{c:?}");
+    assert_eq!((c.acknowledged_lost, c.unverified), (0, 0), "{c:?}");
+}
+
+#[test]
+fn a_killed_leader_on_file_storage_that_snapshots_loses_nothing_and_rejoins() {
+    // The killed leader restarts from its own snapshot and log files, while the new leader
+    // snapshots past what it holds: it rejoins by InstallSnapshot.
+    let ps = points(&scenario(
+        3.0,
+        r#"
+[base.cluster.storage]
+kind = "file"
+sync = "none"
+[[base.faults]]
+kind = "kill_leader"
+at_s = 0.5
+restart_after_s = 1.0
+[[series]]
+name = "kill-snapshots"
+set = { "raft.snapshot_entries" = 50, "raft.snapshot_chunk_bytes" = 4096 }
+"#,
+    ))
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let s = run(&ps[0], data.path());
+    eprintln!("snapshots {:?}", s.snapshots);
+    let f = &s.faults[0];
+    assert_eq!(f.kind, "kill_leader");
+    assert_ne!(f.new_leader, f.node, "a surviving node leads: {f:?}");
+    let snaps = s.snapshots.as_ref().expect("the nodes snapshot");
+    assert!(snaps.installed > 0, "{snaps:?}");
+    let c = s.correctness.as_ref().unwrap();
+    assert!(c.acknowledged_writes > 1000, "{c:?}");
+    assert_eq!(c.acknowledged_lost, 0, "{c:?}");
+}
+
+#[test]
+fn a_point_whose_faults_restart_nodes_compacts_through_snapshots() {
+    let ps = points(&scenario(
+        1.0,
+        r#"
+[[base.faults]]
+kind = "restart_follower"
+at_s = 0.2
+down_s = 0.2
+[[series]]
+name = "a"
+[[series]]
+name = "b"
+set = { "raft.compact_threshold" = 0 }
+[[series]]
+name = "c"
+set = { "raft.snapshot_entries" = 100 }
+"#,
+    ))
+    .unwrap();
+    let every: Vec<u64> = ps
+        .iter()
+        .map(|p| raftbench::harness::target::snapshot_entries(&p.config))
+        .collect();
+    let default = raftbench::raft::Config::default().compact_threshold;
+    assert!(default > 0);
+    assert_eq!(every, vec![default, 0, 100]);
+}
+
+#[test]
 fn the_published_fault_scenario_parses_with_one_point_per_fault_kind() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-configs/faults.toml");
     let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));

@@ -497,3 +497,126 @@ name = "closed"
     assert!(cpu.client_seconds > 0.0, "the client threads ran");
     assert!(cpu.harness_share > 0.0 && cpu.harness_share < 1.0);
 }
+
+#[test]
+fn every_point_publishes_the_memory_it_held() {
+    let ps = points(
+        r#"
+name = "memory"
+[base.workload]
+rate = 2000.0
+[base.timing]
+warmup_s = 0.3
+measure_s = 1.0
+interval_s = 0.25
+[[series]]
+name = "memory"
+"#,
+    );
+    let (s, _) = run_point(&ps[0], None, &|_| {}).unwrap();
+    let m = s.memory.clone().expect("the point publishes its memory");
+    eprintln!("{m:?}");
+    assert!(m.rss_start_mb > 0.0 && m.rss_end_mb > 0.0, "{m:?}");
+    assert!(
+        m.rss_peak_mb >= m.rss_start_mb && m.rss_peak_mb >= m.rss_end_mb,
+        "{m:?}"
+    );
+    assert!(m.growth_per_request_bytes.is_finite());
+    let json = serde_json::to_value(&s).unwrap();
+    assert!(json["memory"]["rss_peak_mb"].as_f64().unwrap() > 0.0);
+}
+
+/// A closed loop of `clients` against a leader that holds at most two uncommitted
+/// entries, for `run` (no warm-up), with `backoff`: (sent, ok, overload answers, waits,
+/// answered).
+fn closed_loop_against_a_tiny_limit(
+    backoff: raftbench::harness::load::Backoff,
+    clients: usize,
+    run: std::time::Duration,
+) -> (u64, u64, u64, u64, u64) {
+    use raftbench::cluster::{ClusterSpec, LocalCluster};
+    use raftbench::harness::load::{run_client_thread_with, CommandMaker, Intended};
+    use raftbench::harness::scenario::Workload;
+    use raftbench::harness::target::LoadPort;
+    use raftbench::harness::window::Window;
+    use raftbench::transport::TransportKind;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let mut spec = ClusterSpec::new(3, TransportKind::Mem);
+    spec.raft.election_timeout = Duration::from_millis(300);
+    spec.raft.heartbeat_interval = Duration::from_millis(30);
+    spec.raft.max_uncommitted_entries = 2;
+    spec.preferred_leader = Some(1);
+    let cluster = LocalCluster::start(spec).expect("cluster starts");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut client = cluster.client();
+    client.set_deadline(Duration::from_secs(10));
+    rt.block_on(client.put("warm", "up"))
+        .expect("a leader is elected");
+    let leader = cluster.handles()[client.leader_guess() as usize - 1].clone();
+    let epoch = cluster.epoch();
+    let start = Instant::now();
+    let end = start + run;
+    let window = Window {
+        epoch,
+        start: start.duration_since(epoch),
+        end: end.duration_since(epoch),
+    };
+    let r = run_client_thread_with(
+        backoff,
+        7,
+        LoadPort::Local(leader),
+        clients,
+        0,
+        1,
+        Arc::new(Intended::new(1 << 20)),
+        window,
+        CommandMaker::new(&Workload::default(), 7),
+        (start, end, Duration::from_secs(3)),
+        Duration::from_secs(1),
+    )
+    .expect("the client thread runs");
+    cluster.shutdown();
+    (
+        r.sent,
+        r.replies.ok,
+        r.overloaded,
+        r.backed_off,
+        r.replies.answered,
+    )
+}
+
+#[test]
+fn a_closed_loop_refused_as_overloaded_backs_off_and_still_completes() {
+    use raftbench::harness::load::Backoff;
+    use std::time::Duration;
+    // 64 clients against a limit of 2 uncommitted entries: most requests are refused.
+    let run = Duration::from_millis(800);
+    let (sent_eager, ok_eager, over_eager, waits_eager, answered_eager) =
+        closed_loop_against_a_tiny_limit(Backoff::NONE, 64, run);
+    let (sent, ok, over, waits, answered) =
+        closed_loop_against_a_tiny_limit(Backoff::DEFAULT, 64, run);
+    eprintln!(
+        "no backoff: sent {sent_eager}, ok {ok_eager}, overloaded {over_eager}; \
+         backoff: sent {sent}, ok {ok}, overloaded {over}, waits {waits}"
+    );
+    assert!(over_eager > 0 && over > 0, "the leader refused requests");
+    assert_eq!(waits_eager, 0, "without a backoff nobody waits");
+    assert!(
+        waits > 0 && waits <= over,
+        "refused clients waited, and only they"
+    );
+    // Refused clients that resend at once flood the leader with requests it refuses; a
+    // client that waits at least half a millisecond per refusal sends a small share.
+    assert!(
+        sent * 3 < sent_eager,
+        "with backoff {sent} requests sent, without {sent_eager}"
+    );
+    assert!(ok > 0, "clients that back off still get writes committed");
+    assert_eq!(answered, sent, "every request was answered");
+    assert_eq!(answered_eager, sent_eager, "every request was answered");
+}

@@ -183,8 +183,11 @@ fn two_load_processes_merge_into_one_result() {
         );
         assert_eq!(s.ok, s.in_window, "{s:?}");
         assert_eq!(p.latency.total.len(), s.ok);
-        // No clock offsets yet: phases are counted missing, not invented.
-        assert_eq!(s.phase_samples_missing, s.ok);
+        // Every node's clock offset was estimated (four-timestamp exchange), so the
+        // answers' phases are attributed; the few whose stamps the estimate's error puts
+        // out of order are counted, never invented.
+        assert_eq!(s.offsets_known.len(), 3, "{s:?}");
+        assert!(s.phase_samples_missing < s.ok / 2, "{s:?}");
     }
     assert_ne!(parts[0].summary.seed, parts[1].summary.seed);
     assert_eq!(merged.replies.ok, sum(&|s| s.ok));
@@ -192,7 +195,7 @@ fn two_load_processes_merge_into_one_result() {
     assert_eq!(merged.unanswered, 0);
     assert_eq!(merged.generators.len(), 2);
     // The intervals line up: no more intervals than the window holds.
-    assert!(merged.replies.latency.intervals.len() <= 2);
+    assert!(merged.replies.latency.intervals().len() <= 2);
 }
 
 #[test]

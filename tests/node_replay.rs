@@ -156,8 +156,8 @@ fn eq(a: &Histogram<u64>, b: &Histogram<u64>) {
 #[track_caller]
 fn same(a: &IntervalHistogram, b: &IntervalHistogram) {
     eq(&a.total, &b.total);
-    assert_eq!(a.intervals.len(), b.intervals.len());
-    for (x, y) in a.intervals.iter().zip(&b.intervals) {
+    assert_eq!(a.intervals().len(), b.intervals().len());
+    for (x, y) in a.intervals().iter().zip(&b.intervals()) {
         assert_eq!((x.0, x.1), (y.0, y.1));
         eq(&x.2, &y.2);
     }
@@ -199,7 +199,7 @@ fn replay_gives_the_lags_an_in_process_recorder_gives() {
         same(gc, wc);
         same(ga, wa);
     }
-    assert!(c2.intervals.len() >= 5, "samples spread over intervals");
+    assert!(c2.intervals().len() >= 5, "samples spread over intervals");
 }
 
 #[test]
@@ -220,13 +220,13 @@ fn replay_merges_the_leaders_histograms_into_the_harness_window() {
     early.pipeline_depth.finish();
     let got = replayed(&[(leader, OFF[1]), (early, OFF[2])]);
     eq(&got.batch_size.total, &hist([4, 7]));
-    let starts: Vec<Duration> = got.batch_size.intervals.iter().map(|i| i.0).collect();
+    let starts: Vec<Duration> = got.batch_size.intervals().iter().map(|i| i.0).collect();
     assert_eq!(
         starts,
         vec![Duration::from_millis(100), Duration::from_millis(300)]
     );
     eq(&got.queue_depth.total, &hist([30]));
-    assert_eq!(got.pipeline_depth.intervals[0].0, Duration::ZERO);
+    assert_eq!(got.pipeline_depth.intervals()[0].0, Duration::ZERO);
     eq(&got.pipeline_depth.total, &hist([2]));
     assert!(got.inbox_depth.total.is_empty());
 }

@@ -14,6 +14,8 @@
 //! The closed loop is N clients with one request outstanding each; its latency counts from
 //! the actual send, and its results are labelled closed-loop everywhere.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ use crate::harness::scenario::{Arrival, Workload};
 use crate::harness::target::LoadPort;
 use crate::harness::window::Window;
 use crate::kv::Command;
-use crate::server::{Answer, Refused, ReplyTo, Request};
+use crate::server::{Answer, ClientError, Refused, ReplyTo, Request};
 
 /// Above this rate the generator runs in the normal scheduling class and never spins.
 /// Its slots are then closer together than a wake-up takes (50 us), so spinning would hold
@@ -435,13 +437,97 @@ pub struct ClientThreadReport {
     /// CPU seconds the thread spent in the measured window (its own clock: the thread may
     /// end before the harness's snapshot at the window's end).
     pub cpu_seconds: f64,
+    /// Answers that said [`ClientError::Overloaded`], in all (the window's are also in
+    /// `replies.overload_errors`).
+    pub overloaded: u64,
+    /// Times a client waited before its next request (after an overload).
+    pub backed_off: u64,
+}
+
+/// How a closed-loop client waits after the leader answers [`ClientError::Overloaded`]:
+/// a random wait in `[b/2, b]`, where `b` starts at `first` and doubles with every
+/// overload in a row up to `cap`, and is forgotten at the client's next other answer.
+///
+/// Without it a refused client resends at once: 16,384 clients at 100 ms RTT kept the
+/// leader busy refusing them until leadership moved. The random half spreads the refused
+/// clients' retries apart instead of bringing them back together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first wait's upper bound.
+    pub first: Duration,
+    /// The largest upper bound.
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// Starts at 1 ms (a few commits at a saturated leader) and stops doubling at 100 ms.
+    pub const DEFAULT: Backoff = Backoff {
+        first: Duration::from_millis(1),
+        cap: Duration::from_millis(100),
+    };
+
+    /// No wait: a refused client resends at once (for comparison only).
+    pub const NONE: Backoff = Backoff {
+        first: Duration::ZERO,
+        cap: Duration::ZERO,
+    };
+
+    /// The upper bound after one more overload in a row, from `prev` (zero: the first).
+    pub fn next_bound(&self, prev: Duration) -> Duration {
+        if prev.is_zero() {
+            self.first.min(self.cap)
+        } else {
+            (prev * 2).min(self.cap)
+        }
+    }
+
+    /// A wait drawn under `bound`: uniform in `[bound/2, bound]`.
+    pub fn draw(bound: Duration, rng: &mut ChaCha8Rng) -> Duration {
+        let ns = bound.as_nanos() as u64;
+        if ns == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(rng.random_range(ns / 2..=ns))
+    }
 }
 
 /// Runs `clients` closed-loop clients on the calling thread (with a runtime of its own)
 /// from `start` to `end`, then waits up to `grace` for their last answers. Request ids are
-/// `index`, `index + threads`, ... so that the threads share the ring of send times.
+/// `index`, `index + threads`, ... so that the threads share the ring of send times. A
+/// client refused as overloaded backs off by [`Backoff::DEFAULT`], randomized from `index`.
 #[allow(clippy::too_many_arguments)]
 pub fn run_client_thread(
+    port: LoadPort,
+    clients: usize,
+    index: usize,
+    threads: usize,
+    intended: Arc<Intended>,
+    window: Window,
+    commands: CommandMaker,
+    times: (Instant, Instant, Duration),
+    interval: Duration,
+) -> std::io::Result<ClientThreadReport> {
+    run_client_thread_with(
+        Backoff::DEFAULT,
+        index as u64,
+        port,
+        clients,
+        index,
+        threads,
+        intended,
+        window,
+        commands,
+        times,
+        interval,
+    )
+}
+
+/// As [`run_client_thread`], with the clients' `backoff` on overload and the `seed` of its
+/// random waits.
+#[allow(clippy::too_many_arguments)]
+pub fn run_client_thread_with(
+    backoff: Backoff,
+    seed: u64,
     port: LoadPort,
     clients: usize,
     index: usize,
@@ -468,40 +554,85 @@ pub fn run_client_thread(
         sent: 0,
         in_window: 0,
     };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0062_6163_6b6f_6666);
+    // Which client each request in flight belongs to, and each client's backoff bound
+    // (zero: not backing off); at most `clients` entries each.
+    let mut owner: HashMap<u64, usize> = HashMap::with_capacity(clients);
+    let mut bound = vec![Duration::ZERO; clients];
+    // Clients waiting out a backoff, by the instant they send again.
+    let mut waiting: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
+    let (mut overloaded, mut backed_off) = (0u64, 0u64);
     let win_start = window.start_instant();
     let mut cpu_from = None;
     let mut cpu_to = None;
     rt.block_on(async {
         tokio::time::sleep_until(start.into()).await;
-        for _ in 0..clients {
+        for client in 0..clients {
+            let id = cl.next_id;
             if !cl.send_one().await {
                 break;
             }
+            owner.insert(id, client);
         }
         'run: while Instant::now() < end {
             if cpu_from.is_none() && Instant::now() >= win_start {
                 cpu_from = Some(thread_cpu_time());
             }
-            let Ok(Some(mut a)) = tokio::time::timeout(CLIENT_POLL, rx.recv()).await else {
-                continue;
-            };
-            // Everything already queued without a timer per answer: registering one per
-            // `recv` cost more than recording the answer.
-            loop {
-                let got = Instant::now();
-                replies.record(&a, got);
-                if got < end && !cl.send_one().await {
+            let now = Instant::now();
+            let wait = waiting.peek().map_or(CLIENT_POLL, |Reverse((at, _))| {
+                at.saturating_duration_since(now).min(CLIENT_POLL)
+            });
+            if let Ok(Some(mut a)) = tokio::time::timeout(wait, rx.recv()).await {
+                // Everything already queued without a timer per answer: registering one
+                // per `recv` cost more than recording the answer.
+                loop {
+                    let got = Instant::now();
+                    replies.record(&a, got);
+                    if let Some(client) = owner.remove(&a.id) {
+                        if matches!(a.reply, Err(ClientError::Overloaded)) {
+                            overloaded += 1;
+                            bound[client] = backoff.next_bound(bound[client]);
+                        } else {
+                            bound[client] = Duration::ZERO;
+                        }
+                        let pause = Backoff::draw(bound[client], &mut rng);
+                        if !pause.is_zero() {
+                            backed_off += 1;
+                            waiting.push(Reverse((got + pause, client)));
+                        } else if got < end {
+                            let id = cl.next_id;
+                            if !cl.send_one().await {
+                                break 'run;
+                            }
+                            owner.insert(id, client);
+                        }
+                    }
+                    match rx.try_recv() {
+                        Ok(next) => a = next,
+                        Err(_) => break,
+                    }
+                }
+            }
+            // The clients whose backoff is over send again.
+            let now = Instant::now();
+            while let Some(&Reverse((at, client))) = waiting.peek() {
+                if at > now || now >= end {
+                    break;
+                }
+                waiting.pop();
+                let id = cl.next_id;
+                if !cl.send_one().await {
                     break 'run;
                 }
-                match rx.try_recv() {
-                    Ok(next) => a = next,
-                    Err(_) => break,
-                }
+                owner.insert(id, client);
             }
         }
         cpu_to = Some(thread_cpu_time());
         while replies.answered < cl.sent && Instant::now() < end + grace {
             if let Ok(Some(a)) = tokio::time::timeout(CLIENT_POLL, rx.recv()).await {
+                if matches!(a.reply, Err(ClientError::Overloaded)) {
+                    overloaded += 1;
+                }
                 replies.record(&a, Instant::now());
             }
         }
@@ -515,6 +646,8 @@ pub fn run_client_thread(
             (Some(a), Some(b)) => (b - a).as_secs_f64(),
             _ => 0.0,
         },
+        overloaded,
+        backed_off,
     })
 }
 

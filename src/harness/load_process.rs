@@ -1241,8 +1241,9 @@ mod tests {
         let want = ih(Duration::from_secs(1), &sorted);
         assert_eq!(m.replies.latency.total, want.total);
         assert_eq!(m.replies.latency.total.len(), 8);
-        assert_eq!(m.replies.latency.intervals.len(), want.intervals.len());
-        for ((s1, l1, h1), (s2, l2, h2)) in m.replies.latency.intervals.iter().zip(&want.intervals)
+        assert_eq!(m.replies.latency.intervals().len(), want.intervals().len());
+        for ((s1, l1, h1), (s2, l2, h2)) in
+            m.replies.latency.intervals().iter().zip(&want.intervals())
         {
             assert_eq!((s1, l1), (s2, l2));
             assert_eq!(h1, h2, "interval at {s1:?}");

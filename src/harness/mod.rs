@@ -15,6 +15,7 @@ pub mod follow;
 pub mod histograms;
 pub mod load;
 pub mod load_process;
+pub mod memory;
 pub mod model;
 pub mod node_recorder;
 pub mod output;

@@ -255,17 +255,11 @@ fn rebased(h: &IntervalHistogram, shift_ns: i128, interval: Duration) -> Interva
     let mut out = IntervalHistogram::new(h.unit, interval);
     out.total = h.total.clone();
     let len = interval.as_nanos().max(1) as i128;
-    for (start, _, hist) in &h.intervals {
+    for (start, _, hist) in h.intervals() {
         let at = (start.as_nanos() as i128 + shift_ns).max(0);
         let s = Duration::from_nanos(((at / len) * len).min(u64::MAX as i128) as u64);
-        match out.intervals.iter_mut().find(|(x, _, _)| *x == s) {
-            Some((_, _, mine)) => {
-                let _ = mine.add(hist);
-            }
-            None => out.intervals.push((s, interval, hist.clone())),
-        }
+        out.push_interval(s, interval, &hist);
     }
-    out.intervals.sort_by_key(|(s, _, _)| *s);
     out
 }
 

@@ -396,11 +396,11 @@ fn interval_log(
     for (tag, p, ih) in entries {
         let tag = Tag::new(tag).ok_or_else(|| format!("invalid tag {tag:?}"))?;
         let mut end = Duration::ZERO;
-        for (start, len, h) in &ih.intervals {
+        for (start, len, h) in ih.intervals() {
             writer
-                .write_histogram(h, offset + *start, *len, Some(tag))
+                .write_histogram(&h, offset + start, len, Some(tag))
                 .map_err(|e| e.to_string())?;
-            end = end.max(*start + *len);
+            end = end.max(start + len);
         }
         let measured = Duration::try_from_secs_f64(p.measured_seconds).unwrap_or(Duration::ZERO);
         offset += end.max(measured);
@@ -451,9 +451,9 @@ pub fn write_interval_histogram(
     let mut writer = builder
         .begin_log_with(&mut buf, &mut serializer)
         .map_err(|e| fail(e.to_string()))?;
-    for (start, len, h) in &ih.intervals {
+    for (start, len, h) in ih.intervals() {
         writer
-            .write_histogram(h, *start, *len, None)
+            .write_histogram(&h, start, len, None)
             .map_err(|e| fail(e.to_string()))?;
     }
     drop(writer);
@@ -497,10 +497,8 @@ pub fn read_interval_histogram(
             .deserialize(&mut raw.as_slice())
             .map_err(|e| bad(e.to_string()))?;
         ih.total.add(&h).map_err(|e| bad(format!("{e:?}")))?;
-        ih.intervals
-            .push((ms(interval.start_timestamp()), ms(interval.duration()), h));
+        ih.push_interval(ms(interval.start_timestamp()), ms(interval.duration()), &h);
     }
-    ih.intervals.sort_by_key(|(s, _, _)| *s);
     Ok((ih, base))
 }
 

@@ -17,18 +17,19 @@ use crate::harness::faults::{read_back, run_faults, ClientLog, FaultRecorder, Te
 use crate::harness::follow::{self, Follower};
 use crate::harness::histograms::PointHistograms;
 use crate::harness::load::{
-    client_threads, clients_of_thread, run_client_thread, wait_until, CommandMaker,
+    client_threads, clients_of_thread, run_client_thread_with, wait_until, Backoff, CommandMaker,
     GeneratorReport, GeneratorThread, Intended, OpenLoop,
 };
 use crate::harness::load_process::{merge_parts, LoadSpawn};
+use crate::harness::memory::RssSampler;
 use crate::harness::node_recorder::NodeRecorder;
 use crate::harness::output::sanitize;
 use crate::harness::processes::{raftbench_binary, NodeProcesses, ProcessSetup};
 use crate::harness::reply_recorder::ReplyRecorder;
 use crate::harness::scenario::{LoadMode, Point, TargetKind};
 use crate::harness::summarize::{summarize, Recorded};
-use crate::harness::summary::{Correctness, Floor, PointSummary};
-use crate::harness::target::{InProcess, LoadPort, Target, TargetError};
+use crate::harness::summary::{Correctness, Floor, PointSummary, Snapshots};
+use crate::harness::target::{snapshot_entries, InProcess, LoadPort, Target, TargetError};
 use crate::harness::window::Window;
 use crate::raft::Time;
 use crate::server::Answer;
@@ -277,7 +278,9 @@ pub fn run_point_in(
                 let h = std::thread::Builder::new()
                     .name(format!("{CLIENT_THREAD_PREFIX}{i}"))
                     .spawn_scoped(s, move || {
-                        run_client_thread(
+                        run_client_thread_with(
+                            Backoff::DEFAULT,
+                            c.seed.wrapping_add(i as u64),
                             port,
                             n,
                             i,
@@ -298,13 +301,16 @@ pub fn run_point_in(
         let counters = s.spawn(move || {
             wait_until(win_start);
             let cpu_before = cpu::snapshot();
+            let mut rss = RssSampler::start();
             let b = target.counters();
             // The emulator's error counts from the window's start, as every figure does.
             if let Some(e) = target.emulator() {
                 e.take_delivery_error();
             }
+            rss.sample_until(end);
             wait_until(end);
             let cpu_after = cpu::snapshot();
+            rss.sample();
             let emulator = target
                 .emulator()
                 .map(|e| (e.take_delivery_error(), e.stats().realtime));
@@ -313,6 +319,7 @@ pub fn run_point_in(
                 target.counters(),
                 emulator,
                 CpuShares::between(&cpu_before, &cpu_after, recorder_tid),
+                rss,
             )
         });
         let total_len = (end - start).as_secs_f64();
@@ -403,7 +410,7 @@ pub fn run_point_in(
             }
             generator
         };
-        let (before, after, emulator, mut cpu) =
+        let (before, after, emulator, mut cpu, rss) =
             counters.join().expect("the counter thread does not panic");
         let injected = fault_thread
             .map(|t| t.join().expect("the fault thread does not panic"))
@@ -415,10 +422,10 @@ pub fn run_point_in(
             cpu.client_seconds = client_cpu;
         }
         Ok((
-            generator, before, after, emulator, cpu, injected, generators,
+            generator, before, after, emulator, cpu, injected, generators, rss,
         ))
     });
-    let (generator, before, after, emulator, mut cpu, injected, generators) = match scoped {
+    let (generator, before, after, emulator, mut cpu, injected, generators, rss) = match scoped {
         Ok(v) => v,
         Err(e) => {
             drop(port);
@@ -491,6 +498,14 @@ pub fn run_point_in(
     }
     progress(1.0);
     replies.finish();
+    let every_entries = snapshot_entries(c);
+    let snapshots = (every_entries > 0).then(|| Snapshots {
+        every_entries,
+        installed: after
+            .snapshots_installed
+            .saturating_sub(before.snapshots_installed),
+        chunks_sent: after.snapshot_chunks.saturating_sub(before.snapshot_chunks),
+    });
     let rec = Recorded {
         replies,
         nodes: nodes.take(),
@@ -508,6 +523,8 @@ pub fn run_point_in(
     let (mut summary, hists) = summarize(point, rec, floor);
     summary.target = target_info;
     summary.load_processes = generators;
+    summary.memory = rss.figures(summary.ok + summary.errors);
+    summary.snapshots = snapshots;
     if traced {
         summary.faults = log.analyse(&injected, &frec);
         summary.timeline = Some(log.timeline(&intended, sent, INTENDED_SLOTS));

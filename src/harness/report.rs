@@ -145,7 +145,7 @@ const fn col(
 
 /// The results table's columns, in order.
 #[rustfmt::skip]
-const RESULT_COLUMNS: [Column; 17] = [
+const RESULT_COLUMNS: [Column; 19] = [
     col("point", Some("point"), true, |p| p.name.clone()),
     col("offered/s", Some("offered/s"), false, offered),
     col("achieved/s", Some("achieved/s"), false, |p| si(p.achieved_rate)),
@@ -163,6 +163,8 @@ const RESULT_COLUMNS: [Column; 17] = [
     col("refused / s", Some("refused/s"), false, refused),
     col("CPU / req", Some("CPU/req"), false, |p| micros(p.per_request.cpu_seconds * 1e6)),
     col("harness CPU", Some("harness"), false, |p| p.harness_cpu.as_ref().map_or("-".into(), |c| format!("{:.1}%", c.harness_share * 100.0))),
+    col("RSS MB start / end / peak", None, false, |p| p.memory.as_ref().map_or("-".into(), |m| format!("{:.0} / {:.0} / {:.0}", m.rss_start_mb, m.rss_end_mb, m.rss_peak_mb))),
+    col("RSS growth / req", None, false, |p| p.memory.as_ref().map_or("-".into(), |m| format!("{:.1} B", m.growth_per_request_bytes))),
 ];
 
 /// Requests refused as overloaded per second of the window.

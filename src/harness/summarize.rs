@@ -192,6 +192,9 @@ pub fn summarize(
                 latency_formula: lat.describe().to_string(),
             }
         }),
+        // The point fills it in from its own samples of the process.
+        memory: None,
+        snapshots: None,
         unanswered: generator
             .in_window
             .saturating_sub(ok + r.errors + generator.refused),

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::harness::cpu::CpuShares;
 use crate::harness::load::GeneratorThread;
+use crate::harness::memory::Memory;
 use crate::harness::scenario::PointConfig;
 
 /// Percentiles of one histogram, in microseconds.
@@ -217,6 +218,26 @@ pub struct PointSummary {
     /// latency), when its one-way delay d is known (a floor was measured).
     #[serde(default)]
     pub model: Option<Models>,
+    /// The harness process's resident memory over the window (start, end, sampled peak,
+    /// growth per request), where it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+    /// State-machine snapshots over the window, when the nodes take them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Snapshots>,
+}
+
+/// State-machine snapshots over a point's measured window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshots {
+    /// Applied entries between two snapshots of a node (`raft.snapshot_entries`, or the
+    /// compaction threshold for points whose faults restart a node or move the leader).
+    pub every_entries: u64,
+    /// Snapshots that nodes installed from a leader (a node behind the discarded prefix
+    /// caught up by InstallSnapshot).
+    pub installed: u64,
+    /// InstallSnapshot chunks sent.
+    pub chunks_sent: u64,
 }
 
 /// Where a point's nodes ran, when not in the harness's process.

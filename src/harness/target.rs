@@ -80,6 +80,11 @@ pub struct Counters {
     pub syncs: Vec<(NodeId, SyncSnapshot)>,
     /// QUIC's own counters summed over every node's connections (None off QUIC).
     pub quic: Option<QuicStats>,
+    /// Snapshots the running nodes installed from a leader (a restarted node counts from
+    /// its restart).
+    pub snapshots_installed: u64,
+    /// InstallSnapshot chunks the running nodes sent.
+    pub snapshot_chunks: u64,
 }
 
 /// Where the load sends its requests.
@@ -325,6 +330,29 @@ pub fn sync_floors_in(c: &PointConfig, dir: &Path) -> Result<Vec<SyncFloor>, Tar
     Ok(floors)
 }
 
+/// How many applied entries apart the nodes of point `c` snapshot their state machines
+/// (0: never): `raft.snapshot_entries`, or, for a point whose faults restart a node or move
+/// the leader, `raft.compact_threshold` when snapshots are not asked for.
+///
+/// Such a point must not discard log the leader cannot replace: a node that was down or
+/// cut off catches up from the leader's log, and a restarted one rebuilds its state from
+/// what it stored. Compacting by `compact_threshold` alone drops the prefix without a
+/// snapshot to send in its place, so those points compact through snapshots instead: a
+/// node behind the discarded prefix gets the leader's snapshot (InstallSnapshot), and a
+/// restarted one starts from its own. A point that turned compaction off
+/// (`compact_threshold = 0`) keeps its whole log.
+pub fn snapshot_entries(c: &PointConfig) -> u64 {
+    let faults_need_snapshots = c
+        .faults
+        .iter()
+        .any(|f| f.restarts_a_node() || f.moves_leader());
+    if c.raft.snapshot_entries == 0 && faults_need_snapshots {
+        c.raft.compact_threshold
+    } else {
+        c.raft.snapshot_entries
+    }
+}
+
 /// CPU time of this whole process so far.
 pub fn process_cpu_time() -> Duration {
     // SAFETY: getrusage writes into the struct we pass and reads nothing else.
@@ -371,15 +399,7 @@ impl InProcess {
         let link_faults = c.faults.iter().any(|f| f.needs_emulator());
         spec.network = (net.is_active() || link_faults).then_some(net);
         spec.restartable = c.faults.iter().any(Fault::restarts_a_node);
-        if c.faults
-            .iter()
-            .any(|f| f.restarts_a_node() || f.moves_leader())
-        {
-            // A node that was down or cut off catches up from the leader's log, which must
-            // still be there: without state-machine snapshots nothing may be discarded
-            // (as node processes do; a restarted node also re-applies its log from 1).
-            spec.raft.compact_threshold = 0;
-        }
+        spec.raft.snapshot_entries = snapshot_entries(c);
         spec.disk_faults = c.faults.iter().any(Fault::needs_disk_control);
         spec.cuttable = spec.network.is_none()
             && c.faults
@@ -476,6 +496,8 @@ impl Target for InProcess {
             let s = &st.stats;
             c.raft_messages +=
                 s.append_messages() + s.append_responses + s.vote_requests + s.vote_responses;
+            c.snapshots_installed += s.snapshots_installed;
+            c.snapshot_chunks += s.snapshot_chunks;
             if h.node() == leader {
                 c.leader_appends = s.append_messages();
                 c.leader_heartbeats = s.heartbeats;

@@ -439,8 +439,9 @@ pub fn encode_recording(r: &Recording) -> Result<Bytes, RecordingError> {
             Unit::Count => 1,
         });
         put_hist(&mut ser, &h.total, &mut b)?;
-        b.put_u32(h.intervals.len() as u32);
-        for (start, len, ih) in &h.intervals {
+        let intervals = h.intervals();
+        b.put_u32(intervals.len() as u32);
+        for (start, len, ih) in &intervals {
             b.put_u64(start.as_nanos() as u64);
             b.put_u64(len.as_nanos() as u64);
             put_hist(&mut ser, ih, &mut b)?;
@@ -518,7 +519,8 @@ pub fn decode_recording(mut b: &[u8]) -> Result<Recording, RecordingError> {
             need(b, 16, "interval")?;
             let s = Duration::from_nanos(b.get_u64());
             let len = Duration::from_nanos(b.get_u64());
-            h.intervals.push((s, len, get_hist(&mut de, &mut b)?));
+            let hist = get_hist(&mut de, &mut b)?;
+            h.push_interval(s, len, &hist);
         }
         hists.push(h);
     }
@@ -638,7 +640,7 @@ mod tests {
         assert_eq!(rec.pipeline_depth.total.max(), 3);
         assert_eq!(rec.queue_depth.total.max(), 4);
         assert_eq!(rec.inbox_depth.total.max(), 2);
-        assert_eq!(rec.queue_depth.intervals[0].0, Duration::from_millis(100));
+        assert_eq!(rec.queue_depth.intervals()[0].0, Duration::from_millis(100));
         assert_eq!(rec.events_dropped, 0);
         assert!(r.take().is_none(), "take disarms");
     }
@@ -707,8 +709,8 @@ mod tests {
         assert_eq!(a.unit, b.unit);
         // `assert!`, not `assert_eq!`: a failure would print every bucket.
         assert!(a.total == b.total, "totals differ");
-        assert_eq!(a.intervals.len(), b.intervals.len());
-        for (x, y) in a.intervals.iter().zip(&b.intervals) {
+        assert_eq!(a.intervals().len(), b.intervals().len());
+        for (x, y) in a.intervals().iter().zip(&b.intervals()) {
             assert_eq!((x.0, x.1), (y.0, y.1));
             assert!(x.2 == y.2, "interval at {:?} differs", x.0);
         }
@@ -717,7 +719,7 @@ mod tests {
     #[test]
     fn recordings_round_trip() {
         let rec = sample_recording();
-        assert!(rec.batch_size.intervals.len() > 1);
+        assert!(rec.batch_size.intervals().len() > 1);
         let bytes = encode_recording(&rec).unwrap();
         let back = decode_recording(&bytes).unwrap();
         assert_eq!(back.node, 3);
