@@ -178,6 +178,16 @@ impl NodeProcesses {
     /// Starts (or, for `remote`, loads) the cluster of `setup.config` and waits for a leader.
     pub fn start(setup: ProcessSetup<'_>) -> Result<NodeProcesses, TargetError> {
         let c = setup.config;
+        // A cluster file names its paths relative to itself: write absolute ones.
+        let dir_abs = std::path::absolute(setup.dir).unwrap_or_else(|_| setup.dir.to_path_buf());
+        let root_abs = setup
+            .data_root
+            .map(|r| std::path::absolute(r).unwrap_or_else(|_| r.to_path_buf()));
+        let setup = ProcessSetup {
+            dir: &dir_abs,
+            data_root: root_abs.as_deref(),
+            ..setup
+        };
         let cfg_err = |key: &str, reason: String| TargetError::Config {
             key: key.into(),
             reason,
@@ -1092,6 +1102,7 @@ impl EchoProcess {
             reason: format!("floor echo process: {reason}"),
         };
         let bin = raftbench_binary()?;
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let certs = dir.join("floor-certs");
         let mut made_netns = None;
         if crate::tls::existing_cluster_files(&certs, 2).len() < 6 {
