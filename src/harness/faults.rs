@@ -249,7 +249,13 @@ pub fn run_faults(
                     error: None,
                 };
                 match inject(target, f) {
-                    Ok(node) => inj.node = node,
+                    Ok(node) => {
+                        inj.node = node;
+                        // The fault's instant is when it took effect: finding the leader of
+                        // node processes asks each for its status (milliseconds), and a
+                        // leader killed only then still commits and answers meanwhile.
+                        inj.at = now_ns();
+                    }
                     Err(e) => inj.error = Some(e),
                 }
                 tracing::info!(fault = ?f, node = ?inj.node, "fault injected");

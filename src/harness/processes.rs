@@ -37,6 +37,8 @@ use crate::storage::SyncFloor;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long one status question may take; a frozen node does not answer at all.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the watcher waits for one node's status before moving on.
+const WATCH_STATUS_TIMEOUT: Duration = Duration::from_millis(20);
 /// How often the watcher looks at the processes and (for faulted points) the nodes' roles.
 const WATCH_EVERY: Duration = Duration::from_millis(10);
 /// First ports of the nodes inside network namespaces (each host has its own address).
@@ -90,6 +92,8 @@ struct Control {
     rt: tokio::runtime::Runtime,
     per_node: Vec<(NodeId, RemoteClient)>,
     any: RemoteClient,
+    /// How long one status question may take.
+    timeout: Duration,
 }
 
 impl Control {
@@ -112,6 +116,7 @@ impl Control {
             rt,
             per_node,
             any: RemoteClient::with_connector(addrs.clone(), connector),
+            timeout: STATUS_TIMEOUT,
         }
     }
 
@@ -122,11 +127,12 @@ impl Control {
             .find(|(n, _)| *n == id)
             .map(|(_, c)| c)
             .ok_or_else(|| format!("node {id} is not a member"))?;
+        let timeout = self.timeout;
         rt.block_on(async {
-            match tokio::time::timeout(STATUS_TIMEOUT, client.status(id)).await {
+            match tokio::time::timeout(timeout, client.status(id)).await {
                 Ok(Ok(s)) => Ok(s),
                 Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no status within {STATUS_TIMEOUT:?}")),
+                Err(_) => Err(format!("no status within {timeout:?}")),
             }
         })
     }
@@ -410,7 +416,12 @@ impl NodeProcesses {
                 .iter()
                 .map(|n| (n.id, n.client_addr))
                 .collect();
-            Some((o, Control::new(rt, connector, &addrs)))
+            let mut ctl = Control::new(rt, connector, &addrs);
+            // A frozen or dead node must not hold up the others' polls (and with them the
+            // election and catch-up times); a live node on one host answers in well under
+            // a millisecond.
+            ctl.timeout = WATCH_STATUS_TIMEOUT;
+            Some((o, ctl))
         });
         let ids = self.file.ids();
         // A restarted node has a new clock origin: its answers' traces must move by the
@@ -433,7 +444,14 @@ impl NodeProcesses {
                         }
                     }
                     if let Some((o, ctl)) = poller.as_mut() {
-                        for &id in &ids {
+                        let down: Vec<NodeId> = procs
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .iter()
+                            .filter(|p| p.down || p.died.is_some())
+                            .map(|p| p.id)
+                            .collect();
+                        for &id in ids.iter().filter(|id| !down.contains(id)) {
                             let Ok(s) = ctl.status(id) else { continue };
                             if let Some(offsets) = &offsets {
                                 let off = s.clock_origin_ns as i64 - harness_origin;
