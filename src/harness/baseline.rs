@@ -378,6 +378,25 @@ impl FloorKey {
 /// trips or [`RATE_MATCHED_SECONDS`] of them, whichever comes first. None (logged) if it
 /// could not be measured.
 pub fn rate_matched(c: &PointConfig) -> Option<Floor> {
+    let (key, spec) = rate_matched_spec(c, FloorKey::of(c).threading);
+    match measure(&spec) {
+        Ok((b, _)) => Some(floor_of(
+            &key,
+            b.transport,
+            b.threading,
+            b.payload_bytes,
+            b.rtt,
+        )),
+        Err(e) => {
+            tracing::warn!(floor = %spec.label(), error = %e, "rate-matched floor not measured");
+            None
+        }
+    }
+}
+
+/// The spec of point `c`'s rate-matched floor with its endpoints on `threading`: up to
+/// [`RATE_MATCHED_SAMPLES`] round trips or [`RATE_MATCHED_SECONDS`] of them.
+fn rate_matched_spec(c: &PointConfig, threading: Threading) -> (FloorKey, BaselineSpec) {
     let key = FloorKey::of(c);
     let samples = match key.pace {
         Some(p) => ((p.rate * RATE_MATCHED_SECONDS) as usize).clamp(100, RATE_MATCHED_SAMPLES),
@@ -388,27 +407,32 @@ pub fn rate_matched(c: &PointConfig) -> Option<Floor> {
         quic: c.cluster.quic.clone(),
         pace: key.pace,
         payload_bytes: key.payload_bytes,
-        ..BaselineSpec::new(key.transport, FloorLevel::Raw, key.threading)
+        ..BaselineSpec::new(key.transport, FloorLevel::Raw, threading)
     };
-    match measure(&spec) {
-        Ok((b, _)) => Some(Floor {
-            transport: b.transport,
-            threading: b.threading,
-            rate: key.pace.map_or(0.0, |p| p.rate),
-            arrival: key.pace.map_or(String::new(), |p| {
-                match p.arrival {
-                    Arrival::Constant => "constant",
-                    Arrival::Poisson => "poisson",
-                }
-                .to_string()
-            }),
-            payload_bytes: b.payload_bytes,
-            rtt: b.rtt,
+    (key, spec)
+}
+
+/// The floor a point carries: what was measured, at the pace of `key`.
+fn floor_of(
+    key: &FloorKey,
+    transport: String,
+    threading: String,
+    payload_bytes: usize,
+    rtt: Percentiles,
+) -> Floor {
+    Floor {
+        transport,
+        threading,
+        rate: key.pace.map_or(0.0, |p| p.rate),
+        arrival: key.pace.map_or(String::new(), |p| {
+            match p.arrival {
+                Arrival::Constant => "constant",
+                Arrival::Poisson => "poisson",
+            }
+            .to_string()
         }),
-        Err(e) => {
-            tracing::warn!(floor = %spec.label(), error = %e, "rate-matched floor not measured");
-            None
-        }
+        payload_bytes,
+        rtt,
     }
 }
 
@@ -672,18 +696,7 @@ pub fn serve_echo(
 
 /// As [`rate_matched`], against an echo in another process: the floor of node processes.
 pub fn rate_matched_to(c: &PointConfig, peer: &EchoPeer) -> Option<Floor> {
-    let key = FloorKey::of(c);
-    let samples = match key.pace {
-        Some(p) => ((p.rate * RATE_MATCHED_SECONDS) as usize).clamp(100, RATE_MATCHED_SAMPLES),
-        None => RATE_MATCHED_SAMPLES,
-    };
-    let spec = BaselineSpec {
-        samples,
-        quic: c.cluster.quic.clone(),
-        pace: key.pace,
-        payload_bytes: key.payload_bytes,
-        ..BaselineSpec::new(key.transport, FloorLevel::Raw, Threading::PerNode)
-    };
+    let (key, spec) = rate_matched_spec(c, Threading::PerNode);
     let run = {
         let (spec, peer) = (spec.clone(), peer.clone());
         move || -> Result<Histogram<u64>, BaselineError> {
@@ -720,20 +733,13 @@ pub fn rate_matched_to(c: &PointConfig, peer: &EchoPeer) -> Option<Floor> {
         .map_err(BaselineError::from)
         .and_then(join);
     match result {
-        Ok(h) => Some(Floor {
-            transport: spec.label(),
-            threading: peer.arrangement.clone(),
-            rate: key.pace.map_or(0.0, |p| p.rate),
-            arrival: key.pace.map_or(String::new(), |p| {
-                match p.arrival {
-                    Arrival::Constant => "constant",
-                    Arrival::Poisson => "poisson",
-                }
-                .to_string()
-            }),
-            payload_bytes: spec.payload_bytes,
-            rtt: Percentiles::of_nanos(&h),
-        }),
+        Ok(h) => Some(floor_of(
+            &key,
+            spec.label(),
+            peer.arrangement.clone(),
+            spec.payload_bytes,
+            Percentiles::of_nanos(&h),
+        )),
         Err(e) => {
             tracing::warn!(floor = %spec.label(), peer = %peer.addr, error = %e, "rate-matched floor not measured");
             None

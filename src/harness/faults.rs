@@ -11,7 +11,7 @@
 //! - [`read_back`] reads every acknowledged write from the leader through the log.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -41,40 +41,6 @@ const READ_TRIES: u32 = 5;
 /// The key request `id` writes when every request writes a key of its own.
 pub fn unique_key(id: u64) -> String {
     format!("w{id}")
-}
-
-/// Forwards every observation to several observers.
-pub struct Tee(pub Vec<Arc<dyn Observer>>);
-
-impl Observer for Tee {
-    fn commit_advanced(&self, node: NodeId, role: Role, from: Index, to: Index, at: Time) {
-        for o in &self.0 {
-            o.commit_advanced(node, role, from, to, at);
-        }
-    }
-    fn applied(&self, node: NodeId, role: Role, upto: Index, at: Time) {
-        for o in &self.0 {
-            o.applied(node, role, upto, at);
-        }
-    }
-    fn role_changed(&self, node: NodeId, role: Role, term: Term, at: Time) {
-        for o in &self.0 {
-            o.role_changed(node, role, term, at);
-        }
-    }
-    fn entries_sent(
-        &self,
-        node: NodeId,
-        to: NodeId,
-        first: Index,
-        last: Index,
-        inflight: usize,
-        at: Time,
-    ) {
-        for o in &self.0 {
-            o.entries_sent(node, to, first, last, inflight, at);
-        }
-    }
 }
 
 /// A node becoming leader (or losing it), as the node reported it.

@@ -370,19 +370,10 @@ fn interval_log(
     // Timestamps need an origin: without a parsable start time, the epoch makes them
     // explicit deltas rather than times that readers would take for Unix times.
     let base = base.unwrap_or(SystemTime::UNIX_EPOCH);
-    let base_secs = base
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let _ = writeln!(
-        head,
-        "#[StartTime: {base_secs:.3} (seconds since epoch), {}]",
-        humantime::format_rfc3339_seconds(base)
-    );
-    let _ = writeln!(head, "#[BaseTime: {base_secs:.3} (seconds since epoch)]");
-    let _ = writeln!(
-        head,
-        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    time_header(
+        &mut head,
+        base,
+        humantime::format_rfc3339_seconds(base).to_string(),
     );
     buf.extend_from_slice(head.as_bytes());
 
@@ -430,19 +421,10 @@ pub fn write_interval_histogram(
         "#[Timestamps: seconds since BaseTime (the measured window's start)]"
     );
     let _ = writeln!(head, "#[Histogram log format version 1.3]");
-    let base_secs = base
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let _ = writeln!(
-        head,
-        "#[StartTime: {base_secs:.3} (seconds since epoch), {}]",
-        humantime::format_rfc3339_millis(base)
-    );
-    let _ = writeln!(head, "#[BaseTime: {base_secs:.3} (seconds since epoch)]");
-    let _ = writeln!(
-        head,
-        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    time_header(
+        &mut head,
+        base,
+        humantime::format_rfc3339_millis(base).to_string(),
     );
     buf.extend_from_slice(head.as_bytes());
     let mut serializer = V2DeflateSerializer::new();
@@ -500,6 +482,24 @@ pub fn read_interval_histogram(
         ih.push_interval(ms(interval.start_timestamp()), ms(interval.duration()), &h);
     }
     Ok((ih, base))
+}
+
+/// The end of an interval log's header: its start and base time (`base`, also written as
+/// `rfc`), then the column names.
+fn time_header(head: &mut String, base: SystemTime, rfc: String) {
+    let base_secs = base
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let _ = writeln!(
+        head,
+        "#[StartTime: {base_secs:.3} (seconds since epoch), {rfc}]"
+    );
+    let _ = writeln!(head, "#[BaseTime: {base_secs:.3} (seconds since epoch)]");
+    let _ = writeln!(
+        head,
+        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    );
 }
 
 /// Formats an optional number for CSV: empty when absent.

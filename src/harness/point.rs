@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::harness::cpu::{self, CpuShares, CLIENT_THREAD_PREFIX, GENERATOR_THREAD};
-use crate::harness::faults::{read_back, run_faults, ClientLog, FaultRecorder, Tee};
+use crate::harness::faults::{read_back, run_faults, ClientLog, FaultRecorder};
 use crate::harness::follow::{self, Follower};
 use crate::harness::histograms::PointHistograms;
 use crate::harness::load::{
@@ -32,6 +32,7 @@ use crate::harness::summary::{Correctness, Floor, PointSummary, Snapshots};
 use crate::harness::target::{snapshot_entries, InProcess, LoadPort, Target, TargetError};
 use crate::harness::window::Window;
 use crate::raft::Time;
+use crate::remote::ObserverTee;
 use crate::server::Answer;
 use crate::server::Observer;
 
@@ -116,7 +117,8 @@ pub fn run_point_in(
     let traced = faulted && !closed;
     let frec = Arc::new(FaultRecorder::new(c.cluster.nodes));
     let observer: Arc<dyn Observer> = if faulted {
-        Arc::new(Tee(vec![nodes.clone(), frec.clone()]))
+        // Every hook to both (the node recorder's queue and batch figures included).
+        Arc::new(ObserverTee(vec![nodes.clone(), frec.clone()]))
     } else {
         nodes.clone()
     };
