@@ -145,6 +145,14 @@ fn a_point_against_node_processes_has_the_same_outputs_as_in_process() {
     assert_eq!(t.kind, "processes");
     assert_eq!(t.nodes.len(), 3);
     assert!(t.nodes.iter().all(|n| n.pid.is_some()), "{t:?}");
+    // Each node's memory, from its own status, at the window's start and end.
+    assert!(
+        t.nodes
+            .iter()
+            .all(|n| n.rss_start_mb.is_some_and(|m| m > 1.0)
+                && n.rss_end_mb.is_some_and(|m| m > 1.0)),
+        "{t:?}"
+    );
     assert!(t.failures.is_empty(), "{:?}", t.failures);
     assert!(!s.failed());
     assert!(s.ok > 300, "about 600 answers expected, got {}", s.ok);

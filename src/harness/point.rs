@@ -31,7 +31,7 @@ use crate::harness::summarize::{summarize, Recorded};
 use crate::harness::summary::{Correctness, Floor, PointSummary, Snapshots};
 use crate::harness::target::{snapshot_entries, InProcess, LoadPort, Target, TargetError};
 use crate::harness::window::Window;
-use crate::raft::Time;
+use crate::raft::{NodeId, Time};
 use crate::remote::ObserverTee;
 use crate::server::Answer;
 use crate::server::Observer;
@@ -456,6 +456,15 @@ pub fn run_point_in(
     let target_info = target.info().map(|mut t| {
         t.recordings_missing = unarmed.into_iter().chain(unrecorded).collect();
         t.node_events_dropped = events_dropped;
+        let mb = |rss: &[(NodeId, u64)], id| {
+            rss.iter()
+                .find(|(n, _)| *n == id)
+                .map(|(_, b)| *b as f64 / 1e6)
+        };
+        for n in &mut t.nodes {
+            n.rss_start_mb = mb(&before.node_rss, n.id);
+            n.rss_end_mb = mb(&after.node_rss, n.id);
+        }
         t
     });
     // Every acknowledged write must be in the log: read each back from the leader now that

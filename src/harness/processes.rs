@@ -647,6 +647,8 @@ impl NodeProcesses {
                         .and_then(|p| p.child.as_ref().map(Child::id)),
                     clock_offset_ns: clocks.get(&n.id).map(|c| c.0),
                     clock_error_ns: clocks.get(&n.id).map(|c| c.1),
+                    rss_start_mb: None,
+                    rss_end_mb: None,
                 })
                 .collect(),
             failures: procs.iter().filter_map(|p| p.died.clone()).collect(),
@@ -877,6 +879,7 @@ impl Target for NodeProcesses {
             let Ok(st) = ctl.status(id) else { continue };
             c.wire_bytes += st.transport_bytes_sent;
             c.node_cpu += Duration::from_nanos(st.cpu_ns);
+            c.node_rss.push((id, st.rss_bytes));
             let s = &st.stats;
             c.raft_messages +=
                 s.append_messages() + s.append_responses + s.vote_requests + s.vote_responses;

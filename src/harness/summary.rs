@@ -285,6 +285,12 @@ pub struct NodeHost {
     /// The bound on that offset's error (0 on one host: one `CLOCK_MONOTONIC`).
     #[serde(default)]
     pub clock_error_ns: Option<u64>,
+    /// Its resident memory at the measured window's start (MB, from its status).
+    #[serde(default)]
+    pub rss_start_mb: Option<f64>,
+    /// Its resident memory at the window's end (MB).
+    #[serde(default)]
+    pub rss_end_mb: Option<f64>,
 }
 
 /// What the models say a point should measure (see `harness::model`): with

@@ -76,6 +76,8 @@ pub struct Counters {
     pub cpu: Duration,
     /// Of `cpu`, the node processes' own (outside the harness's process).
     pub node_cpu: Duration,
+    /// Each node process's resident memory now (bytes), when the nodes run outside.
+    pub node_rss: Vec<(NodeId, u64)>,
     /// Each node's log syncs so far, when the nodes keep their logs in files.
     pub syncs: Vec<(NodeId, SyncSnapshot)>,
     /// QUIC's own counters summed over every node's connections (None off QUIC).
