@@ -857,6 +857,53 @@ fn free_port() -> Result<SocketAddr, TargetError> {
     Err(err(std::io::Error::other("64 tries")))
 }
 
+impl Drop for NodeProcesses {
+    /// Stops every node: SIGTERM, then SIGKILL for any still running after
+    /// [`STOP_GRACE`]; then removes their data and the namespaces this target made. The
+    /// logs stay.
+    fn drop(&mut self) {
+        self.stop_watch.store(true, Ordering::Relaxed);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+        drop(self.port.take());
+        let mut procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
+        for p in procs.iter_mut() {
+            if let Some(child) = p.child.as_mut() {
+                // SAFETY: kill(2) on our own unreaped child.
+                unsafe {
+                    libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+                }
+            }
+        }
+        let until = Instant::now() + STOP_GRACE;
+        for p in procs.iter_mut() {
+            if let Some(mut child) = p.child.take() {
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(_)) | Err(_) => break,
+                        Ok(None) if Instant::now() >= until => {
+                            tracing::warn!(node = p.id, "node did not stop after SIGTERM; killed");
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            break;
+                        }
+                        Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            }
+        }
+        drop(procs);
+        // The nodes' files go only once every node has stopped.
+        drop(self.data.take());
+        if let (Some(l), true) = (&self.netns, self.made_netns) {
+            if let Err(e) = crate::netns::down(l, false) {
+                tracing::warn!(prefix = %l.prefix, error = %e, "namespaces not removed");
+            }
+        }
+    }
+}
+
 impl Target for NodeProcesses {
     fn leader(&self) -> NodeId {
         self.leader
@@ -976,46 +1023,9 @@ impl Target for NodeProcesses {
     }
 
     fn stop(self: Box<Self>) {
-        let me = *self;
-        me.stop_watch.store(true, Ordering::Relaxed);
-        if let Some(w) = me.watcher {
-            let _ = w.join();
-        }
-        drop(me.port);
-        let mut procs = me.procs.lock().unwrap_or_else(|p| p.into_inner());
-        for p in procs.iter_mut() {
-            if let Some(child) = p.child.as_mut() {
-                // SAFETY: kill(2) on our own unreaped child.
-                unsafe {
-                    libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-                }
-            }
-        }
-        let until = Instant::now() + STOP_GRACE;
-        for p in procs.iter_mut() {
-            if let Some(mut child) = p.child.take() {
-                loop {
-                    match child.try_wait() {
-                        Ok(Some(_)) | Err(_) => break,
-                        Ok(None) if Instant::now() >= until => {
-                            tracing::warn!(node = p.id, "node did not stop after SIGTERM; killed");
-                            let _ = child.kill();
-                            let _ = child.wait();
-                            break;
-                        }
-                        Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                }
-            }
-        }
-        // The nodes' files go only once every node has stopped; the logs stay.
-        drop(me.data);
-        drop(procs);
-        if let (Some(l), true) = (&me.netns, me.made_netns) {
-            if let Err(e) = crate::netns::down(l, false) {
-                tracing::warn!(prefix = %l.prefix, error = %e, "namespaces not removed");
-            }
-        }
+        // Drop stops the nodes (gracefully), so that a target that failed to start, or a
+        // point that returned early, leaves no node process behind either.
+        drop(self);
     }
 
     fn current_leader(&self, within: Duration) -> Option<NodeId> {
