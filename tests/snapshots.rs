@@ -26,7 +26,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn map_of(kv: &KvStore) -> BTreeMap<Bytes, Bytes> {
-    kv.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    kv.iter()
+        .map(|(k, v)| (Bytes::copy_from_slice(k), v.clone()))
+        .collect()
 }
 
 /// Waits until every node has applied what the most advanced node committed, and at least

@@ -323,7 +323,7 @@ impl OpenLoop {
             // pushback would, without building or sending the request. Past the knee most
             // requests are refused, and a refusal that crossed two threads and back cost
             // as much CPU as the nodes' work on an accepted one.
-            if self.port.overloaded() {
+            if !self.port.claim_room() {
                 refused += u64::from(off.is_some());
                 continue;
             }

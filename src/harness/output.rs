@@ -531,6 +531,10 @@ fn csv_fields(p: &PointSummary) -> Vec<(&'static str, String)> {
         ("ok", p.ok.to_string()),
         ("errors", p.errors.to_string()),
         ("overload_errors", p.overload_errors.to_string()),
+        (
+            "overload_refused_unsent",
+            p.overload_refused_unsent.to_string(),
+        ),
         ("unanswered", p.unanswered.to_string()),
         ("latency_p50_us", f(p.latency.p50)),
         ("latency_p90_us", f(p.latency.p90)),

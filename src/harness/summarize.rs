@@ -177,6 +177,7 @@ pub fn summarize(
         ok,
         errors: r.errors + generator.refused,
         overload_errors: r.overload_errors + generator.refused,
+        overload_refused_unsent: generator.refused,
         // Requests scheduled in the window but not answered count against the point.
         model: floor.as_ref().filter(|f| f.rtt.count > 0).map(|f| {
             let d = Duration::from_secs_f64(

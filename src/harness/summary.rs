@@ -126,6 +126,10 @@ pub struct PointSummary {
     /// request queue was full): offered load pushed back rather than queued.
     #[serde(default)]
     pub overload_errors: u64,
+    /// Of `overload_errors`, those the client refused itself, unsent, because the leader
+    /// had published no room for them (the rest crossed to the leader and back).
+    #[serde(default)]
+    pub overload_refused_unsent: u64,
     /// Requests scheduled in the window but never answered.
     pub unanswered: u64,
     /// Client latency.

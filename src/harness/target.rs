@@ -122,13 +122,14 @@ impl LoadPort {
         }
     }
 
-    /// Whether the leader says it is full (see [`ServerHandle::overloaded`]).
-    pub fn overloaded(&self) -> bool {
+    /// Claims room for one request at the leader (see [`ServerHandle::claim_room`]);
+    /// false: the leader says it is full and the request should be refused unsent.
+    pub fn claim_room(&self) -> bool {
         match self {
-            LoadPort::Local(h) => h.overloaded(),
+            LoadPort::Local(h) => h.claim_room(),
             // The router holds requests across leaders; a refusal comes back as an answer.
-            LoadPort::Following(_) => false,
-            LoadPort::Remote(p) => p.overloaded(),
+            LoadPort::Following(_) => true,
+            LoadPort::Remote(p) => !p.overloaded(),
         }
     }
 

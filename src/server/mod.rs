@@ -10,7 +10,7 @@ mod client;
 mod persist;
 
 pub use client::{
-    Answer, ClientError, NodeStatus, Refused, Reply, ReplyTo, Request, ServerHandle, Trace,
+    Answer, ClientError, NodeStatus, Refused, Reply, ReplyTo, Request, Room, ServerHandle, Trace,
 };
 pub use persist::AppendOrder;
 
@@ -172,10 +172,9 @@ pub struct Server<S = MemStore> {
     persist: persist::PersistPath,
     /// Extra time each applied entry takes (zero: none), to emulate a slow state machine.
     apply_cost: std::time::Duration,
-    /// Set while this node leads and holds as many uncommitted proposals as it may, so
-    /// that in-process senders can see the pushback before they send
-    /// ([`ServerHandle::overloaded`]).
-    full: Arc<std::sync::atomic::AtomicBool>,
+    /// The room under this leader's uncommitted limits, so that in-process senders see
+    /// the pushback before they send ([`ServerHandle::claim_room`]).
+    room: Arc<client::Room>,
     /// `epoch` as a `CLOCK_MONOTONIC` reading (see [`NodeStatus::clock_origin_ns`]).
     clock_origin_ns: u64,
 }
@@ -241,12 +240,12 @@ impl<S: LogStore + Send + 'static> Server<S> {
             pending: Pending::default(),
             applied: Vec::new(),
             apply_cost: std::time::Duration::ZERO,
-            full: Arc::default(),
+            room: Arc::default(),
             epoch: parts.epoch,
             observer: parts.observer,
             clock_origin_ns,
         };
-        let handle = ServerHandle::new(id, tx, status_rx, control_tx, server.full.clone());
+        let handle = ServerHandle::new(id, tx, status_rx, control_tx, server.room.clone());
         Ok((server, handle))
     }
 
@@ -313,7 +312,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 break;
             }
             self.publish_status();
-            self.publish_full();
+            self.publish_room();
             if self.raft.role() == Role::Leader {
                 if let Some(o) = &self.observer {
                     let (uncommitted, _) = self.raft.uncommitted();
@@ -329,17 +328,23 @@ impl<S: LogStore + Send + 'static> Server<S> {
         self.kv
     }
 
-    /// Whether the leader's uncommitted limits are reached, for senders to see; written
-    /// only on change, so senders reading it do not contend for its cache line.
-    fn publish_full(&self) {
-        let (entries, bytes) = self.raft.uncommitted();
-        let cfg = self.raft.config();
-        let full =
-            entries >= cfg.max_uncommitted_entries as u64 || bytes >= cfg.max_uncommitted_bytes;
-        let flag = &self.full;
-        if flag.load(std::sync::atomic::Ordering::Relaxed) != full {
-            flag.store(full, std::sync::atomic::Ordering::Relaxed);
-        }
+    /// How many more proposals the leader's uncommitted limits take, less the requests
+    /// already waiting in its queue, for in-process senders to claim ([`client::Room`]).
+    /// Written once per round: a sender's claims between two rounds touch the cache line,
+    /// the leader only overwrites it.
+    fn publish_room(&self) {
+        let left = if self.raft.role() == Role::Leader {
+            let (entries, bytes) = self.raft.uncommitted();
+            let cfg = self.raft.config();
+            if bytes >= cfg.max_uncommitted_bytes {
+                0
+            } else {
+                cfg.max_uncommitted_entries as i64 - entries as i64 - self.requests.len() as i64
+            }
+        } else {
+            client::Room::UNLIMITED
+        };
+        self.room.publish(left);
     }
 
     fn publish_status(&self) {
