@@ -69,6 +69,11 @@ pub struct ClusterSpec {
     pub file_store: Option<FileStoreSpec>,
     /// When a leader sends entries it has not made durable yet.
     pub append_order: AppendOrder,
+    /// How long a node's driver polls for input before parking its thread
+    /// ([`Server::with_busy_poll`]; zero, the default: it parks at once).
+    pub busy_poll: Duration,
+    /// Whether followers poll too (else only the leader).
+    pub busy_poll_followers: bool,
     /// Link emulation. None (default): no emulator in any path. Some: every transport and
     /// the cluster's client go through one [`LinkEmulator`], even if the config emulates
     /// nothing yet (so that faults can change links during the run).
@@ -130,6 +135,8 @@ impl ClusterSpec {
             slow_apply: None,
             file_store: None,
             append_order: AppendOrder::default(),
+            busy_poll: Duration::ZERO,
+            busy_poll_followers: false,
             network: None,
             restartable: false,
             disk_faults: false,
@@ -738,7 +745,8 @@ async fn serve<S: LogStore + Send + 'static>(
     };
     let server = server
         .with_append_order(spec.append_order)
-        .with_apply_cost(cost);
+        .with_apply_cost(cost)
+        .with_busy_poll(spec.busy_poll, spec.busy_poll_followers);
     let ctl = ShutdownController::new();
     let task = tokio::spawn(server.run(ctl.subscribe()));
     let _ = s.ready_tx.send(Ok((handle, transport.clone())));

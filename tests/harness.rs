@@ -450,6 +450,12 @@ name = "overload"
         s.ok, s.errors, s.overload_errors, s.unanswered, s.queue_depth.max
     );
     assert!(s.overload_errors > 0, "no request was refused");
+    assert!(
+        s.overload_refused_unsent <= s.overload_errors,
+        "{} refused unsent of {} refused",
+        s.overload_refused_unsent,
+        s.overload_errors
+    );
     assert_eq!(s.errors, s.overload_errors, "the only errors are refusals");
     assert_eq!(s.unanswered, 0, "every request is answered");
     assert!(s.ok > 0);
@@ -464,6 +470,33 @@ name = "overload"
         "the leader held {} uncommitted entries, limit 4",
         s.queue_depth.max
     );
+}
+
+#[test]
+fn nodes_that_poll_before_parking_answer_every_request_and_publish_their_cpu() {
+    // Busy polling changes when a driver parks, not what it does: every request of the
+    // window is answered, with its phases, and the point still reports its CPU.
+    let ps = points(
+        r#"
+name = "busy-poll"
+[base.cluster]
+busy_poll_us = 300.0
+busy_poll_followers = true
+[base.workload]
+rate = 500.0
+[base.timing]
+warmup_s = 0.3
+measure_s = 1.0
+[[series]]
+name = "poll"
+"#,
+    );
+    let (s, _) = run_point(&ps[0], None, &|_| {}).unwrap();
+    assert_eq!(s.config.cluster.busy_poll_us, 300.0);
+    assert!(s.ok > 0);
+    assert_eq!((s.errors, s.unanswered), (0, 0));
+    assert_eq!(s.phase_samples_missing, 0);
+    assert!(s.per_request.node_cpu_seconds > 0.0);
 }
 
 #[test]

@@ -392,6 +392,8 @@ impl InProcess {
         spec.raft = c.raft.clone();
         spec.observer = Some(observer);
         spec.preferred_leader = c.cluster.leader;
+        spec.busy_poll = Duration::from_secs_f64(c.cluster.busy_poll_us / 1e6);
+        spec.busy_poll_followers = c.cluster.busy_poll_followers;
         spec.slow_apply = c
             .cluster
             .slow_apply

@@ -172,6 +172,11 @@ pub struct Server<S = MemStore> {
     persist: persist::PersistPath,
     /// Extra time each applied entry takes (zero: none), to emulate a slow state machine.
     apply_cost: std::time::Duration,
+    /// How long the driver keeps polling for input before it parks (zero: it parks at
+    /// once). See [`Server::with_busy_poll`].
+    busy_poll: std::time::Duration,
+    /// Whether followers poll too (else only a leader does).
+    busy_poll_followers: bool,
     /// The room under this leader's uncommitted limits, so that in-process senders see
     /// the pushback before they send ([`ServerHandle::claim_room`]).
     room: Arc<client::Room>,
@@ -241,6 +246,8 @@ impl<S: LogStore + Send + 'static> Server<S> {
             applied: Vec::new(),
             apply_cost: std::time::Duration::ZERO,
             room: Arc::default(),
+            busy_poll: std::time::Duration::ZERO,
+            busy_poll_followers: false,
             epoch: parts.epoch,
             observer: parts.observer,
             clock_origin_ns,
@@ -266,6 +273,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
         let mut inbox_open = true;
         let mut requests_open = true;
         loop {
+            self.poll_busily().await;
             tokio::select! {
                 biased;
                 _ = shutdown.recv() => break,
@@ -311,8 +319,10 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 stop_on_store_error(self.raft.id(), &e);
                 break;
             }
-            self.publish_status();
+            // Room first: a status that shows this round's proposals comes with the room
+            // left after them.
             self.publish_room();
+            self.publish_status();
             if self.raft.role() == Role::Leader {
                 if let Some(o) = &self.observer {
                     let (uncommitted, _) = self.raft.uncommitted();
@@ -326,6 +336,23 @@ impl<S: LogStore + Send + 'static> Server<S> {
             r.reply.send(r.id, Err(ClientError::ShuttingDown), None);
         }
         self.kv
+    }
+
+    /// Keeps the thread awake for up to the busy-poll window while neither a message nor a
+    /// request is waiting, so that one arriving soon is taken without a wake-up. Each
+    /// `yield_now` lets the current-thread runtime poll its I/O driver without blocking
+    /// (tokio defers a yielded task until the driver has been polled), so the transport's
+    /// sockets are read meanwhile. Returns early on input and at the core's deadline.
+    async fn poll_busily(&mut self) {
+        if self.busy_poll.is_zero()
+            || (self.raft.role() != Role::Leader && !self.busy_poll_followers)
+        {
+            return;
+        }
+        let until = (Instant::now() + self.busy_poll).min(self.deadline_instant().into_std());
+        while self.inbox.is_empty() && self.requests.is_empty() && Instant::now() < until {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// How many more proposals the leader's uncommitted limits take, less the requests
