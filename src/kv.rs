@@ -110,6 +110,21 @@ impl Command {
         b.freeze()
     }
 
+    /// Appends the encoding of `Put { key, value }` to `b` (see [`encode_put`](Self::encode_put)).
+    pub fn encode_put_into(key: &[u8], value: &[u8], b: &mut BytesMut) {
+        b.put_u8(TAG_PUT);
+        b.put_u32(key.len() as u32);
+        b.put_slice(key);
+        b.put_slice(value);
+    }
+
+    /// Appends the encoding of `Get { key }` to `b`.
+    pub fn encode_get_into(key: &[u8], b: &mut BytesMut) {
+        b.put_u8(TAG_GET);
+        b.put_u32(key.len() as u32);
+        b.put_slice(key);
+    }
+
     /// The encoding of `Get { key }` straight from a slice.
     pub fn encode_get(key: &[u8]) -> Bytes {
         let mut b = BytesMut::with_capacity(5 + key.len());

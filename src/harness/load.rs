@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -56,8 +56,19 @@ pub const DENSE_TICK: Duration = Duration::from_micros(100);
 /// rates, where slots are a few microseconds apart and the wait is mostly a sleep.
 const SPIN_WINDOW: Duration = Duration::from_micros(20);
 
+/// Bytes of commands that share one allocation ([`CommandMaker`]): about 200 64-byte
+/// Puts. A buffer stays allocated while any command in it lives (in a log, or as a value
+/// in a node's map), as a network read's buffer does for the requests decoded from it.
+const ARENA_BYTES: usize = 16 * 1024;
+
 /// Makes the command of request `i`, deterministically from the seed.
 pub struct CommandMaker {
+    /// Commands are written one after another into this buffer and split off it, so that
+    /// a few hundred share one allocation, as requests decoded from one network read share
+    /// the read's buffer. One allocation per command (freed on a node thread when the
+    /// entry is compacted) made the generator's `malloc` and the nodes' `free` 10% of all
+    /// CPU samples at 600,000 Puts/s offered.
+    arena: BytesMut,
     rng: ChaCha8Rng,
     value: Bytes,
     keys: u64,
@@ -70,6 +81,7 @@ impl CommandMaker {
     /// A maker for `w`'s commands.
     pub fn new(w: &Workload, seed: u64) -> CommandMaker {
         CommandMaker {
+            arena: BytesMut::new(),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6b65_7973),
             value: Bytes::from(vec![b'v'; w.payload_bytes]),
             keys: w.keys,
@@ -100,11 +112,18 @@ impl CommandMaker {
             }
             None => key_name(self.rng.random_range(0..self.keys), &mut buf),
         };
-        if self.get_fraction > 0.0 && self.rng.random_bool(self.get_fraction) {
-            Command::encode_get(key)
-        } else {
-            Command::encode_put(key, &self.value)
+        let get = self.get_fraction > 0.0 && self.rng.random_bool(self.get_fraction);
+        let need = 5 + key.len() + if get { 0 } else { self.value.len() };
+        if self.arena.capacity() < need {
+            // A fresh buffer: the old one lives on in the commands split off it.
+            self.arena = BytesMut::with_capacity(ARENA_BYTES.max(need));
         }
+        if get {
+            Command::encode_get_into(key, &mut self.arena);
+        } else {
+            Command::encode_put_into(key, &self.value, &mut self.arena);
+        }
+        self.arena.split().freeze()
     }
 }
 
