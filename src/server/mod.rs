@@ -486,7 +486,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             self.persist_ready(
                 rd.messages,
                 rd.hard_state,
-                &rd.entries,
+                rd.entries,
                 rd.persisted_messages,
             )?;
             let role = self.raft.role();

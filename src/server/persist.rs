@@ -138,7 +138,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
         &mut self,
         messages: Vec<Message>,
         hard_state: Option<HardState>,
-        entries: &[Entry],
+        entries: Vec<Entry>,
         persisted_messages: Vec<Message>,
     ) -> Result<(), StoreError> {
         let send_first = self.persist.order == AppendOrder::SendFirst;
@@ -163,7 +163,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 }
             }
             let (index, term) = (last.index, last.term);
-            match self.store.append_deferred(entries)? {
+            match self.store.append_owned(entries)? {
                 None => {
                     self.persist.durable_index = index;
                     self.raft.persisted(index, term);

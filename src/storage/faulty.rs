@@ -179,6 +179,9 @@ impl LogStore for SharedMemStore {
     fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
         self.get().append(entries)
     }
+    fn append_owned(&mut self, entries: Vec<Entry>) -> Result<Option<u64>, StoreError> {
+        self.get().append_owned(entries)
+    }
     fn save_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
         self.get().save_hard_state(hs)
     }
