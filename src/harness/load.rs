@@ -50,6 +50,13 @@ pub const SPIN_MAX_RATE: f64 = 20_000.0;
 /// charged to its latency, as always.
 pub const DENSE_TICK: Duration = Duration::from_micros(100);
 
+/// A dense generator reads the clock at least once per this many sends. Between two
+/// readings its recorded lateness is short by the time the sends took (well under 20 us
+/// for 32 of them, against the 1 ms that invalidates a point); latency itself counts from
+/// each request's slot and does not use this reading. A reading per send was 2.5% of all
+/// CPU samples at 1,000,000 Puts/s offered.
+const DENSE_CLOCK_EVERY: u32 = 32;
+
 /// Sleep only when the next slot is further off than this; spin for the last stretch.
 /// With a real-time class and a 1 ns timer slack a sleep on these VMs wakes 5-20 us late,
 /// so a short spin absorbs it; spinning longer would take a core from the nodes at dense
@@ -247,8 +254,8 @@ impl GeneratorThread {
 pub struct OpenLoop {
     /// Where requests go.
     pub port: LoadPort,
-    /// Where answers go.
-    pub answers: mpsc::UnboundedSender<Answer>,
+    /// Where answers go, in batches (a leader sends each round's together).
+    pub answers: mpsc::UnboundedSender<Vec<Answer>>,
     /// Intended times by request id.
     pub intended: Arc<Intended>,
     /// First slot.
@@ -317,20 +324,29 @@ impl OpenLoop {
         let mut refused = 0u64;
         let schedule = Schedule::new(self.rate, self.arrival, self.seed);
         let epoch = self.window.epoch;
+        let mut now = Instant::now();
+        let mut stale = 0u32;
         for offset in schedule {
             let slot = self.start + offset;
             if slot >= self.end {
                 break;
             }
             if dense {
-                let now = Instant::now();
-                if slot > now {
-                    std::thread::sleep((slot - now).max(DENSE_TICK));
+                // Requests already due are sent back to back; the clock is read again
+                // only when the next slot may lie ahead, or every DENSE_CLOCK_EVERY sends.
+                stale += 1;
+                if slot > now || stale >= DENSE_CLOCK_EVERY {
+                    now = Instant::now();
+                    stale = 0;
+                    if slot > now {
+                        std::thread::sleep((slot - now).max(DENSE_TICK));
+                        now = Instant::now();
+                    }
                 }
             } else {
                 wait_until_spinning(slot, spin);
+                now = Instant::now();
             }
-            let now = Instant::now();
             let slot_t = slot.duration_since(epoch);
             let off = self.window.offset(slot_t);
             if let Some(off) = off {
@@ -350,7 +366,7 @@ impl OpenLoop {
             let req = Request {
                 id: sent,
                 command: self.commands.next_command(),
-                reply: ReplyTo::Channel(self.answers.clone()),
+                reply: ReplyTo::Batch(self.answers.clone()),
             };
             match self.port.offer(req) {
                 Ok(()) => {}

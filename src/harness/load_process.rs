@@ -575,10 +575,10 @@ pub fn run_load(args: &LoadArgs) -> Result<LoadPartSummary, LoadProcessError> {
         .map_err(LoadProcessError::Io)?;
     rt.block_on(async {
         while Instant::now() < end {
-            if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
-                replies.record(&a, Instant::now());
-                while let Ok(a) = rx.try_recv() {
-                    replies.record(&a, Instant::now());
+            if let Ok(Some(batch)) = tokio::time::timeout(POLL, rx.recv()).await {
+                record_batch(&mut replies, batch);
+                while let Ok(batch) = rx.try_recv() {
+                    record_batch(&mut replies, batch);
                 }
             }
         }
@@ -588,8 +588,8 @@ pub fn run_load(args: &LoadArgs) -> Result<LoadPartSummary, LoadProcessError> {
         .map_err(|_| LoadProcessError::Io(std::io::Error::other("the generator panicked")))?;
     rt.block_on(async {
         while replies.answered < generator.sent && Instant::now() < end + DRAIN_GRACE {
-            if let Ok(Some(a)) = tokio::time::timeout(POLL, rx.recv()).await {
-                replies.record(&a, Instant::now());
+            if let Ok(Some(batch)) = tokio::time::timeout(POLL, rx.recv()).await {
+                record_batch(&mut replies, batch);
             }
         }
     });
@@ -1153,6 +1153,14 @@ pub fn spawn_load_processes(
         out_dir,
     )
     .run()
+}
+
+/// Records answers that arrived together, at one clock reading.
+fn record_batch(replies: &mut ReplyRecorder, batch: Vec<crate::server::Answer>) {
+    let got = Instant::now();
+    for a in &batch {
+        replies.record(a, got);
+    }
 }
 
 #[cfg(test)]

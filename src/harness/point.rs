@@ -326,12 +326,15 @@ pub fn run_point_in(
         });
         let total_len = (end - start).as_secs_f64();
         let mut last_progress = Instant::now();
-        let mut on_answer = |a: Answer, replies: &mut ReplyRecorder| {
+        // A batch's answers arrived together: one clock reading for all of them.
+        let mut on_answer = |batch: Vec<Answer>, replies: &mut ReplyRecorder| {
             let got = Instant::now();
-            replies.record(&a, got);
-            if traced {
-                let got_ns = got.saturating_duration_since(epoch).as_nanos() as u64;
-                log.record(&a, got_ns, intended.get(a.id));
+            let got_ns = got.saturating_duration_since(epoch).as_nanos() as u64;
+            for a in &batch {
+                replies.record(a, got);
+                if traced {
+                    log.record(a, got_ns, intended.get(a.id));
+                }
             }
             if got - last_progress > Duration::from_millis(100) {
                 last_progress = got;

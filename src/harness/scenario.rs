@@ -1271,9 +1271,13 @@ set = { "raft.heartbeat_ms" = 5.0 }
         let e = parse("name = \"t\"\n[[series]]\nname = \"a\"\nsweep = [{ knob = \"raft.commit_mode\", values = [\"loud\"] }]\n")
             .unwrap_err();
         assert!(e.contains("loud"), "{e}");
-        let e = parse("name = \"t\"\n[base.cluster]\nbusy_poll_us = -5.0\n[[series]]\nname = \"a\"\n")
-            .unwrap_err();
-        assert!(e.contains("cluster.busy_poll_us") && e.contains("-5"), "{e}");
+        let e =
+            parse("name = \"t\"\n[base.cluster]\nbusy_poll_us = -5.0\n[[series]]\nname = \"a\"\n")
+                .unwrap_err();
+        assert!(
+            e.contains("cluster.busy_poll_us") && e.contains("-5"),
+            "{e}"
+        );
         let e = parse("name = \"t\"\n[base.cluster]\nbusy_poll_us = 50.0\ntarget = \"processes\"\n[[series]]\nname = \"a\"\n")
             .unwrap_err();
         assert!(

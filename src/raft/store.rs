@@ -348,11 +348,23 @@ pub mod conformance {
 
     fn owned_append_is_append<S: LogStore>(s: &mut S) {
         let es: Vec<_> = (1..=4).map(|i| entry(i, 1)).collect();
-        assert_eq!(s.append_owned(es.clone()).unwrap(), None, "owned_append_is_append");
+        assert_eq!(
+            s.append_owned(es.clone()).unwrap(),
+            None,
+            "owned_append_is_append"
+        );
         assert_eq!(s.entries(1, 5).unwrap(), es, "owned_append_is_append");
         s.append_owned(vec![entry(3, 2)]).unwrap();
-        assert_eq!(s.last_index(), 3, "owned_append_is_append: the conflicting suffix goes");
-        assert_eq!(s.entries(3, 4).unwrap(), vec![entry(3, 2)], "owned_append_is_append");
+        assert_eq!(
+            s.last_index(),
+            3,
+            "owned_append_is_append: the conflicting suffix goes"
+        );
+        assert_eq!(
+            s.entries(3, 4).unwrap(),
+            vec![entry(3, 2)],
+            "owned_append_is_append"
+        );
         assert!(
             matches!(
                 s.append_owned(vec![entry(9, 2)]),
@@ -360,7 +372,11 @@ pub mod conformance {
             ),
             "owned_append_is_append: a hole is refused"
         );
-        assert_eq!(s.append_owned(Vec::new()).unwrap(), None, "owned_append_is_append");
+        assert_eq!(
+            s.append_owned(Vec::new()).unwrap(),
+            None,
+            "owned_append_is_append"
+        );
         assert_eq!(s.last_index(), 3, "owned_append_is_append");
     }
 

@@ -75,6 +75,11 @@ pub enum ReplyTo {
     /// A queue shared by many requests in flight (a network connection's writer, a load
     /// generator); answers carry the request id and the leader's [`Trace`].
     Channel(mpsc::UnboundedSender<Answer>),
+    /// A queue that takes answers in batches: a server sends the answers of one driver
+    /// round that go to the same queue together (the harness's open loop). One channel
+    /// send per answer (an atomic push and a wake) was 8% of all CPU samples at 1,000,000
+    /// Puts/s offered; per round it is one.
+    Batch(mpsc::UnboundedSender<Vec<Answer>>),
 }
 
 impl ReplyTo {
@@ -87,7 +92,49 @@ impl ReplyTo {
             ReplyTo::Channel(tx) => {
                 let _ = tx.send(Answer { id, reply, trace });
             }
+            ReplyTo::Batch(tx) => {
+                let _ = tx.send(vec![Answer { id, reply, trace }]);
+            }
         }
+    }
+}
+
+/// Answers gathered over one driver round, one batch per [`ReplyTo::Batch`] queue, sent
+/// together by [`flush`](Outbox::flush); other replies go out at once.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    batches: Vec<(mpsc::UnboundedSender<Vec<Answer>>, Vec<Answer>)>,
+}
+
+impl Outbox {
+    /// Sends the reply now, or holds it for its queue's batch.
+    pub fn send(&mut self, to: ReplyTo, id: u64, reply: Reply, trace: Option<Trace>) {
+        let ReplyTo::Batch(tx) = to else {
+            return to.send(id, reply, trace);
+        };
+        let answer = Answer { id, reply, trace };
+        // A round's answers nearly always go to one queue, so the last batch is the one.
+        match self
+            .batches
+            .iter_mut()
+            .rev()
+            .find(|(q, _)| q.same_channel(&tx))
+        {
+            Some((_, batch)) => batch.push(answer),
+            None => self.batches.push((tx, vec![answer])),
+        }
+    }
+
+    /// Sends every held batch (a queue whose receiver has gone is skipped).
+    pub fn flush(&mut self) {
+        for (tx, batch) in self.batches.drain(..) {
+            let _ = tx.send(batch);
+        }
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
     }
 }
 
@@ -199,7 +246,10 @@ impl Room {
 
     /// Claims room for one request; false when the last published room is used up.
     pub fn claim(&self) -> bool {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) > 0
+        // Refused claims only read: past the knee most claims are refused, and a write
+        // each would pull the line away from the leader's next publication for nothing.
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 0
+            && self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     /// The room left now (may be negative: claims refused since the last publication).
@@ -314,7 +364,7 @@ mod tests {
         room.publish(3);
         let granted = (0..10).filter(|_| room.claim()).count();
         assert_eq!(granted, 3);
-        assert_eq!(room.left(), -7, "refused claims are counted down too");
+        assert_eq!(room.left(), 0, "refused claims leave the count alone");
         room.publish(0);
         assert!(!room.claim(), "a full leader takes nothing");
         room.publish(-5);

@@ -10,7 +10,8 @@ mod client;
 mod persist;
 
 pub use client::{
-    Answer, ClientError, NodeStatus, Refused, Reply, ReplyTo, Request, Room, ServerHandle, Trace,
+    Answer, ClientError, NodeStatus, Outbox, Refused, Reply, ReplyTo, Request, Room, ServerHandle,
+    Trace,
 };
 pub use persist::AppendOrder;
 
@@ -172,6 +173,8 @@ pub struct Server<S = MemStore> {
     persist: persist::PersistPath,
     /// Extra time each applied entry takes (zero: none), to emulate a slow state machine.
     apply_cost: std::time::Duration,
+    /// Answers of this round for batched queues, sent at the round's end.
+    outbox: Outbox,
     /// How long the driver keeps polling for input before it parks (zero: it parks at
     /// once). See [`Server::with_busy_poll`].
     busy_poll: std::time::Duration,
@@ -246,6 +249,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             applied: Vec::new(),
             apply_cost: std::time::Duration::ZERO,
             room: Arc::default(),
+            outbox: Outbox::default(),
             busy_poll: std::time::Duration::ZERO,
             busy_poll_followers: false,
             epoch: parts.epoch,
@@ -315,7 +319,9 @@ impl<S: LogStore + Send + 'static> Server<S> {
             if now >= self.raft.next_deadline() {
                 self.raft.tick(now);
             }
-            if let Err(e) = self.process_ready() {
+            let ready = self.process_ready();
+            self.outbox.flush();
+            if let Err(e) = ready {
                 stop_on_store_error(self.raft.id(), &e);
                 break;
             }
@@ -332,6 +338,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
             sleep.as_mut().reset(self.deadline_instant());
         }
         self.fail_pending(|| ClientError::ShuttingDown);
+        self.outbox.flush();
         while let Ok(r) = self.requests.try_recv() {
             r.reply.send(r.id, Err(ClientError::ShuttingDown), None);
         }
@@ -581,7 +588,7 @@ impl<S: LogStore + Send + 'static> Server<S> {
                 Some(Err(e)) => (Err(ClientError::BadCommand(e.clone())), Some(trace)),
                 None => (Err(ClientError::LeadershipLost), None),
             };
-            p.reply.send(p.id, reply, trace);
+            self.outbox.send(p.reply, p.id, reply, trace);
         }
     }
 
