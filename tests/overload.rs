@@ -77,7 +77,10 @@ fn a_leader_without_its_followers_takes_its_limit_and_refuses_the_rest() {
     });
     assert_eq!(refused, offered - LIMIT as u64);
     assert!(rx.try_recv().is_err(), "the accepted ones are not answered");
-    assert_eq!(leader.status().last_index - leader.status().commit_index, LIMIT as u64);
+    assert_eq!(
+        leader.status().last_index - leader.status().commit_index,
+        LIMIT as u64
+    );
     assert!(
         !leader.claim_room(),
         "a sender that claims room is held back while the leader is full"
@@ -143,7 +146,10 @@ fn senders_that_claim_room_never_push_a_leader_past_its_limit() {
     }
     eprintln!("sent {sent}, held back {held_back}, refused by the leader {refused_by_leader}");
     assert_eq!(sent, LIMIT as u64, "claims let through exactly the limit");
-    assert_eq!(refused_by_leader, 0, "nothing the claims let through was refused");
+    assert_eq!(
+        refused_by_leader, 0,
+        "nothing the claims let through was refused"
+    );
     assert_eq!(held_back, 200 - LIMIT as u64);
     drop(cluster);
 }
