@@ -8,7 +8,7 @@ use bytes::Bytes;
 use raftbench::cluster::{ClusterSpec, LocalCluster};
 use raftbench::kv::Command;
 use raftbench::raft::Role;
-use raftbench::server::{Answer, ClientError, ReplyTo, Request};
+use raftbench::server::{Answer, ClientError, ReplyTo, Request, ServerHandle};
 use raftbench::transport::TransportKind;
 
 /// Upper bound on any wait; reaching it means the behaviour under test is broken.
@@ -28,8 +28,9 @@ fn put(i: u64, answers: &tokio::sync::mpsc::UnboundedSender<Answer>) -> Request 
     }
 }
 
-#[test]
-fn a_leader_without_its_followers_takes_its_limit_and_refuses_the_rest() {
+/// A 3-node cluster led by node 1 whose followers are then killed: the leader stays (no
+/// quorum check) and can commit nothing more.
+fn leader_alone() -> (LocalCluster, tokio::runtime::Runtime, ServerHandle) {
     let mut spec = ClusterSpec::new(3, TransportKind::Mem);
     spec.raft.max_uncommitted_entries = LIMIT;
     // The leader must keep leading alone: no stepping down for lack of a quorum.
@@ -50,9 +51,17 @@ fn a_leader_without_its_followers_takes_its_limit_and_refuses_the_rest() {
             .await
             .expect("node 1 leads")
             .unwrap();
+        // One round after leading, the leader has published its room.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     });
     cluster.kill(2).unwrap();
     cluster.kill(3).unwrap();
+    (cluster, rt, leader)
+}
+
+#[test]
+fn a_leader_without_its_followers_takes_its_limit_and_refuses_the_rest() {
+    let (cluster, rt, leader) = leader_alone();
 
     // 50 requests offered straight to the leader's queue, with no claim: the leader
     // appends LIMIT of them (they never commit) and answers every other one at once.
@@ -90,30 +99,7 @@ fn a_leader_without_its_followers_takes_its_limit_and_refuses_the_rest() {
 
 #[test]
 fn senders_that_claim_room_never_push_a_leader_past_its_limit() {
-    let mut spec = ClusterSpec::new(3, TransportKind::Mem);
-    spec.raft.max_uncommitted_entries = LIMIT;
-    spec.raft.check_quorum = false;
-    spec.raft.election_timeout = Duration::from_secs(1);
-    spec.raft.heartbeat_interval = Duration::from_millis(20);
-    spec.preferred_leader = Some(1);
-    spec.restartable = true;
-    let mut cluster = LocalCluster::start(spec).expect("cluster starts");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let leader = cluster.handles()[0].clone();
-    rt.block_on(async {
-        let mut st = leader.watch_status();
-        tokio::time::timeout(GUARD, st.wait_for(|s| s.role == Role::Leader))
-            .await
-            .expect("node 1 leads")
-            .unwrap();
-        // One round after leading, the leader has published its room.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    });
-    cluster.kill(2).unwrap();
-    cluster.kill(3).unwrap();
+    let (cluster, rt, leader) = leader_alone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut sent = 0u64;
     let mut held_back = 0u64;
