@@ -322,10 +322,12 @@ fn a_point_on_file_storage_reports_every_nodes_syncs_and_both_floors() {
     nodes.sort_unstable();
     assert_eq!(nodes, [1, 2, 3]);
     let leader = st.nodes.iter().find(|n| n.node == st.leader).unwrap();
-    // Every acknowledged write was synced on the leader before its answer left; at most the
-    // 8 requests in flight at the window's start were synced before it.
+    // Every acknowledged write was synced on the leader before its answer left. `ok` counts
+    // the requests sent in the window, the syncs those made in it: at most the 8 requests
+    // in flight at the window's start were synced before it, and at most the 8 in flight at
+    // its end after it (a CI run saw 10 more answers than syncs).
     assert!(
-        leader.entries + 8 >= s.ok,
+        leader.entries + 2 * 8 >= s.ok,
         "{} entries synced, {} ok",
         leader.entries,
         s.ok
