@@ -428,6 +428,7 @@ impl NodeProcesses {
         // new offset from its first answer on (one host only; a remote target has no
         // restarts).
         let offsets = (self.kind == TargetKind::Processes).then(|| self.offsets.clone());
+        let log_dir = self.log_dir.clone();
         let harness_origin = crate::remote::instant_to_monotonic_ns(self.epoch) as i64;
         std::thread::Builder::new()
             .name("node-watcher".into())
@@ -440,7 +441,13 @@ impl NodeProcesses {
                             continue;
                         }
                         if let Some(Ok(Some(status))) = p.child.as_mut().map(Child::try_wait) {
-                            p.died = Some(format!("node {} exited by itself ({status})", p.id));
+                            let log = log_dir.join(format!("node-{}.log", p.id));
+                            p.died = Some(format!(
+                                "node {} exited by itself ({status}); the end of {}: {}",
+                                p.id,
+                                log.display(),
+                                log_tail(&log)
+                            ));
                         }
                     }
                     if let Some((o, ctl)) = poller.as_mut() {
@@ -1214,5 +1221,51 @@ impl Drop for EchoProcess {
         if let Some(l) = &self.made_netns {
             let _ = crate::netns::down(l, false);
         }
+    }
+}
+
+/// The last few lines of a node's log (at most its last 2 KiB), to say why a node died
+/// in the error that reports it: the log itself is gone with a test's temporary directory.
+fn log_tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 2048;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return "(no log)".into();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
+    let mut buf = Vec::new();
+    let _ = f.take(TAIL).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+    if tail.is_empty() {
+        "(empty log)".into()
+    } else {
+        tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_tail;
+
+    #[test]
+    fn a_dead_nodes_error_carries_the_end_of_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node-1.log");
+        let text: String = (1..=10).map(|i| format!("line {i}\n\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(
+            log_tail(&path),
+            "line 6 | line 7 | line 8 | line 9 | line 10"
+        );
+        std::fs::write(&path, "x".repeat(5000) + "\nbind failed: address in use\n").unwrap();
+        assert!(log_tail(&path).ends_with("bind failed: address in use"));
+        assert!(
+            !log_tail(&path).contains(&"x".repeat(2049)),
+            "only the log's last 2 KiB are read"
+        );
+        assert_eq!(log_tail(&dir.path().join("none.log")), "(no log)");
     }
 }
