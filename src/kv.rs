@@ -85,17 +85,8 @@ impl Command {
     /// Appends the encoding to `b`, for callers that batch many commands in one buffer.
     pub fn encode_into(&self, b: &mut BytesMut) {
         match self {
-            Command::Put { key, value } => {
-                b.put_u8(TAG_PUT);
-                b.put_u32(key.len() as u32);
-                b.put_slice(key);
-                b.put_slice(value);
-            }
-            Command::Get { key } => {
-                b.put_u8(TAG_GET);
-                b.put_u32(key.len() as u32);
-                b.put_slice(key);
-            }
+            Command::Put { key, value } => Command::encode_put_into(key, value, b),
+            Command::Get { key } => Command::encode_get_into(key, b),
         }
     }
 
@@ -103,10 +94,7 @@ impl Command {
     /// load generator's path: no `Bytes` for the key first).
     pub fn encode_put(key: &[u8], value: &[u8]) -> Bytes {
         let mut b = BytesMut::with_capacity(5 + key.len() + value.len());
-        b.put_u8(TAG_PUT);
-        b.put_u32(key.len() as u32);
-        b.put_slice(key);
-        b.put_slice(value);
+        Command::encode_put_into(key, value, &mut b);
         b.freeze()
     }
 
@@ -128,9 +116,7 @@ impl Command {
     /// The encoding of `Get { key }` straight from a slice.
     pub fn encode_get(key: &[u8]) -> Bytes {
         let mut b = BytesMut::with_capacity(5 + key.len());
-        b.put_u8(TAG_GET);
-        b.put_u32(key.len() as u32);
-        b.put_slice(key);
+        Command::encode_get_into(key, &mut b);
         b.freeze()
     }
 

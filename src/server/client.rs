@@ -131,11 +131,6 @@ impl Outbox {
             let _ = tx.send(batch);
         }
     }
-
-    /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.batches.is_empty()
-    }
 }
 
 /// A client request as the server takes it.
